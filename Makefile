@@ -1,0 +1,54 @@
+# The README's two commands: `make run` (set up, ingest the bundled corpus, serve) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+KB     := $(BIN)/kb
+
+.PHONY: install install-dev run ingest serve test lint fmt typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+
+# Runtime dependencies, pinned (constraints.txt pins every transitive package too).
+$(VENV)/.runtime: requirements.txt constraints.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+## install: the venv, the pinned dependencies and the prepared model (once; later runs are no-ops)
+install: $(VENV)/.runtime
+	$(KB) prepare-model
+
+install-dev: install $(VENV)/.dev
+
+## run: set up, ingest corpus/ into index/ (incrementally), serve on http://$KB_HOST:$KB_PORT
+run: install
+	$(KB) ingest || [ $$? -eq 6 ]
+	$(KB) serve
+
+ingest: install
+	$(KB) ingest
+
+serve: install
+	$(KB) serve
+
+## test: the whole suite on the real model, FAISS and SQLite
+test: install-dev
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check kb tests tools
+	$(BIN)/ruff format --check kb tests tools
+	$(BIN)/mypy
+
+fmt: install-dev
+	$(BIN)/ruff format kb tests tools
+	$(BIN)/ruff check --fix kb tests tools
+
+clean:
+	rm -rf $(VENV) index .pytest_cache .mypy_cache .ruff_cache

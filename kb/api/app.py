@@ -1,0 +1,83 @@
+"""The FastAPI application: ``create_app(settings)`` loads the model and the index once, at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kb.api import page, routes
+from kb.embedder import Embedder
+from kb.errors import KBError
+from kb.search import Searcher
+from kb.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, searcher: Searcher | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if searcher is None:
+            app.state.searcher = Searcher(settings, Embedder(settings))
+            _ = app.state.searcher.embedder.dimension  # load the model now, not on the first request
+        else:
+            app.state.searcher = searcher
+        try:
+            _ = app.state.searcher.index
+        except KBError as exc:
+            log.warning("starting without a usable index: %s", exc)
+        yield
+
+    app = FastAPI(
+        title="KI-Wissensbasis",
+        description="Semantic search over the materials of the Kommunale Integrationszentren in NRW.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(routes.router)
+    app.include_router(page.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KBError)
+    async def kb_error(request: Request, exc: KBError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_validation(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if exc.status_code != 404 or exc.detail != "Not Found" else "No such page or endpoint."
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "Something went wrong on the server; the error is logged. Please try again later."},
+            status_code=500,
+        )
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    """One sentence per invalid parameter, naming it and the value that was sent."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body")]
+        name = ".".join(loc) or "request"
+        value = error.get("input")
+        shown = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
+        parts.append(f"Parameter '{name}': {error.get('msg', 'invalid value')}{shown}.")
+    return " ".join(parts) or "The request is not valid."

@@ -1,0 +1,190 @@
+"""The ``kb`` command line. Every KB error becomes one line on stderr and a documented exit code.
+
+Exit codes: 0 success; 1 unexpected error; 2 invalid input or setting; 3 model cannot be prepared or loaded;
+4 index missing, damaged or built with another model; 5 another ingestion is running; 6 ingestion partial
+(some files failed, the rest was ingested); 7 unknown document.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from kb.errors import KBError
+from kb.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="KI-Wissensbasis: semantic search over the materials of the Kommunale Integrationszentren in NRW.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except KBError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@app.callback()
+def configure(
+    ctx: typer.Context,
+    corpus_dir: Annotated[Path | None, typer.Option(help="Corpus folder [KB_CORPUS_DIR].")] = None,
+    index_dir: Annotated[Path | None, typer.Option(help="Index folder [KB_INDEX_DIR].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or folder [KB_MODEL].")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    """Options given here override the KB_* environment variables."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    overrides: dict[str, Any] = {"corpus_dir": corpus_dir, "index_dir": index_dir, "model": model}
+    ctx.obj = Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command("prepare-model")
+@handle_errors
+def prepare_model(ctx: typer.Context) -> None:
+    """Prepare the embedding model (converts the bundled one once) and print its folder."""
+    from kb.embedder import Embedder, resolve_model_path
+
+    settings = _settings(ctx)
+    path = resolve_model_path(settings)
+    dimension = Embedder(settings).dimension
+    typer.echo(f"model {settings.model} ready in {path} (dimension {dimension})")
+
+
+@app.command()
+@handle_errors
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the corpus).")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Build a new index from scratch (after a model change).")] = False,
+) -> None:
+    """Add, update and remove documents; writes a new index version atomically."""
+    from kb.ingest import Ingestor, discover
+
+    settings = _settings(ctx)
+    roots = paths or [settings.corpus_dir]
+    on_file = None
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(1 for _ in discover([p for p in roots if p.exists()])), unit="file", file=sys.stderr)
+
+        def on_file(key: str) -> None:
+            bar.set_postfix_str(key[-40:], refresh=False)
+            bar.update(1)
+
+    try:
+        report = Ingestor(settings).run(roots, rebuild=rebuild, on_file=on_file)
+    finally:
+        if bar is not None:
+            bar.close()
+    typer.echo(
+        f"added {len(report.added)}, updated {len(report.updated)}, removed {len(report.removed)}, "
+        f"unchanged {len(report.unchanged)}, failed {len(report.failed)} "
+        f"in {report.seconds:.1f} s; index version {report.version}: "
+        f"{report.documents} documents, {report.chunks} chunks"
+    )
+    for failure in report.failed:
+        typer.echo(f"failed: {failure.path}: {failure.reason}", err=True)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+@handle_errors
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="A question or words, in any language.")],
+    k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON like the API.")] = False,
+    chunks: Annotated[bool, typer.Option("--chunks", help="Raw passages instead of one per document.")] = False,
+) -> None:
+    """Search the index and print the best documents (their best passage each)."""
+    from kb.api.schemas import SearchHitOut
+    from kb.search import Searcher
+
+    result = Searcher(_settings(ctx)).search(query, k, group=not chunks)
+    hits = [SearchHitOut.of(hit) for hit in result.hits]
+    if as_json:
+        payload = {"query": result.query, "k": k, "took_ms": round(result.took_ms, 2), "results": hits}
+        typer.echo(json.dumps(payload, default=lambda m: m.model_dump(), ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        typer.echo("no results")
+    for rank, hit in enumerate(hits, 1):
+        where = " · ".join(str(x) for x in (hit.district, hit.doc_type, hit.year) if x)
+        page = f" · S. {hit.page}" if hit.page else ""
+        if hit.more_chunks:
+            page += f" · +{hit.more_chunks} more passages"
+        typer.echo(f"{rank:2}. [{hit.score:.3f}] {hit.title}\n    {where}{page} · id {hit.document_id}")
+        typer.echo(f"    {hit.snippet}\n")
+
+
+@app.command()
+@handle_errors
+def stats(ctx: typer.Context) -> None:
+    """Counts of documents per district, type and topic."""
+    from kb.index import open_current
+
+    index = open_current(_settings(ctx).index_dir)
+    documents = index.store.documents()
+    manifest = index.manifest
+    typer.echo(
+        f"index version {manifest.version} ({manifest.built_at}), model {manifest.model}: "
+        f"{manifest.documents} documents, {manifest.chunks} chunks"
+    )
+    for label, counter in (
+        ("district", Counter(d.metadata.district or "(none)" for d in documents)),
+        ("doc_type", Counter(d.metadata.doc_type or "(none)" for d in documents)),
+        ("topic", Counter(t for d in documents for t in d.metadata.topics)),
+        ("language", Counter(d.metadata.language for d in documents)),
+    ):
+        typer.echo(f"\n{label}:")
+        for name, count in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])):
+            typer.echo(f"  {count:4}  {name}")
+
+
+@app.command()
+@handle_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address [KB_HOST], loopback by default.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [KB_PORT].")] = None,
+) -> None:
+    """Serve the API and the web page (loads the model and the index once)."""
+    import uvicorn
+
+    from kb.api.app import create_app
+
+    settings = _settings(ctx)
+    settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    typer.echo(f"KI-Wissensbasis: http://{settings.host}:{settings.port}/ (API docs at /docs)", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,215 @@
+"""The index on disk: immutable versions, a manifest per version, and an atomic switch between them.
+
+::
+
+    index/
+      CURRENT                 name of the live version ("v000007"), replaced atomically
+      versions/v000007/       manifest.json, store.sqlite, vectors.faiss
+      versions/.build-…/      a version being written (removed if its writer died)
+      .ingest.lock            held by the one running ingestion
+
+A writer builds a complete new version beside the live one, fsyncs it, renames it into ``versions/`` and only
+then replaces ``CURRENT``. A crash at any point leaves the previous version live and searchable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
+from kb.store import Store
+from kb.vectors import Vectors
+
+FORMAT_VERSION = 1
+KEEP_VERSIONS = 3
+STORE_FILE = "store.sqlite"
+VECTORS_FILE = "vectors.faiss"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a version was built with and what it holds; checked whenever the version is loaded."""
+
+    version: int
+    model: str
+    dimension: int
+    chunking: dict[str, Any]
+    documents: int
+    chunks: int
+    built_at: str
+    files: dict[str, int] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def write(self, folder: Path) -> None:
+        _write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            manifest = cls(**raw)
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexUnavailableError(
+                f"The index manifest {path} is missing or damaged ({exc}); run `kb ingest --rebuild`."
+            ) from exc
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexUnavailableError(
+                f"The index in {folder} has format {manifest.format_version}, this program reads "
+                f"{FORMAT_VERSION}; run `kb ingest --rebuild`."
+            )
+        return manifest
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class IndexDir:
+    """The folder that holds all versions of one index."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.versions = root / "versions"
+
+    @property
+    def current_file(self) -> Path:
+        return self.root / "CURRENT"
+
+    def current_name(self) -> str | None:
+        try:
+            name = self.current_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def current(self) -> Path | None:
+        """The folder of the live version, or None when no index has been built yet."""
+        name = self.current_name()
+        if name is None:
+            return None
+        folder = self.versions / name
+        if not folder.is_dir():
+            raise IndexUnavailableError(
+                f"{self.current_file} names version {name!r}, which does not exist; run `kb ingest --rebuild`."
+            )
+        return folder
+
+    def lock(self) -> FileLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.root / ".ingest.lock")
+
+    def acquire(self, wait: float = 0) -> FileLock:
+        """Take the writer lock or raise :class:`IngestLockedError`."""
+        lock = self.lock()
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise IngestLockedError(
+                f"Another ingestion is running on {self.root} (lock file {lock.lock_file}); "
+                "wait until it has finished, then try again."
+            ) from None
+        return lock
+
+    def start_build(self) -> Path:
+        """A fresh folder for a new version; leftovers of writers that died are removed first."""
+        self.versions.mkdir(parents=True, exist_ok=True)
+        for stale in self.versions.glob(".build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        folder = self.versions / f".build-{os.getpid()}-{time.time_ns()}"
+        folder.mkdir()
+        return folder
+
+    def next_version(self) -> int:
+        numbers = [int(p.name[1:]) for p in self.versions.glob("v*") if p.name[1:].isdigit()]
+        return max(numbers, default=0) + 1
+
+    def publish(self, build: Path, version: int) -> Path:
+        """Make a finished build the live version (atomic), then prune old versions."""
+        for name in (STORE_FILE, VECTORS_FILE, MANIFEST_FILE):
+            with open(build / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        final = self.versions / f"v{version:06d}"
+        os.rename(build, final)
+        _fsync_dir(self.versions)
+        _write_atomic(self.current_file, final.name + "\n")
+        self._prune(keep=final.name)
+        return final
+
+    def _prune(self, keep: str) -> None:
+        """Keep the newest versions (readers may still use them); remove the rest."""
+        versions = sorted(p for p in self.versions.glob("v*") if p.name[1:].isdigit())
+        for old in versions[:-KEEP_VERSIONS]:
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class LoadedIndex:
+    """One version, opened for reading."""
+
+    folder: Path
+    manifest: Manifest
+    store: Store
+    vectors: Vectors
+
+    @classmethod
+    def open(cls, folder: Path) -> LoadedIndex:
+        manifest = Manifest.read(folder)
+        for name, size in manifest.files.items():
+            actual = (folder / name).stat().st_size if (folder / name).exists() else -1
+            if actual != size:
+                raise IndexUnavailableError(
+                    f"The index file {folder / name} is {'missing' if actual < 0 else 'damaged'} (expected "
+                    f"{size} bytes, found {max(actual, 0)}); run `kb ingest --rebuild` to build it again."
+                )
+        store = Store(folder / STORE_FILE, readonly=True)
+        vectors = Vectors.load(folder / VECTORS_FILE)
+        if vectors.dimension != manifest.dimension or len(vectors) != manifest.chunks:
+            raise IndexUnavailableError(
+                f"The index in {folder} does not match its manifest ({len(vectors)} vectors of dimension "
+                f"{vectors.dimension}); run `kb ingest --rebuild`."
+            )
+        return cls(folder=folder, manifest=manifest, store=store, vectors=vectors)
+
+    def check_model(self, model: str, dimension: int | None = None) -> None:
+        """Fail with a clear message when this index was built with another model than the configured one."""
+        built = self.manifest
+        if built.model != model or (dimension is not None and built.dimension != dimension):
+            raise IndexUnavailableError(
+                f"The index in {self.folder.parent.parent} was built with model {built.model!r} "
+                f"(dimension {built.dimension}), but KB_MODEL is {model!r}"
+                + (f" (dimension {dimension})" if dimension is not None else "")
+                + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
+            )
+
+
+def open_current(root: Path) -> LoadedIndex:
+    """The live version of the index in ``root``, or :class:`IndexMissingError` telling how to build one."""
+    folder = IndexDir(root).current()
+    if folder is None:
+        raise IndexMissingError(f"There is no index in {root} yet; run `kb ingest` to build it.")
+    return LoadedIndex.open(folder)

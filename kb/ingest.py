@@ -1,0 +1,248 @@
+"""The ingestion pipeline: walk, load, chunk, embed, and write a new index version atomically.
+
+Incremental: a content hash per file (file bytes plus its sidecar) decides what is added, updated, removed or
+left unchanged. A file that cannot be read is reported with its reason and the rest is ingested; if an
+earlier, good version of that file is in the index it stays there.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from kb import loaders
+from kb.chunking import chunk_sections
+from kb.documents import Chunk, Document, document_id, file_hash
+from kb.embedder import Embedder
+from kb.errors import IndexUnavailableError, LoaderError
+from kb.index import STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest
+from kb.loaders.metadata import sidecar_path
+from kb.settings import Settings
+from kb.store import Store
+from kb.vectors import Vectors
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever chunking changes in a way that requires re-embedding everything.
+CHUNKER_VERSION = 1
+#: Exit code of `kb ingest` when some files failed and the rest was ingested.
+EXIT_PARTIAL = 6
+_IGNORED_NAMES = {"readme.md", "readme.txt", "readme", "license", "license.md", "licence.md"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    """What one ingestion did; ``exit_code`` is 0, or :data:`EXIT_PARTIAL` when some files failed."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    version: int | None = None
+    documents: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed else 0
+
+
+def passage_text(title: str, heading: str, text: str) -> str:
+    """What is embedded for a chunk: the document title and section heading give the passage its context."""
+    context = " – ".join(part for part in (title, heading) if part)
+    return f"{context}\n{text}" if context else text
+
+
+def discover(paths: list[Path]) -> Iterator[Path]:
+    """Files under ``paths`` in a stable order; hidden and ``_``-prefixed entries, READMEs and sidecars skipped."""
+    for root in paths:
+        if root.is_file():
+            yield root
+            continue
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root).parts
+            if any(part.startswith((".", "_")) for part in relative) or not path.is_file():
+                continue
+            if path.name.endswith(".meta.yaml") or path.name.lower() in _IGNORED_NAMES:
+                continue
+            yield path
+
+
+def path_key(path: Path, corpus_dir: Path) -> str:
+    """The identity of a file in the index: its path relative to the corpus, or its absolute path."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(corpus_dir.resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+class Ingestor:
+    """Runs one ingestion into ``settings.index_dir`` (holding the writer lock throughout)."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings)
+        self.index_dir = IndexDir(settings.index_dir)
+
+    def chunking_settings(self) -> dict[str, int]:
+        return {
+            "chunk_words": self.settings.chunk_words,
+            "chunk_overlap": self.settings.chunk_overlap,
+            "chunker_version": CHUNKER_VERSION,
+        }
+
+    def run(
+        self,
+        paths: list[Path] | None = None,
+        *,
+        rebuild: bool = False,
+        on_file: Callable[[str], None] | None = None,
+    ) -> IngestReport:
+        started = time.monotonic()
+        roots = [p.resolve() for p in (paths or [self.settings.corpus_dir])]
+        for root in roots:
+            if not root.exists():
+                raise LoaderError(str(root), "does not exist (check the path or KB_CORPUS_DIR)")
+        with self.index_dir.acquire():
+            report = self._run_locked(roots, rebuild, on_file)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _run_locked(self, roots: list[Path], rebuild: bool, on_file: Callable[[str], None] | None) -> IngestReport:
+        report = IngestReport()
+        current_folder = None if rebuild else self.index_dir.current()
+        current = LoadedIndex.open(current_folder) if current_folder else None
+        reembed_all = False
+        if current is not None:
+            current.check_model(self.settings.model)
+            reembed_all = current.manifest.chunking != self.chunking_settings()
+        known = current.store.hashes() if current else {}
+        build = self.index_dir.start_build()
+        try:
+            if current is not None:
+                store = current.store.copy_to(build / STORE_FILE)
+                vectors = Vectors.load(current.folder / VECTORS_FILE)
+                current.store.close()
+            else:
+                store, vectors = Store(build / STORE_FILE), Vectors.new(self.embedder.dimension)
+            if vectors.dimension != self.embedder.dimension:
+                raise IndexUnavailableError(
+                    f"The index has vectors of dimension {vectors.dimension}, the model gives "
+                    f"{self.embedder.dimension}; rebuild it with `kb ingest --rebuild`."
+                )
+            seen = self._apply(roots, known, reembed_all, store, vectors, report, on_file)
+            self._remove_missing(roots, known, seen, store, vectors, report)
+            if not report.changed and current is not None:
+                report.version = current.manifest.version
+                report.documents, report.chunks = current.manifest.documents, current.manifest.chunks
+                store.close()
+                return report
+            report.version, report.documents, report.chunks = self._publish(build, store, vectors)
+            return report
+        finally:
+            if build.exists():
+                shutil.rmtree(build, ignore_errors=True)
+
+    def _apply(
+        self,
+        roots: list[Path],
+        known: dict[str, tuple[str, str]],
+        reembed_all: bool,
+        store: Store,
+        vectors: Vectors,
+        report: IngestReport,
+        on_file: Callable[[str], None] | None,
+    ) -> set[str]:
+        seen: set[str] = set()
+        for path in discover(roots):
+            key = path_key(path, self.settings.corpus_dir)
+            seen.add(key)
+            if on_file:
+                on_file(key)
+            try:
+                content_hash = _hash_file(path)
+                previous = known.get(key)
+                if previous and previous[1] == content_hash and not reembed_all:
+                    report.unchanged.append(key)
+                    continue
+                document = loaders.load(path)
+            except LoaderError as exc:
+                report.failed.append(Failure(key, exc.reason))
+                log.warning("cannot ingest %s: %s", key, exc.reason)
+                continue
+            except OSError as exc:
+                report.failed.append(Failure(key, f"cannot be read ({exc.strerror or exc})"))
+                continue
+            chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
+            doc_id = document_id(key)
+            vectors.remove(store.delete_document(doc_id))
+            ids = store.put_document(doc_id, key, content_hash, document, chunks)
+            vectors.add(ids, self._embed(document, chunks))
+            (report.updated if previous else report.added).append(key)
+        return seen
+
+    def _embed(self, document: Document, chunks: list[Chunk]) -> np.ndarray:
+        texts = [passage_text(document.metadata.title, c.heading, c.text) for c in chunks]
+        return self.embedder.encode_documents(texts, batch_size=self.settings.batch_size)
+
+    def _remove_missing(
+        self,
+        roots: list[Path],
+        known: dict[str, tuple[str, str]],
+        seen: set[str],
+        store: Store,
+        vectors: Vectors,
+        report: IngestReport,
+    ) -> None:
+        """Documents that were ingested from under ``roots`` but whose file is gone are removed."""
+        for stored in store.documents():
+            if stored.key in seen or stored.key not in known:
+                continue
+            path = Path(stored.path)
+            if any(path == root or root in path.parents for root in roots) and not path.exists():
+                vectors.remove(store.delete_document(stored.id))
+                report.removed.append(stored.key)
+
+    def _publish(self, build: Path, store: Store, vectors: Vectors) -> tuple[int, int, int]:
+        """Write the build's vectors and manifest and make it the live version; ``(version, docs, chunks)``."""
+        vectors.save(build / VECTORS_FILE)
+        documents, chunks = store.counts()
+        store.close()
+        version = self.index_dir.next_version()
+        Manifest(
+            version=version,
+            model=self.settings.model,
+            dimension=vectors.dimension,
+            chunking=self.chunking_settings(),
+            documents=documents,
+            chunks=chunks,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            files={name: (build / name).stat().st_size for name in (STORE_FILE, VECTORS_FILE)},
+        ).write(build)
+        self.index_dir.publish(build, version)
+        return version, documents, chunks
+
+
+def _hash_file(path: Path) -> str:
+    side = sidecar_path(path)
+    return file_hash(path.read_bytes(), side.read_bytes() if side.is_file() else b"")

@@ -1,0 +1,143 @@
+"""PDF with pypdf: text per page, running headers/footers and page numbers removed, hyphenation repaired.
+
+Municipal PDFs repeat a header and a footer on every page and hyphenate at line ends. Lines that recur at
+the top or bottom of at least half of the pages are dropped; a line ending in a hyphen is joined with the
+next line ("Sprach-" + "förderung" → "Sprachförderung") unless the hyphen is real: before a conjunction
+("Sprach- und Kulturmittler") or a capital ("DaZ-" + "Kurs" → "DaZ-Kurs").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+from pypdf import PdfReader
+from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PdfStreamError
+
+from kb.documents import Document, Section
+from kb.errors import LoaderError
+from kb.loaders.metadata import build_metadata, read_sidecar
+
+#: Pages with fewer visible characters than this count as having no text layer.
+MIN_PAGE_CHARS = 20
+_EDGE_LINES = 3
+_CONJUNCTIONS = frozenset({"und", "oder", "bzw", "sowie", "wie", "als", "bis", "noch", "u", "and", "or"})
+_PAGE_NUMBER = re.compile(r"^(?:seite|s\.|page)?\s*[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:von|/|of)\s*\d{1,4})?$", re.I)
+_HYPHEN_END = re.compile(r"(\w+)( ?)[-\u00ad]$")
+
+
+def load(path: Path) -> Document:
+    reader = _open(path)
+    pages = [_page_lines(reader, i, path) for i in range(len(reader.pages))]
+    if not pages:
+        raise LoaderError(str(path), "PDF has no pages")
+    if all(sum(len(line.strip()) for line in lines) < MIN_PAGE_CHARS for lines in pages):
+        raise LoaderError(str(path), "no text layer (needs OCR): the PDF holds only images of text")
+    texts = join_pages([join_lines(lines) for lines in strip_running_lines(pages)])
+    sections = tuple(Section(text=t, page=i + 1) for i, t in enumerate(texts) if t.strip())
+    info_title = _info_title(reader)
+    first_line = next((ln.strip() for lines in pages for ln in lines if ln.strip()), "")
+    metadata = build_metadata(read_sidecar(path), path, fallback_title=info_title or first_line or path.stem)
+    return Document(path=path, file_type="pdf", metadata=metadata, sections=sections, pages=len(pages))
+
+
+def _open(path: Path) -> PdfReader:
+    try:
+        reader = PdfReader(str(path), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise LoaderError(
+                str(path), "encrypted PDF (password protected): remove the password and ingest again"
+            )
+        _ = len(reader.pages)
+    except LoaderError:
+        raise
+    except (FileNotDecryptedError, DependencyError) as exc:
+        raise LoaderError(str(path), f"encrypted PDF that cannot be opened ({exc})") from exc
+    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise LoaderError(str(path), f"corrupt or truncated PDF ({type(exc).__name__}: {exc})") from exc
+    return reader
+
+
+def _page_lines(reader: PdfReader, index: int, path: Path) -> list[str]:
+    try:
+        raw = reader.pages[index].extract_text() or ""
+    except Exception as exc:
+        raise LoaderError(
+            str(path), f"text of page {index + 1} cannot be extracted ({type(exc).__name__})"
+        ) from exc
+    text = unicodedata.normalize("NFKC", raw)
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
+def _info_title(reader: PdfReader) -> str:
+    try:
+        title = reader.metadata.title if reader.metadata else None
+    except Exception:
+        return ""
+    return str(title).strip() if title else ""
+
+
+def _line_key(line: str) -> str:
+    return re.sub(r"\d+", "#", line.lower()).strip()
+
+
+def strip_running_lines(pages: list[list[str]]) -> list[list[str]]:
+    """Drop page numbers and lines that recur at the top or bottom of at least half of the pages."""
+    pages = [[ln for ln in lines if ln] for lines in pages]
+    edge_counts: Counter[str] = Counter()
+    for lines in pages:
+        edge_counts.update({_line_key(ln) for ln in lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]})
+    threshold = max(2, (len(pages) + 1) // 2)
+    running = {key for key, count in edge_counts.items() if count >= threshold}
+    cleaned = []
+    for lines in pages:
+        n = len(lines)
+        keep = []
+        for i, ln in enumerate(lines):
+            at_edge = i < _EDGE_LINES or i >= n - _EDGE_LINES
+            if at_edge and (_line_key(ln) in running or _PAGE_NUMBER.match(ln)):
+                continue
+            keep.append(ln)
+        cleaned.append(keep)
+    return cleaned
+
+
+def join_lines(lines: list[str]) -> str:
+    """Join the lines of one page into running text, repairing hyphenation at line ends."""
+    out = ""
+    for line in lines:
+        out = _join(out, line) if out else line
+    return out
+
+
+def join_pages(texts: list[str]) -> list[str]:
+    """Repair a word hyphenated across a page break by moving its second half to the earlier page."""
+    texts = list(texts)
+    for i in range(len(texts) - 1):
+        tail, head = texts[i], texts[i + 1]
+        if head and _HYPHEN_END.search(tail):
+            first, _, rest = head.partition(" ")
+            joined = _join(tail, first)
+            if not joined.endswith(" " + first):
+                texts[i], texts[i + 1] = joined, rest
+    return texts
+
+
+def _join(left: str, right: str) -> str:
+    match = _HYPHEN_END.search(left)
+    if not match:
+        return f"{left} {right}"
+    word, space = match.group(1), match.group(2)
+    nxt = right.split(" ", 1)[0]
+    bare = nxt.rstrip(".,;:!?)")
+    stem = left[: match.start(2)]
+    acronym = sum(ch.isupper() for ch in word) >= 2  # "KAoA-" + "kompakt" keeps its hyphen
+    if left.endswith("\u00ad") or (nxt[:1].islower() and bare.lower() not in _CONJUNCTIONS and not acronym):
+        return stem + right  # a syllable break: "Sprach-" + "förderung"
+    if space and word.isupper() and bare.isupper() and bare.isalpha():
+        return stem + right  # "GRÜ -" + "NEN" as broken justification produces it
+    if nxt[:1].islower() and not acronym:
+        return f"{stem}- {right}"  # a real hyphen before a conjunction: "Sprach- und"
+    return f"{stem}-{right}"  # a compound with a capital: "DaZ-" + "Kurs"

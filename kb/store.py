@@ -1,0 +1,216 @@
+"""SQLite store of documents, chunks and their metadata (one file per index version)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kb.documents import Chunk, Document, Metadata
+from kb.errors import IndexUnavailableError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    file_type TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    pages INTEGER,
+    words INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    heading TEXT NOT NULL,
+    page INTEGER,
+    page_end INTEGER,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_CHUNK_COLUMNS = "id, doc_id, ordinal, heading, page, page_end, text"
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    key: str
+    path: str
+    content_hash: str
+    file_type: str
+    metadata: Metadata
+    pages: int | None
+    words: int
+    chunks: int
+    ingested_at: str
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    doc_id: str
+    ordinal: int
+    heading: str
+    page: int | None
+    page_end: int | None
+    text: str
+
+
+class Store:
+    """A connection to one version's ``store.sqlite``; safe to share between threads."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            if readonly:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                self._db = sqlite3.connect(path, check_same_thread=False)
+                self._db.executescript(_SCHEMA)
+                self._db.execute("INSERT OR IGNORE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self._db.commit()
+            self._db.execute("PRAGMA foreign_keys = ON")
+            version = self._db.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexUnavailableError(
+                f"The document store {path} is unreadable ({exc}); rebuild it with `kb ingest --rebuild`."
+            ) from exc
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise IndexUnavailableError(
+                f"The document store {path} has schema {version and version[0]}, this program needs "
+                f"{SCHEMA_VERSION}; rebuild it with `kb ingest --rebuild`."
+            )
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def copy_to(self, target: Path) -> Store:
+        """Write a consistent copy of this store to ``target`` and open it for writing."""
+        with self._lock:
+            dest = sqlite3.connect(target)
+            self._db.backup(dest)
+            dest.close()
+        return Store(target)
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # -- documents --------------------------------------------------------------------------------------------
+    _DOC_COLUMNS = (
+        "d.id, d.key, d.path, d.content_hash, d.file_type, d.metadata, d.pages, d.words, "
+        "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id), d.ingested_at"
+    )
+
+    def documents(self) -> list[StoredDocument]:
+        rows = self._query(f"SELECT {self._DOC_COLUMNS} FROM documents d ORDER BY d.key")
+        return [_document(row) for row in rows]
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        rows = self._query(f"SELECT {self._DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,))
+        return _document(rows[0]) if rows else None
+
+    def hashes(self) -> dict[str, tuple[str, str]]:
+        """``key → (document id, content hash)`` for every stored document."""
+        return {key: (doc_id, h) for doc_id, key, h in self._query("SELECT id, key, content_hash FROM documents")}
+
+    def put_document(
+        self, doc_id: str, key: str, content_hash: str, document: Document, chunks: list[Chunk]
+    ) -> list[int]:
+        """Insert or replace a document and its chunks; returns the new chunk ids in order."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            self._db.execute(
+                "INSERT INTO documents (id, key, path, content_hash, file_type, metadata, pages, words) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    doc_id,
+                    key,
+                    str(document.path),
+                    content_hash,
+                    document.file_type,
+                    json.dumps(document.metadata.as_dict(), ensure_ascii=False),
+                    document.pages,
+                    document.word_count,
+                ),
+            )
+            ids = []
+            for chunk in chunks:
+                cursor = self._db.execute(
+                    "INSERT INTO chunks (doc_id, ordinal, heading, page, page_end, text) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (doc_id, chunk.ordinal, chunk.heading, chunk.page, chunk.page_end, chunk.text),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def delete_document(self, doc_id: str) -> list[int]:
+        """Remove a document; returns the ids of its chunks (to remove from the vectors too)."""
+        with self._lock, self._db:
+            ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+            self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        return ids
+
+    # -- chunks -----------------------------------------------------------------------------------------------
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        found: dict[int, StoredChunk] = {}
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for row in self._query(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})",
+                batch,
+            ):
+                found[row[0]] = StoredChunk(*row)
+        return found
+
+    def doc_ids(self, chunk_ids: list[int]) -> dict[int, str]:
+        """``chunk id → document id`` for the given chunks."""
+        found: dict[int, str] = {}
+        for start in range(0, len(chunk_ids), 500):
+            batch = chunk_ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            found.update(self._query(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", batch))
+        return found
+
+    def chunks_of(self, doc_id: str) -> list[StoredChunk]:
+        rows = self._query(
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+            (doc_id,),
+        )
+        return [StoredChunk(*row) for row in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """``(documents, chunks)``."""
+        docs, chunks = self._query("SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks)")[0]
+        return int(docs), int(chunks)
+
+
+def _document(row: tuple[Any, ...]) -> StoredDocument:
+    raw = json.loads(row[5])
+    meta = Metadata(**{**raw, "topics": tuple(raw.get("topics", ())), "audience": tuple(raw.get("audience", ()))})
+    return StoredDocument(
+        id=row[0],
+        key=row[1],
+        path=row[2],
+        content_hash=row[3],
+        file_type=row[4],
+        metadata=meta,
+        pages=row[6],
+        words=row[7],
+        chunks=row[8],
+        ingested_at=row[9],
+    )

@@ -1,0 +1,65 @@
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kb.cli import app
+from kb.settings import Settings
+from tests.conftest import make_small_corpus
+
+runner = CliRunner()
+
+
+def test_search_prints_json_like_the_api(small_settings: Settings) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "--index-dir",
+            str(small_settings.index_dir),
+            "search",
+            "Schwimmen lernen für Mädchen",
+            "-k",
+            "2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["results"][0]["title"] == "Schwimmkurse für Mädchen"
+    assert len(payload["results"]) == 2
+
+
+def test_search_prints_readable_results(small_settings: Settings) -> None:
+    result = runner.invoke(app, ["--index-dir", str(small_settings.index_dir), "search", "Demenz", "-k", "1"])
+    assert result.exit_code == 0
+    assert "Demenz und Migration in der Altenpflege" in result.stdout and "Hagen" in result.stdout
+
+
+def test_stats_counts_per_district_type_and_topic(small_settings: Settings) -> None:
+    result = runner.invoke(app, ["--index-dir", str(small_settings.index_dir), "stats"])
+    assert result.exit_code == 0
+    assert "7 documents" in result.stdout
+    assert "Dortmund" in result.stdout and "Praxisbericht" in result.stdout and "Sport" in result.stdout
+
+
+def test_ingest_reports_failures_and_exits_partial(tmp_path: Path) -> None:
+    corpus = make_small_corpus(tmp_path / "corpus")
+    (corpus / "leer.txt").write_bytes(b"")
+    result = runner.invoke(app, ["--corpus-dir", str(corpus), "--index-dir", str(tmp_path / "index"), "ingest"])
+    assert result.exit_code == 6
+    assert "added 7, updated 0, removed 0, unchanged 0, failed 1" in result.stdout
+    assert "failed: leer.txt: empty file (0 bytes)" in result.stderr
+
+
+def test_missing_index_is_one_line_and_exit_code_4(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--index-dir", str(tmp_path / "nothing"), "search", "Eltern"])
+    assert result.exit_code == 4
+    assert (
+        result.stderr.strip()
+        == f"error: There is no index in {tmp_path / 'nothing'} yet; run `kb ingest` to build it."
+    )
+
+
+def test_empty_query_is_exit_code_2(small_settings: Settings) -> None:
+    result = runner.invoke(app, ["--index-dir", str(small_settings.index_dir), "search", "  "])
+    assert result.exit_code == 2 and "The query is empty" in result.stderr

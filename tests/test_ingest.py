@@ -1,0 +1,156 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kb.embedder import Embedder
+from kb.errors import IndexUnavailableError, IngestLockedError
+from kb.index import IndexDir, open_current
+from kb.ingest import EXIT_PARTIAL, Ingestor
+from kb.search import Searcher
+from kb.settings import Settings
+from tests import factories
+from tests.conftest import make_small_corpus
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Settings:
+    """A private copy of the small corpus and an empty index, for tests that change them."""
+    return Settings(corpus_dir=make_small_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+
+
+def top_titles(settings: Settings, embedder: Embedder, query: str, k: int = 3) -> list[str]:
+    return [hit.document.metadata.title for hit in Searcher(settings, embedder).search(query, k).hits]
+
+
+def test_small_corpus_is_searchable_in_german_and_other_languages(
+    small_settings: Settings, embedder: Embedder
+) -> None:
+    assert top_titles(small_settings, embedder, "Wie beziehe ich Eltern mit Zuwanderungsgeschichte ein?")[0] == (
+        "Elterncafé an der Grundschule"
+    )
+    assert top_titles(small_settings, embedder, "Okulda göçmen anne babalarla düzenli buluşmalar nasıl yapılır?")[
+        0
+    ] == ("Elterncafé an der Grundschule")
+    assert top_titles(small_settings, embedder, "Як допомогти літнім людям з деменцією?")[0] == (
+        "Demenz und Migration in der Altenpflege"
+    )
+    assert top_titles(small_settings, embedder, "Textaufgaben in Mathe sprachlich unterstützen")[0] == (
+        "Sprachsensibler Mathematikunterricht"
+    )
+
+
+def test_manifest_records_model_counts_and_chunking(small_settings: Settings) -> None:
+    index = open_current(small_settings.index_dir)
+    manifest = index.manifest
+    assert manifest.model == "multilingual-e5-small" and manifest.dimension == 384
+    assert manifest.documents == 7 and manifest.chunks == len(index.vectors) >= 7
+    assert manifest.chunking["chunk_words"] == small_settings.chunk_words
+
+
+def test_pdf_chunks_carry_their_page(small_settings: Settings, embedder: Embedder) -> None:
+    hits = Searcher(small_settings, embedder).search("Wortspeicherheft Bruch Nenner Zähler", 1).hits
+    assert hits[0].document.file_type == "pdf" and hits[0].chunk.page in (1, 2)
+
+
+def test_incremental_add_change_delete(fresh: Settings, embedder: Embedder) -> None:
+    ingestor = Ingestor(fresh, embedder)
+    first = ingestor.run()
+    assert len(first.added) == 7 and first.version == 1
+
+    again = ingestor.run()
+    assert len(again.unchanged) == 7 and not again.changed and again.version == 1
+
+    corpus = fresh.corpus_dir
+    (corpus / "wuppertal" / "schwimmkurs.md").write_text(
+        factories.markdown("Radfahrkurse für Frauen", "Wuppertal", "Frauen lernen Fahrradfahren im Stadtteil."),
+        encoding="utf-8",
+    )
+    (corpus / "hagen" / "demenz.md").unlink()
+    (corpus / "koeln").mkdir()
+    (corpus / "koeln" / "theater.md").write_text(
+        factories.markdown("Theaterprojekt", "Köln", "Jugendliche spielen Theater in vielen Sprachen."),
+        encoding="utf-8",
+    )
+    changed = ingestor.run()
+    assert changed.added == ["koeln/theater.md"]
+    assert changed.updated == ["wuppertal/schwimmkurs.md"]
+    assert changed.removed == ["hagen/demenz.md"]
+    assert changed.version == 2 and changed.documents == 7
+    titles = {d.metadata.title for d in open_current(fresh.index_dir).store.documents()}
+    assert "Radfahrkurse für Frauen" in titles and "Schwimmkurse für Mädchen" not in titles
+    assert "Demenz und Migration in der Altenpflege" not in titles
+    assert top_titles(fresh, embedder, "Fahrrad fahren lernen", 1) == ["Radfahrkurse für Frauen"]
+
+
+def test_sidecar_change_counts_as_a_change(fresh: Settings, embedder: Embedder) -> None:
+    ingestor = Ingestor(fresh, embedder)
+    ingestor.run()
+    sidecar = fresh.corpus_dir / "essen" / "mathe.pdf.meta.yaml"
+    sidecar.write_text(sidecar.read_text(encoding="utf-8").replace("Essen", "Bochum"), encoding="utf-8")
+    report = ingestor.run()
+    assert report.updated == ["essen/mathe.pdf"]
+    districts = {d.metadata.district for d in open_current(fresh.index_dir).store.documents()}
+    assert "Bochum" in districts and "Essen" not in districts
+
+
+def test_bad_files_are_reported_and_the_rest_is_ingested(fresh: Settings, embedder: Embedder) -> None:
+    bad = fresh.corpus_dir / "kaputt"
+    bad.mkdir()
+    (bad / "leer.md").write_bytes(b"")
+    factories.write_image_only_pdf(bad / "scan.pdf")
+    (bad / "abgeschnitten.pdf").write_bytes((fresh.corpus_dir / "essen" / "mathe.pdf").read_bytes()[:300])
+    report = Ingestor(fresh, embedder).run()
+    assert len(report.added) == 7
+    reasons = {f.path: f.reason for f in report.failed}
+    assert reasons["kaputt/leer.md"] == "empty file (0 bytes)"
+    assert reasons["kaputt/scan.pdf"].startswith("no text layer (needs OCR)")
+    assert reasons["kaputt/abgeschnitten.pdf"].startswith("corrupt or truncated PDF")
+    assert report.exit_code == EXIT_PARTIAL
+
+
+def test_a_changed_file_that_breaks_keeps_its_last_good_version(fresh: Settings, embedder: Embedder) -> None:
+    ingestor = Ingestor(fresh, embedder)
+    ingestor.run()
+    (fresh.corpus_dir / "essen" / "mathe.pdf").write_bytes(b"%PDF-1.4 broken")
+    report = ingestor.run()
+    assert [f.path for f in report.failed] == ["essen/mathe.pdf"]
+    assert "Sprachsensibler Mathematikunterricht" in {
+        d.metadata.title for d in open_current(fresh.index_dir).store.documents()
+    }
+
+
+def test_second_ingestion_at_once_stops_with_a_clear_message(fresh: Settings, embedder: Embedder) -> None:
+    lock = IndexDir(fresh.index_dir).acquire()
+    try:
+        with pytest.raises(IngestLockedError, match="Another ingestion is running"):
+            Ingestor(fresh, embedder).run()
+    finally:
+        lock.release()
+
+
+def test_index_built_with_another_model_is_refused_with_the_fix(fresh: Settings, embedder: Embedder) -> None:
+    Ingestor(fresh, embedder).run()
+    other = fresh.model_copy(update={"model": "/srv/models/other-model"})
+    with pytest.raises(IndexUnavailableError, match="kb ingest --rebuild"):
+        Searcher(other, embedder).search("Eltern", 3)
+
+
+def test_truncated_vector_file_is_detected_at_load(fresh: Settings, embedder: Embedder) -> None:
+    Ingestor(fresh, embedder).run()
+    folder = IndexDir(fresh.index_dir).current()
+    assert folder is not None
+    vectors = folder / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:1000])
+    with pytest.raises(IndexUnavailableError, match=r"damaged .*kb ingest --rebuild"):
+        open_current(fresh.index_dir)
+
+
+def test_leftover_build_of_a_dead_writer_is_cleaned_up(fresh: Settings, embedder: Embedder) -> None:
+    Ingestor(fresh, embedder).run()
+    stale = fresh.index_dir / "versions" / ".build-999-1"
+    stale.mkdir()
+    (stale / "store.sqlite").write_bytes(b"half")
+    shutil.copy(fresh.corpus_dir / "hagen" / "demenz.md", fresh.corpus_dir / "hagen" / "kopie.md")
+    Ingestor(fresh, embedder).run()
+    assert not stale.exists()
