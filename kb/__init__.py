@@ -19,7 +19,7 @@ from kb.errors import (
     NotFoundError,
     QueryError,
 )
-from kb.ingest import IngestReport, Ingestor
+from kb.ingest import Ingestor, IngestReport
 from kb.search import Hit, Searcher, SearchResult
 from kb.settings import Settings, get_settings
 

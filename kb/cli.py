@@ -144,6 +144,24 @@ def search(
         typer.echo(f"    {hit.snippet}\n")
 
 
+@app.command("eval")
+@handle_errors
+def evaluate(
+    ctx: typer.Context,
+    dataset: Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")],
+    max_queries: Annotated[int | None, typer.Option(help="Only the first N judged queries.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure retrieval quality on a dataset (in a throw-away index; index/ is not touched)."""
+    from kb.evaluation import run
+
+    metrics = run(dataset, _settings(ctx), max_queries=max_queries)
+    if as_json:
+        typer.echo(json.dumps(metrics.as_dict()))
+        return
+    typer.echo(f"{dataset.name}: " + "  ".join(f"{k} {v}" for k, v in metrics.as_dict().items()))
+
+
 @app.command()
 @handle_errors
 def stats(ctx: typer.Context) -> None:

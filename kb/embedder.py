@@ -65,6 +65,10 @@ class Embedder:
         path = resolve_model_path(self._settings)
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # bars on every start are noise
+        transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
         if self._settings.threads:
             torch.set_num_threads(self._settings.threads)

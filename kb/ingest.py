@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from kb import loaders
 from kb.chunking import chunk_sections
 from kb.documents import Chunk, Document, document_id, file_hash
@@ -96,6 +94,74 @@ def path_key(path: Path, corpus_dir: Path) -> str:
         return resolved.as_posix()
 
 
+class IndexWriter:
+    """Writes documents into a version being built; chunks of many documents are encoded in one batch."""
+
+    def __init__(
+        self, settings: Settings, embedder: Embedder, build: Path, store: Store, vectors: Vectors
+    ) -> None:
+        self.settings, self.embedder, self.build = settings, embedder, build
+        self.store, self.vectors = store, vectors
+        self._pending: list[tuple[str, str, str, Document, list[Chunk]]] = []
+        self._pending_chunks = 0
+
+    @classmethod
+    def empty(cls, settings: Settings, embedder: Embedder, build: Path) -> IndexWriter:
+        return cls(settings, embedder, build, Store(build / STORE_FILE), Vectors.new(embedder.dimension))
+
+    def chunking(self) -> dict[str, int]:
+        return {
+            "chunk_words": self.settings.chunk_words,
+            "chunk_overlap": self.settings.chunk_overlap,
+            "chunker_version": CHUNKER_VERSION,
+        }
+
+    def add(self, doc_id: str, key: str, content_hash: str, document: Document) -> None:
+        chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
+        self._pending.append((doc_id, key, content_hash, document, chunks))
+        self._pending_chunks += len(chunks)
+        if self._pending_chunks >= self.settings.batch_size * 4:
+            self.flush()
+
+    def remove(self, doc_id: str) -> None:
+        self.vectors.remove(self.store.delete_document(doc_id))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        texts = [
+            passage_text(d.metadata.title, c.heading, c.text) for *_, d, chunks in self._pending for c in chunks
+        ]
+        embeddings = self.embedder.encode_documents(texts, batch_size=self.settings.batch_size)
+        offset = 0
+        for doc_id, key, content_hash, document, chunks in self._pending:
+            self.remove(doc_id)
+            ids = self.store.put_document(doc_id, key, content_hash, document, chunks)
+            self.vectors.add(ids, embeddings[offset : offset + len(chunks)])
+            offset += len(chunks)
+        self._pending, self._pending_chunks = [], 0
+
+    def publish(self, index_dir: IndexDir) -> tuple[int, int, int]:
+        """Write vectors and manifest and make the build the live version; ``(version, documents, chunks)``."""
+        self.flush()
+        self.vectors.save(self.build / VECTORS_FILE)
+        documents, chunks = self.store.counts()
+        self.store.close()
+        version = index_dir.next_version()
+        Manifest(
+            version=version,
+            model=self.settings.model,
+            dimension=self.vectors.dimension,
+            chunking=self.chunking(),
+            documents=documents,
+            chunks=chunks,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            files={name: (self.build / name).stat().st_size for name in (STORE_FILE, VECTORS_FILE)},
+        ).write(self.build)
+        index_dir.publish(self.build, version)
+        return version, documents, chunks
+
+
 class Ingestor:
     """Runs one ingestion into ``settings.index_dir`` (holding the writer lock throughout)."""
 
@@ -103,13 +169,6 @@ class Ingestor:
         self.settings = settings
         self.embedder = embedder or Embedder(settings)
         self.index_dir = IndexDir(settings.index_dir)
-
-    def chunking_settings(self) -> dict[str, int]:
-        return {
-            "chunk_words": self.settings.chunk_words,
-            "chunk_overlap": self.settings.chunk_overlap,
-            "chunker_version": CHUNKER_VERSION,
-        }
 
     def run(
         self,
@@ -135,29 +194,38 @@ class Ingestor:
         reembed_all = False
         if current is not None:
             current.check_model(self.settings.model)
-            reembed_all = current.manifest.chunking != self.chunking_settings()
+            reembed_all = current.manifest.chunking != {
+                "chunk_words": self.settings.chunk_words,
+                "chunk_overlap": self.settings.chunk_overlap,
+                "chunker_version": CHUNKER_VERSION,
+            }
         known = current.store.hashes() if current else {}
         build = self.index_dir.start_build()
         try:
             if current is not None:
-                store = current.store.copy_to(build / STORE_FILE)
-                vectors = Vectors.load(current.folder / VECTORS_FILE)
+                writer = IndexWriter(
+                    self.settings,
+                    self.embedder,
+                    build,
+                    current.store.copy_to(build / STORE_FILE),
+                    Vectors.load(current.folder / VECTORS_FILE),
+                )
                 current.store.close()
             else:
-                store, vectors = Store(build / STORE_FILE), Vectors.new(self.embedder.dimension)
-            if vectors.dimension != self.embedder.dimension:
+                writer = IndexWriter.empty(self.settings, self.embedder, build)
+            if writer.vectors.dimension != self.embedder.dimension:
                 raise IndexUnavailableError(
-                    f"The index has vectors of dimension {vectors.dimension}, the model gives "
+                    f"The index has vectors of dimension {writer.vectors.dimension}, the model gives "
                     f"{self.embedder.dimension}; rebuild it with `kb ingest --rebuild`."
                 )
-            seen = self._apply(roots, known, reembed_all, store, vectors, report, on_file)
-            self._remove_missing(roots, known, seen, store, vectors, report)
+            seen = self._apply(roots, known, reembed_all, writer, report, on_file)
+            self._remove_missing(roots, known, seen, writer, report)
             if not report.changed and current is not None:
                 report.version = current.manifest.version
                 report.documents, report.chunks = current.manifest.documents, current.manifest.chunks
-                store.close()
+                writer.store.close()
                 return report
-            report.version, report.documents, report.chunks = self._publish(build, store, vectors)
+            report.version, report.documents, report.chunks = writer.publish(self.index_dir)
             return report
         finally:
             if build.exists():
@@ -168,8 +236,7 @@ class Ingestor:
         roots: list[Path],
         known: dict[str, tuple[str, str]],
         reembed_all: bool,
-        store: Store,
-        vectors: Vectors,
+        writer: IndexWriter,
         report: IngestReport,
         on_file: Callable[[str], None] | None,
     ) -> set[str]:
@@ -193,54 +260,26 @@ class Ingestor:
             except OSError as exc:
                 report.failed.append(Failure(key, f"cannot be read ({exc.strerror or exc})"))
                 continue
-            chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
-            doc_id = document_id(key)
-            vectors.remove(store.delete_document(doc_id))
-            ids = store.put_document(doc_id, key, content_hash, document, chunks)
-            vectors.add(ids, self._embed(document, chunks))
+            writer.add(document_id(key), key, content_hash, document)
             (report.updated if previous else report.added).append(key)
         return seen
-
-    def _embed(self, document: Document, chunks: list[Chunk]) -> np.ndarray:
-        texts = [passage_text(document.metadata.title, c.heading, c.text) for c in chunks]
-        return self.embedder.encode_documents(texts, batch_size=self.settings.batch_size)
 
     def _remove_missing(
         self,
         roots: list[Path],
         known: dict[str, tuple[str, str]],
         seen: set[str],
-        store: Store,
-        vectors: Vectors,
+        writer: IndexWriter,
         report: IngestReport,
     ) -> None:
         """Documents that were ingested from under ``roots`` but whose file is gone are removed."""
-        for stored in store.documents():
+        for stored in writer.store.documents():
             if stored.key in seen or stored.key not in known:
                 continue
             path = Path(stored.path)
             if any(path == root or root in path.parents for root in roots) and not path.exists():
-                vectors.remove(store.delete_document(stored.id))
+                writer.remove(stored.id)
                 report.removed.append(stored.key)
-
-    def _publish(self, build: Path, store: Store, vectors: Vectors) -> tuple[int, int, int]:
-        """Write the build's vectors and manifest and make it the live version; ``(version, docs, chunks)``."""
-        vectors.save(build / VECTORS_FILE)
-        documents, chunks = store.counts()
-        store.close()
-        version = self.index_dir.next_version()
-        Manifest(
-            version=version,
-            model=self.settings.model,
-            dimension=vectors.dimension,
-            chunking=self.chunking_settings(),
-            documents=documents,
-            chunks=chunks,
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            files={name: (build / name).stat().st_size for name in (STORE_FILE, VECTORS_FILE)},
-        ).write(build)
-        self.index_dir.publish(build, version)
-        return version, documents, chunks
 
 
 def _hash_file(path: Path) -> str:

@@ -97,8 +97,16 @@ class Searcher:
         """The ``k`` best results: one per document (its best chunk) by default, or raw chunks."""
         started = time.perf_counter()
         text = self.validate(query, k)
-        index = self.index
+        _ = self.index  # a missing or incompatible index fails here, before the model is loaded
         vector = self.embedder.encode_queries([text])[0]
+        return self.search_encoded(text, vector, k, group=group, started=started)
+
+    def search_encoded(
+        self, text: str, vector: np.ndarray, k: int, *, group: bool = True, started: float | None = None
+    ) -> SearchResult:
+        """Search with a query vector that is already encoded (evaluation encodes all queries in one batch)."""
+        started = time.perf_counter() if started is None else started
+        index = self.index
         ranked = self._ranked(index, vector, k, group)
         chunks = index.store.chunks([chunk_id for chunk_id, _, _ in ranked])
         documents: dict[str, StoredDocument | None] = {}
