@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KB     := $(BIN)/kb
 
-.PHONY: install install-dev run ingest serve test lint fmt typecheck clean
+.PHONY: install install-dev run ingest serve test eval lint fmt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,11 @@ $(VENV)/.runtime: requirements.txt constraints.txt pyproject.toml | $(BIN)/pytho
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	touch $@
 
+# Development tools, and Debian's Chromium for the browser tests (never a downloaded browser).
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/pip install -r requirements-dev.txt -c constraints.txt
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
+	  || echo "Chromium could not be installed (needs root): the browser tests will be skipped."
 	touch $@
 
 ## install: the venv, the pinned dependencies and the prepared model (once; later runs are no-ops)
@@ -41,14 +44,18 @@ serve: install
 test: install-dev
 	$(BIN)/python -m pytest
 
+## eval: every search mode on ../shared/eval and eval/bundled → docs/quality.md (about 15 minutes)
+eval: install
+	$(BIN)/python bench/quality.py
+
 lint: install-dev
-	$(BIN)/ruff check kb tests tools
-	$(BIN)/ruff format --check kb tests tools
+	$(BIN)/ruff check kb tests tools bench
+	$(BIN)/ruff format --check kb tests tools bench
 	$(BIN)/mypy
 
 fmt: install-dev
-	$(BIN)/ruff format kb tests tools
-	$(BIN)/ruff check --fix kb tests tools
+	$(BIN)/ruff format kb tests tools bench
+	$(BIN)/ruff check --fix kb tests tools bench
 
 clean:
 	rm -rf $(VENV) index .pytest_cache .mypy_cache .ruff_cache

@@ -122,17 +122,38 @@ def search(
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON like the API.")] = False,
     chunks: Annotated[bool, typer.Option("--chunks", help="Raw passages instead of one per document.")] = False,
+    mode: Annotated[str | None, typer.Option(help="hybrid (default), dense or lexical.")] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            "-f",
+            help="KEY=VALUE, repeatable: district, doc_type, topic, audience, language, year (2020 or 2019..2023)",
+        ),
+    ] = None,
 ) -> None:
     """Search the index and print the best documents (their best passage each)."""
     from kb.api.schemas import SearchHitOut
     from kb.search import Searcher
 
-    result = Searcher(_settings(ctx)).search(query, k, group=not chunks)
+    result = Searcher(_settings(ctx)).search(
+        query, k, mode=mode, group=not chunks, filters=parse_filters(filters or [])
+    )
     hits = [SearchHitOut.of(hit) for hit in result.hits]
     if as_json:
-        payload = {"query": result.query, "k": k, "took_ms": round(result.took_ms, 2), "results": hits}
-        typer.echo(json.dumps(payload, default=lambda m: m.model_dump(), ensure_ascii=False, indent=2))
+        payload = {
+            "query": result.query,
+            "k": k,
+            "mode": result.mode,
+            "took_ms": round(result.took_ms, 2),
+            "results": [h.model_dump() for h in hits],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
+    _print_hits(hits)
+
+
+def _print_hits(hits: list[Any]) -> None:
     if not hits:
         typer.echo("no results")
     for rank, hit in enumerate(hits, 1):
@@ -144,18 +165,82 @@ def search(
         typer.echo(f"    {hit.snippet}\n")
 
 
+def parse_filters(items: list[str]) -> Any:
+    """``["district=Dortmund", "year=2019..2023"]`` → :class:`kb.search.Filters`."""
+    from kb.errors import QueryError
+    from kb.search import Filters
+
+    values: dict[str, list[str]] = {}
+    years: dict[str, int | None] = {"year_from": None, "year_to": None}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip().replace("-", "_"), value.strip()
+        if not sep or not value:
+            raise QueryError(f"Filter {item!r} must look like KEY=VALUE, e.g. district=Dortmund.")
+        if key == "year":
+            low, _, high = value.partition("..")
+            try:
+                years["year_from"] = int(low) if low else None
+                years["year_to"] = int(high) if high else (None if _ else int(low))
+            except ValueError:
+                raise QueryError(f"Filter {item!r}: the year must look like 2021 or 2019..2023.") from None
+        elif key in ("district", "doc_type", "topic", "audience", "language"):
+            values.setdefault(key, []).append(value)
+        else:
+            raise QueryError(f"Unknown filter {key!r}; use district, doc_type, topic, audience, language or year.")
+    return Filters(
+        district=tuple(values.get("district", ())),
+        doc_type=tuple(values.get("doc_type", ())),
+        topic=tuple(values.get("topic", ())),
+        audience=tuple(values.get("audience", ())),
+        language=tuple(values.get("language", ())),
+        year_from=years["year_from"],
+        year_to=years["year_to"],
+    )
+
+
+@app.command()
+@handle_errors
+def similar(
+    ctx: typer.Context,
+    doc_id: Annotated[str, typer.Argument(help="The id of a document (from `kb search`).")],
+    k: Annotated[int, typer.Option("-k", help="How many documents.")] = 5,
+    other_districts: Annotated[
+        bool, typer.Option("--other-districts/--all-districts", help="Only documents from other districts.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON like the API.")] = False,
+) -> None:
+    """Documents most like this one: similar approaches, by default from other districts."""
+    from kb.api.schemas import SearchHitOut
+    from kb.search import Searcher
+
+    hits = [
+        SearchHitOut.of(h) for h in Searcher(_settings(ctx)).similar(doc_id, k, other_districts=other_districts)
+    ]
+    if as_json:
+        typer.echo(json.dumps([h.model_dump() for h in hits], ensure_ascii=False, indent=2))
+        return
+    _print_hits(hits)
+
+
 @app.command("eval")
 @handle_errors
 def evaluate(
     ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")],
     max_queries: Annotated[int | None, typer.Option(help="Only the first N judged queries.")] = None,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Measure retrieval quality on a dataset (in a throw-away index; index/ is not touched)."""
+    from kb.errors import QueryError
     from kb.evaluation import run
+    from kb.search import MODES
 
-    metrics = run(dataset, _settings(ctx), max_queries=max_queries)
+    chosen = next((m for m in MODES if m == mode), None)
+    if chosen is None:
+        raise QueryError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    metrics = run(dataset, _settings(ctx), max_queries=max_queries, modes=(chosen,))[chosen]
     if as_json:
         typer.echo(json.dumps(metrics.as_dict()))
         return

@@ -14,15 +14,18 @@ import json
 import math
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from kb.documents import Document, Metadata, Section, document_id
 from kb.embedder import Embedder
 from kb.errors import ConfigError
 from kb.index import IndexDir
-from kb.ingest import IndexWriter
-from kb.search import Searcher
+from kb.ingest import IndexWriter, Ingestor
+from kb.search import Mode, Searcher
 from kb.settings import Settings
 
 
@@ -32,6 +35,7 @@ class Dataset:
     corpus: dict[str, tuple[str, str]]  # _id → (title, text)
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]  # query id → {corpus id: grade}
+    languages: dict[str, str] = field(default_factory=dict)  # query id → language, where the set says
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Metrics:
     recall_at_100: float
     mrr_at_10: float
     queries: int
+    misses_at_10: int = 0  # queries without any relevant document in the top 10
+    by_language: dict[str, Metrics] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -49,10 +55,11 @@ class Metrics:
             "recall@100": round(self.recall_at_100, 4),
             "mrr@10": round(self.mrr_at_10, 4),
             "queries": self.queries,
+            "misses@10": self.misses_at_10,
         }
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, str]]:
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
@@ -77,10 +84,12 @@ def load_dataset(folder: Path, max_queries: int | None = None) -> Dataset:
             continue  # header or malformed line
         if int(parts[2]) > 0:
             qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    queries = {row["_id"]: row["text"] for row in _jsonl(needed[1]) if row["_id"] in qrels}
-    if max_queries is not None:
-        queries = dict(list(queries.items())[:max_queries])
-    return Dataset(folder.name, corpus, queries, {q: qrels[q] for q in queries})
+    rows = [row for row in _jsonl(needed[1]) if row["_id"] in qrels][:max_queries]
+    queries = {row["_id"]: row["text"] for row in rows}
+    languages = {
+        row["_id"]: str(row["metadata"]["language"]) for row in rows if "language" in row.get("metadata", {})
+    }
+    return Dataset(folder.name, corpus, queries, {q: qrels[q] for q in queries}, languages)
 
 
 def build_index(dataset: Dataset, settings: Settings, embedder: Embedder) -> None:
@@ -96,18 +105,32 @@ def build_index(dataset: Dataset, settings: Settings, embedder: Embedder) -> Non
         writer.publish(index_dir)
 
 
-def evaluate(dataset: Dataset, searcher: Searcher) -> Metrics:
-    """Rank the corpus for every judged query and average the metrics."""
+def evaluate(
+    dataset: Dataset, searcher: Searcher, mode: Mode = "hybrid", vectors: np.ndarray | None = None
+) -> Metrics:
+    """Rank the corpus for every judged query and average the metrics (``vectors``: the queries, encoded)."""
     ids = list(dataset.queries)
-    vectors = searcher.embedder.encode_queries([dataset.queries[q] for q in ids])
-    totals = [0.0, 0.0, 0.0, 0.0]
+    if vectors is None:
+        vectors = searcher.embedder.encode_queries([dataset.queries[q] for q in ids])
+    scores: dict[str, tuple[float, float, float, float]] = {}
     for qid, vector in zip(ids, vectors, strict=True):
-        hits = searcher.search_encoded(dataset.queries[qid], vector, 100).hits
-        ranking = [hit.document.key for hit in hits]
-        for i, value in enumerate(score_ranking(ranking, dataset.qrels[qid])):
-            totals[i] += value
-    n = max(len(ids), 1)
-    return Metrics(totals[0] / n, totals[1] / n, totals[2] / n, totals[3] / n, len(ids))
+        result = searcher.search_encoded(dataset.queries[qid], vector, 100, mode=mode, with_hits=False)
+        documents = searcher.index.documents
+        ranking = [documents[doc_id].key for doc_id in result.ranking]
+        scores[qid] = score_ranking(ranking, dataset.qrels[qid])
+    overall = _average(list(scores.values()))
+    languages = sorted(set(dataset.languages.values()))
+    if len(languages) > 1:
+        overall.by_language.update(
+            {lang: _average([scores[q] for q in ids if dataset.languages.get(q) == lang]) for lang in languages}
+        )
+    return overall
+
+
+def _average(scores: list[tuple[float, float, float, float]]) -> Metrics:
+    n = max(len(scores), 1)
+    sums = [sum(s[i] for s in scores) / n for i in range(4)]
+    return Metrics(sums[0], sums[1], sums[2], sums[3], len(scores), sum(1 for s in scores if s[1] == 0))
 
 
 def score_ranking(ranking: list[str], relevant: dict[str, int]) -> tuple[float, float, float, float]:
@@ -122,12 +145,28 @@ def score_ranking(ranking: list[str], relevant: dict[str, int]) -> tuple[float, 
 
 
 def run(
-    folder: Path, settings: Settings, embedder: Embedder | None = None, max_queries: int | None = None
-) -> Metrics:
-    """Load a dataset, index it in a temporary folder, evaluate, and clean up."""
+    folder: Path,
+    settings: Settings,
+    embedder: Embedder | None = None,
+    max_queries: int | None = None,
+    modes: tuple[Mode, ...] = ("hybrid",),
+) -> dict[Mode, Metrics]:
+    """Load a dataset, index it in a temporary folder, evaluate each mode, and clean up.
+
+    Without ``corpus.jsonl`` the dataset is judged against ``settings.corpus_dir``, ingested like ``kb ingest``.
+    """
     dataset = load_dataset(folder, max_queries)
     embedder = embedder or Embedder(settings)
     with tempfile.TemporaryDirectory(prefix=f"kb-eval-{dataset.name}-") as tmp:
         eval_settings = settings.model_copy(update={"index_dir": Path(tmp) / "index"})
-        build_index(dataset, eval_settings, embedder)
-        return evaluate(dataset, Searcher(eval_settings, embedder))
+        if dataset.corpus:
+            build_index(dataset, eval_settings, embedder)
+        else:
+            report = Ingestor(eval_settings, embedder).run()
+            if report.failed:
+                raise ConfigError(
+                    f"{len(report.failed)} corpus files could not be ingested, e.g. {report.failed[0]}."
+                )
+        searcher = Searcher(eval_settings, embedder)
+        vectors = embedder.encode_queries(list(dataset.queries.values()))
+        return {mode: evaluate(dataset, searcher, mode, vectors) for mode in modes}

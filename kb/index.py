@@ -22,10 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
-from kb.store import Store
+from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
+from kb.store import Store, StoredDocument
 from kb.vectors import Vectors
 
 FORMAT_VERSION = 1
@@ -33,6 +35,8 @@ KEEP_VERSIONS = 3
 STORE_FILE = "store.sqlite"
 VECTORS_FILE = "vectors.faiss"
 MANIFEST_FILE = "manifest.json"
+#: The files of a version besides its manifest (sizes recorded in the manifest and checked at load).
+DATA_FILES = (STORE_FILE, VECTORS_FILE, LEXICAL_MATRIX, LEXICAL_TERMS)
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ class IndexDir:
 
     def publish(self, build: Path, version: int) -> Path:
         """Make a finished build the live version (atomic), then prune old versions."""
-        for name in (STORE_FILE, VECTORS_FILE, MANIFEST_FILE):
+        for name in (*DATA_FILES, MANIFEST_FILE):
             with open(build / name, "rb") as handle:
                 os.fsync(handle.fileno())
         final = self.versions / f"v{version:06d}"
@@ -169,12 +173,15 @@ class IndexDir:
 
 @dataclass
 class LoadedIndex:
-    """One version, opened for reading."""
+    """One version, opened for reading; document metadata and the chunk ids of each document kept in memory."""
 
     folder: Path
     manifest: Manifest
     store: Store
     vectors: Vectors
+    lexical: LexicalIndex
+    documents: dict[str, StoredDocument] = field(default_factory=dict)
+    doc_chunks: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def open(cls, folder: Path) -> LoadedIndex:
@@ -193,7 +200,17 @@ class LoadedIndex:
                 f"The index in {folder} does not match its manifest ({len(vectors)} vectors of dimension "
                 f"{vectors.dimension}); run `kb ingest --rebuild`."
             )
-        return cls(folder=folder, manifest=manifest, store=store, vectors=vectors)
+        try:
+            lexical = LexicalIndex.load(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexUnavailableError(
+                f"The lexical index in {folder} is unreadable ({exc}); run `kb ingest --rebuild`."
+            ) from exc
+        documents = {doc.id: doc for doc in store.documents()}
+        doc_chunks = {
+            doc_id: np.asarray(ids, dtype=np.int64) for doc_id, ids in store.chunk_ids_by_document().items()
+        }
+        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks)
 
     def check_model(self, model: str, dimension: int | None = None) -> None:
         """Fail with a clear message when this index was built with another model than the configured one."""

@@ -20,7 +20,8 @@ from kb.chunking import chunk_sections
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, LoaderError
-from kb.index import STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest
+from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest
+from kb.lexical import LexicalIndex
 from kb.loaders.metadata import sidecar_path
 from kb.settings import Settings
 from kb.store import Store
@@ -28,8 +29,10 @@ from kb.vectors import Vectors
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever chunking changes in a way that requires re-embedding everything.
-CHUNKER_VERSION = 1
+#: Bumped whenever loading or chunking changes in a way that requires re-chunking and re-embedding everything.
+CHUNKER_VERSION = 2
+#: Language codes whose documents get German lexical analysis.
+GERMAN = frozenset({"de", "de-de", "de-at", "de-ch", "deu", "ger"})
 #: Exit code of `kb ingest` when some files failed and the rest was ingested.
 EXIT_PARTIAL = 6
 _IGNORED_NAMES = {"readme.md", "readme.txt", "readme", "license", "license.md", "licence.md"}
@@ -62,6 +65,15 @@ class IngestReport:
     @property
     def exit_code(self) -> int:
         return EXIT_PARTIAL if self.failed else 0
+
+
+def chunking_settings(settings: Settings) -> dict[str, int]:
+    """What the manifest records about chunking; a difference means every document is chunked again."""
+    return {
+        "chunk_words": settings.chunk_words,
+        "chunk_overlap": settings.chunk_overlap,
+        "chunker_version": CHUNKER_VERSION,
+    }
 
 
 def passage_text(title: str, heading: str, text: str) -> str:
@@ -109,13 +121,6 @@ class IndexWriter:
     def empty(cls, settings: Settings, embedder: Embedder, build: Path) -> IndexWriter:
         return cls(settings, embedder, build, Store(build / STORE_FILE), Vectors.new(embedder.dimension))
 
-    def chunking(self) -> dict[str, int]:
-        return {
-            "chunk_words": self.settings.chunk_words,
-            "chunk_overlap": self.settings.chunk_overlap,
-            "chunker_version": CHUNKER_VERSION,
-        }
-
     def add(self, doc_id: str, key: str, content_hash: str, document: Document) -> None:
         chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
         self._pending.append((doc_id, key, content_hash, document, chunks))
@@ -141,10 +146,21 @@ class IndexWriter:
             offset += len(chunks)
         self._pending, self._pending_chunks = [], 0
 
+    def _lexical(self) -> LexicalIndex:
+        """BM25 over the chunks of German documents (other languages are left to the dense path)."""
+        documents = {doc.id: doc.metadata for doc in self.store.documents()}
+        german = [
+            (chunk_id, passage_text(documents[doc_id].title, heading, text))
+            for chunk_id, doc_id, heading, text in self.store.chunk_texts()
+            if documents[doc_id].language in GERMAN
+        ]
+        return LexicalIndex.build(german)
+
     def publish(self, index_dir: IndexDir) -> tuple[int, int, int]:
         """Write vectors and manifest and make the build the live version; ``(version, documents, chunks)``."""
         self.flush()
         self.vectors.save(self.build / VECTORS_FILE)
+        self._lexical().save(self.build)
         documents, chunks = self.store.counts()
         self.store.close()
         version = index_dir.next_version()
@@ -152,11 +168,11 @@ class IndexWriter:
             version=version,
             model=self.settings.model,
             dimension=self.vectors.dimension,
-            chunking=self.chunking(),
+            chunking=chunking_settings(self.settings),
             documents=documents,
             chunks=chunks,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            files={name: (self.build / name).stat().st_size for name in (STORE_FILE, VECTORS_FILE)},
+            files={name: (self.build / name).stat().st_size for name in DATA_FILES},
         ).write(self.build)
         index_dir.publish(self.build, version)
         return version, documents, chunks
@@ -194,11 +210,7 @@ class Ingestor:
         reembed_all = False
         if current is not None:
             current.check_model(self.settings.model)
-            reembed_all = current.manifest.chunking != {
-                "chunk_words": self.settings.chunk_words,
-                "chunk_overlap": self.settings.chunk_overlap,
-                "chunker_version": CHUNKER_VERSION,
-            }
+            reembed_all = current.manifest.chunking != chunking_settings(self.settings)
         known = current.store.hashes() if current else {}
         build = self.index_dir.start_build()
         try:

@@ -1,7 +1,11 @@
-"""The Searcher: validates a query, embeds it, searches the live index version and builds the hits.
+"""The Searcher: validates a query, ranks chunks (dense, lexical or fused), filters, groups and builds hits.
 
-The live version is re-read when ``kb ingest`` publishes a new one, so a running server picks it up without a
-restart; requests already running finish on the version they started with.
+Hybrid ranking fuses the dense (FAISS) and lexical (BM25) rankings by reciprocal rank fusion. The lexical side is
+weighted by how much of the query the German lexical index knows (its *coverage*): a German question gets the full
+weight, a Turkish, Arabic, Ukrainian or English one little or none, so other languages keep the dense ranking.
+
+The live index version is re-read when ``kb ingest`` publishes a new one, so a running server picks it up without
+a restart; requests already running finish on the version they started with.
 """
 
 from __future__ import annotations
@@ -9,20 +13,72 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
 from kb.index import IndexDir, LoadedIndex, open_current
+from kb.lexical import Analyzer, LexicalIndex, load_synonyms
 from kb.settings import Settings
 from kb.store import StoredChunk, StoredDocument
 
+Mode = Literal["hybrid", "dense", "lexical"]
+#: A ranked chunk: (chunk id, score, further chunks of its document among the candidates, document id).
+Ranked = tuple[int, float, int, str]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 SNIPPET_WORDS = 40
+RRF_K = 60
+#: Lexical weight in hybrid mode: 0 below this coverage of the query by the German index, 1 from FULL_COVERAGE.
+MIN_COVERAGE, FULL_COVERAGE = 0.35, 0.6
 #: Grouped search looks at this many chunks per wanted document first (more if too few documents come back).
 GROUP_POOL_FACTOR = 8
+FACET_DOCUMENTS = 100
+FACET_FIELDS = ("district", "doc_type", "topics", "audience", "language", "year")
 _RECHECK_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions on metadata: values within one field are alternatives (OR), fields combine (AND)."""
+
+    district: tuple[str, ...] = ()
+    doc_type: tuple[str, ...] = ()
+    topic: tuple[str, ...] = ()
+    audience: tuple[str, ...] = ()
+    language: tuple[str, ...] = ()
+    year_from: int | None = None
+    year_to: int | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.district, self.doc_type, self.topic, self.audience, self.language)) or (
+            self.year_from is not None or self.year_to is not None
+        )
+
+    def matches(self, doc: StoredDocument) -> bool:
+        meta = self._fold
+        m = doc.metadata
+        if self.district and meta(m.district) not in {meta(v) for v in self.district}:
+            return False
+        if self.doc_type and meta(m.doc_type) not in {meta(v) for v in self.doc_type}:
+            return False
+        if self.topic and not {meta(t) for t in m.topics} & {meta(v) for v in self.topic}:
+            return False
+        if self.audience and not {meta(a) for a in m.audience} & {meta(v) for v in self.audience}:
+            return False
+        if self.language and meta(m.language) not in {meta(v) for v in self.language}:
+            return False
+        if self.year_from is not None and (m.year is None or m.year < self.year_from):
+            return False
+        return not (self.year_to is not None and (m.year is None or m.year > self.year_to))
+
+    @staticmethod
+    def _fold(value: str) -> str:
+        return value.casefold().strip()
 
 
 @dataclass(frozen=True)
@@ -32,15 +88,20 @@ class Hit:
     document: StoredDocument
     chunk: StoredChunk
     snippet: str
+    highlights: list[tuple[int, int]] = field(default_factory=list)
     more_chunks: int = 0  # further chunks of the same document among the candidates (grouped results)
 
 
 @dataclass(frozen=True)
 class SearchResult:
     query: str
+    mode: Mode
     hits: list[Hit]
     took_ms: float
     index_version: int
+    lexical_weight: float = 0.0
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    ranking: list[str] = field(default_factory=list)  # document ids, when only ranked (evaluation)
 
 
 class IndexHandle:
@@ -64,6 +125,7 @@ class IndexHandle:
             if self._loaded is None or name != self._loaded_name:
                 index = open_current(self._settings.index_dir)
                 index.check_model(self._settings.model, self._embedder.dimension)
+                index.lexical.use_synonyms(load_synonyms(self._settings.synonyms_file))
                 self._loaded, self._loaded_name = index, index.folder.name
             self._checked = now
             return self._loaded
@@ -81,7 +143,7 @@ class Searcher:
     def index(self) -> LoadedIndex:
         return self.handle.get()
 
-    def validate(self, query: str, k: int) -> str:
+    def validate(self, query: str, k: int, mode: str | None = None) -> str:
         text = " ".join(query.split())
         if not text:
             raise QueryError("The query is empty: type a question or a few words.")
@@ -91,89 +153,227 @@ class Searcher:
             )
         if not 1 <= k <= self.settings.max_k:
             raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}.")
+        if mode is not None and mode not in MODES:
+            raise QueryError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
         return text
 
-    def search(self, query: str, k: int = 10, *, group: bool = True) -> SearchResult:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        group: bool = True,
+        filters: Filters | None = None,
+        facets: bool = False,
+    ) -> SearchResult:
         """The ``k`` best results: one per document (its best chunk) by default, or raw chunks."""
         started = time.perf_counter()
-        text = self.validate(query, k)
+        text = self.validate(query, k, mode)
+        chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
         _ = self.index  # a missing or incompatible index fails here, before the model is loaded
-        vector = self.embedder.encode_queries([text])[0]
-        return self.search_encoded(text, vector, k, group=group, started=started)
+        vector = self.embedder.encode_queries([text])[0] if chosen != "lexical" else None
+        return self.search_encoded(
+            text, vector, k, mode=chosen, group=group, filters=filters, facets=facets, started=started
+        )
 
     def search_encoded(
-        self, text: str, vector: np.ndarray, k: int, *, group: bool = True, started: float | None = None
+        self,
+        text: str,
+        vector: np.ndarray | None,
+        k: int,
+        *,
+        mode: Mode = "hybrid",
+        group: bool = True,
+        filters: Filters | None = None,
+        facets: bool = False,
+        started: float | None = None,
+        with_hits: bool = True,
     ) -> SearchResult:
-        """Search with a query vector that is already encoded (evaluation encodes all queries in one batch)."""
+        """Search with a query vector that is already encoded (evaluation encodes all queries in one batch).
+
+        ``with_hits=False`` only ranks: the result's ``ranking`` holds document ids and no hits are built.
+        """
         started = time.perf_counter() if started is None else started
         index = self.index
-        ranked = self._ranked(index, vector, k, group)
-        chunks = index.store.chunks([chunk_id for chunk_id, _, _ in ranked])
-        documents: dict[str, StoredDocument | None] = {}
-        hits = []
-        for chunk_id, score, more in ranked:
-            chunk = chunks.get(chunk_id)
-            if chunk is None:
-                continue
-            if chunk.doc_id not in documents:
-                documents[chunk.doc_id] = index.store.document(chunk.doc_id)
-            document = documents[chunk.doc_id]
-            if document is not None:
-                hits.append(Hit(score, chunk_id, document, chunk, snippet(chunk.text, text), more))
-        took = (time.perf_counter() - started) * 1000
-        return SearchResult(query=text, hits=hits, took_ms=took, index_version=index.manifest.version)
+        allowed = allowed_chunks(index, filters) if filters else None
+        weight = lexical_weight(index.lexical, text) if mode == "hybrid" else float(mode == "lexical")
 
-    @staticmethod
-    def _ranked(index: LoadedIndex, vector: np.ndarray, k: int, group: bool) -> list[tuple[int, float, int]]:
-        """``(chunk id, score, further chunks of its document)``, best first."""
-        if not group:
-            return [(chunk_id, score, 0) for chunk_id, score in index.vectors.search(vector, k)]
-        total = len(index.vectors)
-        pool = min(total, max(k * GROUP_POOL_FACTOR, 50))
-        while True:
-            candidates = index.vectors.search(vector, pool)
-            doc_of = index.store.doc_ids([chunk_id for chunk_id, _ in candidates])
-            best: dict[str, tuple[int, float]] = {}
-            counts: dict[str, int] = {}
-            for chunk_id, score in candidates:
-                doc = doc_of.get(chunk_id)
-                if doc is None:
-                    continue
-                counts[doc] = counts.get(doc, 0) + 1
-                best.setdefault(doc, (chunk_id, score))
-            if len(best) >= k or pool >= total:
-                break
-            pool = min(total, pool * 4)
-        return [(chunk_id, score, counts[doc] - 1) for doc, (chunk_id, score) in list(best.items())[:k]]
+        def candidates(pool: int) -> list[tuple[int, float]]:
+            return rank(index, text, vector, pool, mode, weight, allowed)
+
+        ranked = grouped(index, candidates, k) if group else [(c, s, 0, "") for c, s in candidates(k)]
+        if not with_hits:
+            return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, [r[3] for r in ranked])
+        hits = self._hits(index, ranked, text)
+        facet_counts = {}
+        if facets:
+            documents = [index.documents[doc] for *_, doc in grouped(index, candidates, FACET_DOCUMENTS)]
+            facet_counts = count_facets(documents)
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(text, mode, hits, took, index.manifest.version, weight, facet_counts)
+
+    def _hits(self, index: LoadedIndex, ranked: list[Ranked], text: str) -> list[Hit]:
+        chunks = index.store.chunks([chunk_id for chunk_id, *_ in ranked])
+        terms = set(index.lexical.query_terms(text))
+        hits = []
+        for chunk_id, score, more, _ in ranked:
+            chunk = chunks.get(chunk_id)
+            document = index.documents.get(chunk.doc_id) if chunk else None
+            if chunk is None or document is None:
+                continue
+            snip, spans = snippet(chunk.text, terms, index.lexical.analyzer)
+            hits.append(Hit(score, chunk_id, document, chunk, snip, spans, more))
+        return hits
 
     def document(self, doc_id: str) -> StoredDocument:
-        document = self.index.store.document(doc_id)
+        document = self.index.documents.get(doc_id)
         if document is None:
             raise NotFoundError(f"There is no document with id {doc_id!r}; search again to get current ids.")
         return document
 
+    def similar(self, doc_id: str, k: int = 5, *, other_districts: bool = True) -> list[Hit]:
+        """Documents most like this one (by the mean of its chunk vectors), one result per document."""
+        if not 1 <= k <= self.settings.max_k:
+            raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}.")
+        index = self.index
+        source = self.document(doc_id)
+        own = index.doc_chunks.get(doc_id, np.zeros(0, dtype=np.int64))
+        if not len(own):
+            return []
+        centroid = np.mean([index.vectors.reconstruct(int(c)) for c in own], axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        district = source.metadata.district.casefold()
+        others = [
+            ids
+            for other, ids in index.doc_chunks.items()
+            if other != doc_id
+            and not (other_districts and index.documents[other].metadata.district.casefold() == district)
+        ]
+        if not others:
+            return []
+        allowed = np.concatenate(others)
 
-_WORD = re.compile(r"\w+")
+        def candidates(pool: int) -> list[tuple[int, float]]:
+            return index.vectors.search(centroid, pool, allowed.tolist())
+
+        ranked = grouped(index, candidates, k)
+        return self._hits(index, ranked, "")
 
 
-def _stems(text: str) -> set[str]:
-    return {w.lower()[:5] for w in _WORD.findall(text) if len(w) >= 4}
+def lexical_weight(lexical: LexicalIndex, text: str) -> float:
+    """How much to trust lexical evidence for this query, from 0 (other language) to 1 (German)."""
+    coverage = lexical.coverage(text)
+    return float(np.clip((coverage - MIN_COVERAGE) / (FULL_COVERAGE - MIN_COVERAGE), 0.0, 1.0))
 
 
-def snippet(text: str, query: str, size: int = SNIPPET_WORDS) -> str:
-    """The window of ``size`` words of ``text`` that shares the most word stems with ``query``."""
-    words = text.split()
-    if len(words) <= size:
-        return text
-    wanted = _stems(query)
-    hits = [1 if _stems(w) & wanted else 0 for w in words]
-    best, best_score, window = 0, sum(hits[:size]), sum(hits[:size])
-    for start in range(1, len(words) - size + 1):
-        window += hits[start + size - 1] - hits[start - 1]
-        if window > best_score:
-            best, best_score = start, window
-    if best_score == 0:
-        best = 0
+def rank(
+    index: LoadedIndex,
+    text: str,
+    vector: np.ndarray | None,
+    pool: int,
+    mode: Mode,
+    weight: float,
+    allowed: np.ndarray | None,
+) -> list[tuple[int, float]]:
+    """Up to ``pool`` chunk ids with scores, best first, restricted to ``allowed`` exactly."""
+    allowed_list = allowed.tolist() if allowed is not None else None
+    if mode == "lexical":
+        return index.lexical.search(text, pool, allowed)
+    if vector is None:
+        raise ValueError("dense and hybrid ranking need a query vector")
+    dense = index.vectors.search(vector, pool, allowed_list)
+    if mode == "dense" or weight <= 0:
+        return dense
+    lexical = index.lexical.search(text, pool, allowed)
+    return fuse(dense, lexical, weight)[:pool]
+
+
+def fuse(
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], weight: float
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion of two rankings."""
+    scores: dict[int, float] = {}
+    for rank_, (chunk_id, _) in enumerate(dense):
+        scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank_ + 1)
+    for rank_, (chunk_id, _) in enumerate(lexical):
+        scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (RRF_K + rank_ + 1)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def allowed_chunks(index: LoadedIndex, filters: Filters) -> np.ndarray:
+    ids = [
+        index.doc_chunks[d] for d, doc in index.documents.items() if d in index.doc_chunks and filters.matches(doc)
+    ]
+    return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+
+
+def grouped(index: LoadedIndex, candidates: Callable[[int], list[tuple[int, float]]], k: int) -> list[Ranked]:
+    """``(chunk id, score, further chunks of its document, document id)`` for the best ``k`` documents."""
+    total = len(index.vectors)
+    pool = min(total, max(k * GROUP_POOL_FACTOR, 50))
+    while True:
+        ranked = candidates(pool)
+        doc_of = index.store.doc_ids([chunk_id for chunk_id, _ in ranked])
+        best: dict[str, tuple[int, float]] = {}
+        counts: Counter[str] = Counter()
+        for chunk_id, score in ranked:
+            doc = doc_of.get(chunk_id)
+            if doc is not None:
+                counts[doc] += 1
+                best.setdefault(doc, (chunk_id, score))
+        if len(best) >= k or pool >= total or len(ranked) < pool:
+            break
+        pool = min(total, pool * 4)
+    return [(chunk_id, score, counts[doc] - 1, doc) for doc, (chunk_id, score) in list(best.items())[:k]]
+
+
+def count_facets(documents: list[StoredDocument]) -> dict[str, dict[str, int]]:
+    """Counts per value of each facet field over ``documents``, most frequent first."""
+    counters: dict[str, Counter[str]] = {name: Counter() for name in FACET_FIELDS}
+    for doc in documents:
+        m = doc.metadata
+        counters["district"][m.district] += 1
+        counters["doc_type"][m.doc_type] += 1
+        counters["topics"].update(m.topics)
+        counters["audience"].update(m.audience)
+        counters["language"][m.language] += 1
+        counters["year"][str(m.year) if m.year else ""] += 1
+    return {
+        name: dict(sorted(((v, c) for v, c in counter.items() if v), key=lambda vc: (-vc[1], vc[0])))
+        for name, counter in counters.items()
+    }
+
+
+_SPACE = re.compile(r"\S+")
+
+
+def snippet(
+    text: str, terms: set[str], analyzer: Analyzer, size: int = SNIPPET_WORDS
+) -> tuple[str, list[tuple[int, int]]]:
+    """The window of ``size`` words that matches the most query terms, and the matched words' character spans."""
+    tokens = [(m.start(), m.end()) for m in _SPACE.finditer(text)]
+    matched = [bool(terms) and bool(set(analyzer.terms(text[a:b])) & terms) for a, b in tokens]
+    best = 0
+    if len(tokens) > size and any(matched):
+        window = sum(matched[:size])
+        best_score = window
+        for start in range(1, len(tokens) - size + 1):
+            window += matched[start + size - 1] - matched[start - 1]
+            if window > best_score:
+                best, best_score = start, window
+    chosen = tokens[best : best + size]
+    if not chosen:
+        return "", []
     prefix = "… " if best > 0 else ""
-    suffix = " …" if best + size < len(words) else ""
-    return prefix + " ".join(words[best : best + size]) + suffix
+    suffix = " …" if best + size < len(tokens) else ""
+    offset = chosen[0][0] - len(prefix)
+    body = text[chosen[0][0] : chosen[-1][1]]
+    spans = []
+    for (a, b), hit in zip(tokens[best : best + size], matched[best : best + size], strict=True):
+        if hit:
+            word = text[a:b]
+            lead = len(word) - len(word.lstrip("„“\"'(«»[")) if word else 0
+            trail = len(word) - len(word.rstrip(".,;:!?…)“\"'»«]"))
+            spans.append((a - offset + lead, b - offset - trail))
+    return prefix + body + suffix, spans

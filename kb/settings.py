@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(1000, ge=10, description="Longest accepted query, in characters.")
     max_k: int = Field(100, ge=1, le=1000, description="Largest number of results one search may ask for.")
     threads: int = Field(0, ge=0, description="Torch threads for encoding; 0 = all cores.")
+    synonyms_file: Path | None = Field(
+        None, description="Synonym and acronym groups for lexical search (default: the list shipped in kb/data)."
+    )
+    search_mode: str = Field("hybrid", pattern="^(hybrid|dense|lexical)$", description="Default search mode.")
 
     @property
     def model_cache_dir(self) -> Path:

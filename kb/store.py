@@ -186,6 +186,17 @@ class Store:
             found.update(self._query(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", batch))
         return found
 
+    def chunk_ids_by_document(self) -> dict[str, list[int]]:
+        result: dict[str, list[int]] = {}
+        for chunk_id, doc_id in self._query("SELECT id, doc_id FROM chunks ORDER BY id"):
+            result.setdefault(doc_id, []).append(chunk_id)
+        return result
+
+    def chunk_texts(self) -> list[tuple[int, str, str, str]]:
+        """``(chunk id, document id, heading, text)`` of every chunk, by id."""
+        rows = self._query("SELECT id, doc_id, heading, text FROM chunks ORDER BY id")
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
     def chunks_of(self, doc_id: str) -> list[StoredChunk]:
         rows = self._query(
             f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal",

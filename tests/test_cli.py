@@ -63,3 +63,29 @@ def test_missing_index_is_one_line_and_exit_code_4(tmp_path: Path) -> None:
 def test_empty_query_is_exit_code_2(small_settings: Settings) -> None:
     result = runner.invoke(app, ["--index-dir", str(small_settings.index_dir), "search", "  "])
     assert result.exit_code == 2 and "The query is empty" in result.stderr
+
+
+def test_search_with_filters_and_mode(small_settings: Settings) -> None:
+    args = ["--index-dir", str(small_settings.index_dir), "search", "Schulplatz", "--json", "--mode", "lexical"]
+    result = runner.invoke(app, [*args, "--filter", "district=Duisburg", "-f", "year=2020..2022"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["mode"] == "lexical" and [r["district"] for r in payload["results"]] == ["Duisburg"]
+
+
+def test_bad_filter_is_exit_code_2(small_settings: Settings) -> None:
+    result = runner.invoke(app, ["--index-dir", str(small_settings.index_dir), "search", "x", "-f", "bezirk=Köln"])
+    assert result.exit_code == 2 and "Unknown filter 'bezirk'" in result.stderr
+
+
+def test_similar_prints_documents_from_other_districts(small_settings: Settings) -> None:
+    search = runner.invoke(
+        app, ["--index-dir", str(small_settings.index_dir), "search", "Elterncafé", "-k", "1", "--json"]
+    )
+    doc_id = json.loads(search.stdout)["results"][0]["document_id"]
+    result = runner.invoke(
+        app, ["--index-dir", str(small_settings.index_dir), "similar", doc_id, "-k", "2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 2 and all(h["district"] != "Dortmund" for h in hits)

@@ -101,3 +101,24 @@ def test_encrypted_pdf_with_empty_password_is_read(tmp_path: Path, small_corpus:
     path = factories.write_encrypted_pdf(tmp_path / "offen.pdf", small_corpus / "essen" / "mathe.pdf", "")
     doc = loaders.load(path)
     assert "Textaufgaben" in doc.sections[0].text
+
+
+def test_pdf_numbered_headings_become_section_headings(tmp_path: Path) -> None:
+    body = [
+        f"Die Schule informiert {who} frühzeitig über die Angebote im Stadtteil und in der Stadt."
+        for who in ("alle Eltern", "die Familien", "die Kinder", "das Kollegium", "die Vereine", "die Presse")
+    ]
+    path = factories.write_pdf(
+        tmp_path / "konzept.pdf",
+        [
+            ["1. Ausgangslage", body[0], body[1], "2. Zusammenarbeit mit Eltern", body[2]],
+            [body[3], "3. Ausblick", body[4], body[5]],
+        ],
+    )
+    doc = loaders.load(path)
+    assert [(s.page, s.heading) for s in doc.sections] == [
+        (1, "1. Ausgangslage"),
+        (1, "2. Zusammenarbeit mit Eltern"),
+        (2, "2. Zusammenarbeit mit Eltern"),
+        (2, "3. Ausblick"),
+    ]

@@ -1,8 +1,10 @@
-"""Retrieval quality regression on XQuAD (240 German passages; German and Turkish questions).
+"""Retrieval quality regression on XQuAD (240 German passages; German, Turkish and English questions).
 
 Data: XQuAD (Artetxe et al., 2019), CC BY-SA 4.0, read from ../shared/eval (see its SOURCE.txt); not copied here.
-Reference points measured with the bundled model and exact dense search: de-de nDCG@10 0.950 / R@10 0.992,
-tr-de 0.826 / 0.934.
+Measured in the default (hybrid) mode on 2026-11-25 (docs/quality.md): de-de nDCG@10 0.967 / R@10 0.993,
+tr-de 0.829 / 0.935, en-de 0.917 / 0.987; dense alone: 0.952, 0.829, 0.917. The floors below sit above dense
+alone for German (the hybrid gain must not vanish) and at dense level for the other languages (lexical evidence
+must not drag them down).
 """
 
 from pathlib import Path
@@ -31,7 +33,7 @@ def xquad_searcher(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.mark.parametrize(
     ("name", "min_ndcg", "min_recall"),
-    [("xquad-de-de", 0.94, 0.98), ("xquad-tr-de", 0.81, 0.92)],
+    [("xquad-de-de", 0.958, 0.985), ("xquad-tr-de", 0.82, 0.925), ("xquad-en-de", 0.905, 0.98)],
 )
 def test_retrieval_quality_does_not_regress(
     xquad_searcher: Searcher, name: str, min_ndcg: float, min_recall: float
@@ -64,6 +66,6 @@ def test_eval_does_not_touch_the_configured_index(tmp_path: Path, embedder: Embe
     from kb.evaluation import run
 
     settings = Settings(index_dir=tmp_path / "index")
-    metrics = run(folder, settings, embedder)
+    metrics = run(folder, settings, embedder)["hybrid"]
     assert metrics.queries == 1 and metrics.mrr_at_10 == 1.0
     assert not (tmp_path / "index").exists()

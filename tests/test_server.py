@@ -1,14 +1,11 @@
 """A real uvicorn on loopback: the running service picks up a new index version without a restart."""
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from kb.api.app import create_app
 from kb.embedder import Embedder
@@ -16,33 +13,17 @@ from kb.ingest import Ingestor
 from kb.search import Searcher
 from kb.settings import Settings
 from tests import factories
-from tests.conftest import make_small_corpus
+from tests.conftest import make_small_corpus, serving
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def served(tmp_path: Path, embedder: Embedder) -> Iterator[tuple[str, Settings]]:
     settings = Settings(corpus_dir=make_small_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
     Ingestor(settings, embedder).run()
-    port = free_port()
-    app = create_app(settings, searcher=Searcher(settings, embedder))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}", settings
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings, searcher=Searcher(settings, embedder))) as url:
+        yield url, settings
 
 
 def test_new_index_version_is_served_without_restart(served: tuple[str, Settings], embedder: Embedder) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.api import page, routes
@@ -18,6 +20,8 @@ from kb.search import Searcher
 from kb.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+#: Our pages load nothing but their own stylesheet and script (no inline code, no CDN, no fonts).
+PAGE_CSP = "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 
 
 def create_app(settings: Settings | None = None, searcher: Searcher | None = None) -> FastAPI:
@@ -44,7 +48,9 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     )
     app.include_router(routes.router)
     app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     _install_error_handlers(app)
+    _install_security_headers(app)
     return app
 
 
@@ -55,6 +61,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_validation(exc)}, status_code=422)
+
+    @app.exception_handler(ValidationError)
+    async def invalid_model(request: Request, exc: ValidationError) -> JSONResponse:
         return JSONResponse({"detail": describe_validation(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -71,7 +81,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def describe_validation(exc: RequestValidationError) -> str:
+def _install_security_headers(app: FastAPI) -> None:
+    """CSP, nosniff and a same-origin referrer on HTML pages (not on /docs: Swagger UI needs its CDN)."""
+    own_docs = tuple(url for url in (app.docs_url, app.redoc_url) if url)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        html = response.headers.get("content-type", "").startswith("text/html")
+        if html and not request.url.path.startswith(own_docs):
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+def describe_validation(exc: RequestValidationError | ValidationError) -> str:
     """One sentence per invalid parameter, naming it and the value that was sent."""
     parts = []
     for error in exc.errors():

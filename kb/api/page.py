@@ -1,42 +1,372 @@
-"""The web page at ``/``: a German search page, rendered on the server (works without JavaScript)."""
+"""The web pages: a German search page at ``/`` and a page per document at ``/dokument/{id}``.
+
+Rendered on the server and complete without JavaScript: the search is a GET form, filters are links whose URL
+holds the whole search (same parameter names as ``GET /search``), and every state (start, results, no results,
+no index, error) is a page with a German sentence, never a stack trace.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Any, Final
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+from starlette.datastructures import QueryParams
 
 from kb.api.deps import SearcherDep
-from kb.api.schemas import SearchHitOut
-from kb.errors import KBError
+from kb.api.schemas import DocumentOut, SearchHitOut
+from kb.errors import IndexMissingError, IndexUnavailableError, KBError, NotFoundError, QueryError
+from kb.search import MODES, Filters, Hit, Mode, Searcher
+from kb.store import StoredChunk
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC_DIR: Final = Path(__file__).parent / "static"
+
+PAGE_SIZE, MAX_PAGE_K = 10, 50
+LIST_FIELDS: Final = ("district", "doc_type", "topic", "audience", "language")
+MAX_VALUES, MAX_VALUE_CHARS = 20, 200
+#: (key in ``SearchResult.facets``, URL parameter, German label), in the order the page shows them.
+FACETS: Final = (
+    ("district", "district", "Kommune"),
+    ("doc_type", "doc_type", "Dokumentart"),
+    ("topics", "topic", "Thema"),
+    ("audience", "audience", "Zielgruppe"),
+    ("language", "language", "Sprache"),
+    ("year", "year", "Jahr"),
+)
+FILTER_LABELS: Final = {param: label for _, param, label in FACETS}
+FACET_SHOWN = 6  # values per facet before "alle anzeigen"
+MODE_LABELS: Final[dict[str, str]] = {
+    "hybrid": "Bedeutung und Wortlaut (empfohlen)",
+    "dense": "Nur nach Bedeutung – gut für Fragen in anderen Sprachen",
+    "lexical": "Nur nach genau diesen Wörtern",
+}
+LANGUAGES: Final = {
+    "de": "Deutsch",
+    "en": "Englisch",
+    "tr": "Türkisch",
+    "ar": "Arabisch",
+    "uk": "Ukrainisch",
+    "ru": "Russisch",
+    "pl": "Polnisch",
+    "fa": "Persisch",
+    "fr": "Französisch",
+    "ro": "Rumänisch",
+    "bg": "Bulgarisch",
+    "ku": "Kurdisch",
+}
+RTL_LANGUAGES: Final = frozenset({"ar", "fa", "he", "ur", "ps"})
+FILE_LABELS: Final = {"pdf": "PDF", "markdown": "Text", "text": "Text", "docx": "Word-Datei", "html": "HTML-Datei"}
+EXAMPLES: Final = (
+    ("Materialien zur Sprachförderung im Fachunterricht", "de"),
+    ("Wie beziehe ich Eltern mit Zuwanderungsgeschichte in die Schule ein?", "de"),
+    ("Wie bekommt ein neu zugewandertes Kind einen Schulplatz?", "de"),
+    ("Göçmen kökenli velileri okula nasıl dahil edebilirim?", "tr"),
+)
+
+NO_INDEX = (
+    "Es gibt noch keinen Suchindex. Sobald die Dokumente eingelesen sind (Befehl „kb ingest“), "
+    "funktioniert die Suche."
+)
+INDEX_BUSY = (
+    "Der Suchindex wird gerade aufgebaut oder erneuert. Bitte versuchen Sie es in ein paar Minuten noch einmal; "
+    "hilft das nicht, wenden Sie sich bitte an die technische Betreuung."
+)
+UNAVAILABLE = "Die Suche ist gerade nicht verfügbar. Bitte versuchen Sie es in ein paar Minuten noch einmal."
+SERVER_ERROR = (
+    "Auf dem Server ist ein Fehler aufgetreten. Er wurde protokolliert. Bitte versuchen Sie es später noch einmal."
+)
+NOT_FOUND = "Dieses Dokument gibt es nicht (mehr) in der Wissensbasis. Vielleicht wurde es entfernt oder ersetzt."
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """What a page's URL asks for; read leniently (invalid values are dropped) and written back as a URL."""
+
+    q: str = ""
+    filters: Filters = field(default_factory=Filters)
+    mode: Mode | None = None
+    k: int = PAGE_SIZE
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> PageQuery:
+        lists = {name: _values(params.getlist(name)) for name in LIST_FIELDS}
+        filters = Filters(**lists, year_from=_year(params.get("year_from")), year_to=_year(params.get("year_to")))
+        mode = params.get("mode")
+        k = params.get("k", "")
+        return cls(
+            q=params.get("q", ""),
+            filters=filters,
+            mode=next((m for m in MODES if m == mode), None),
+            k=min(int(k), MAX_PAGE_K) if k.isdigit() and int(k) > 0 else PAGE_SIZE,
+        )
+
+    def url(self, path: str = "/") -> str:
+        params: list[tuple[str, str]] = [("q", self.q)] if self.q else []
+        for name in LIST_FIELDS:
+            params += [(name, value) for value in getattr(self.filters, name)]
+        years = (("year_from", self.filters.year_from), ("year_to", self.filters.year_to))
+        params += [(name, str(year)) for name, year in years if year is not None]
+        if self.mode:
+            params.append(("mode", self.mode))
+        if self.k != PAGE_SIZE:
+            params.append(("k", str(self.k)))
+        return f"{path}?{urlencode(params)}" if params else path
+
+    def with_filters(self, **changes: Any) -> PageQuery:
+        return replace(self, filters=replace(self.filters, **changes), k=PAGE_SIZE)
+
+    def is_active(self, param: str, value: str) -> bool:
+        if param == "year":
+            return self.filters.year_from == self.filters.year_to == _year(value)
+        return value.casefold() in {v.casefold() for v in getattr(self.filters, param)}
+
+    def toggled(self, param: str, value: str) -> PageQuery:
+        """This query with the filter value added, or removed when it is already active."""
+        if param == "year":
+            year = None if self.is_active(param, value) else _year(value)
+            return self.with_filters(year_from=year, year_to=year)
+        current: tuple[str, ...] = getattr(self.filters, param)
+        kept = tuple(v for v in current if v.casefold() != value.casefold())
+        return self.with_filters(**{param: kept if len(kept) < len(current) else (*current, value)})
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    count: int = 0
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class FacetGroup:
+    param: str
+    label: str
+    links: list[Link]
+
+
+@dataclass(frozen=True)
+class Card:
+    """One result as the page shows it: the API's hit, its snippet marked up, and how to open the file."""
+
+    hit: SearchHitOut
+    snippet: Markup
+    section: str
+    file_label: str
+    url: str
+
+    @classmethod
+    def of(cls, hit: Hit, query: PageQuery) -> Card:
+        out = SearchHitOut.of(hit)
+        path = f"/dokument/{out.document_id}"
+        return cls(
+            hit=out,
+            snippet=highlight(out.snippet, out.highlights),
+            section=out.heading.split(" › ")[-1] if " › " in out.heading else "",
+            file_label=FILE_LABELS.get(hit.document.file_type, "Datei"),
+            url=query.url(path) if query.q else path,
+        )
+
+
+@dataclass(frozen=True)
+class OutlineEntry:
+    label: str
+    depth: int
+    page: str
+    url: str | None
+
+
+def highlight(snippet: str, spans: list[tuple[int, int]]) -> Markup:
+    """The snippet, HTML-escaped, with the matched character ranges wrapped in ``<mark>``."""
+    parts: list[str] = []
+    done = 0
+    for start, end in sorted(spans):
+        if start < done or end <= start:
+            continue
+        parts += [escape(snippet[done:start]), Markup("<mark>"), escape(snippet[start:end]), Markup("</mark>")]
+        done = end
+    parts.append(escape(snippet[done:]))
+    return Markup("").join(parts)
+
+
+def lang_attrs(language: str) -> Markup:
+    """``lang`` (and ``dir="rtl"``) for text in a language other than the page's German."""
+    code = language.strip().lower()
+    if not code or code == "de":
+        return Markup("")
+    direction = ' dir="rtl"' if code in RTL_LANGUAGES else ""
+    return Markup(' lang="{}"{}').format(code, Markup(direction))
+
+
+def language_name(code: str) -> str:
+    return LANGUAGES.get(code.strip().lower(), code)
+
+
+def seconds(took_ms: float) -> str:
+    return f"{max(took_ms, 10) / 1000:.2f}".replace(".", ",")
+
+
+templates.env.globals.update(lang_attrs=lang_attrs, mode_labels=MODE_LABELS, language_name=language_name)
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(
-    request: Request, searcher: SearcherDep, q: Annotated[str, Query(max_length=2000)] = ""
-) -> HTMLResponse:
-    context: dict[str, object] = {"q": q, "results": None, "error": None, "took_ms": None}
-    if q.strip():
-        try:
-            result = searcher.search(q, 10)
-            context["results"] = [SearchHitOut.of(hit) for hit in result.hits]
-            context["took_ms"] = round(result.took_ms)
-        except KBError as exc:
-            context["error"] = german_error(exc)
-    return templates.TemplateResponse(request, "search.html", context)
+def search_page(request: Request, searcher: SearcherDep) -> HTMLResponse:
+    query = PageQuery.parse(request.query_params)
+    context: dict[str, Any] = {
+        "query": query,
+        "active": active_filters(query),
+        "clear_url": replace(query, filters=Filters(), k=PAGE_SIZE).url(),
+        "examples": EXAMPLES,
+        "default_mode": searcher.settings.search_mode,
+    }
+    k = min(query.k, searcher.settings.max_k)
+    try:
+        if not query.q.strip():
+            context["stats"] = corpus_stats(searcher)
+            return render(request, "search.html", context)
+        result = searcher.search(query.q, k, mode=query.mode, filters=query.filters or None, facets=True)
+    except Exception as exc:  # every failure becomes a German sentence on the page
+        message, status = german_error(exc, searcher.settings.max_query_chars)
+        return render(request, "search.html", {**context, "error": message}, status)
+    context.update(
+        cards=[Card.of(hit, query) for hit in result.hits],
+        facets=facet_groups(query, result.facets),
+        seconds=seconds(result.took_ms),
+        mode=result.mode,
+        meaning_url=replace(query, mode=None).url(),
+        more_url=replace(query, k=query.k + PAGE_SIZE).url()
+        if len(result.hits) == k == query.k < MAX_PAGE_K
+        else None,
+    )
+    return render(request, "search.html", context)
 
 
-def german_error(exc: KBError) -> str:
-    from kb.errors import IndexMissingError, QueryError
+@router.get("/dokument/{doc_id}", response_class=HTMLResponse)
+def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLResponse:
+    query = PageQuery.parse(request.query_params)
+    context: dict[str, Any] = {"query": query, "back_url": query.url() if query.q.strip() else None}
+    try:
+        document = searcher.document(doc_id)
+        chunks = searcher.index.store.chunks_of(doc_id)
+        similar = searcher.similar(doc_id, 5, other_districts=True)
+    except Exception as exc:
+        message, status = german_error(exc, searcher.settings.max_query_chars)
+        return render(request, "document.html", {**context, "error": message}, status)
+    out = DocumentOut.of(document)
+    context.update(
+        doc=out,
+        file_label=FILE_LABELS.get(out.file_type, "Datei"),
+        outline=outline(chunks, out.file_url if out.file_type == "pdf" else None),
+        similar=[Card.of(hit, query) for hit in similar],
+    )
+    return render(request, "document.html", context)
 
+
+def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, {**context, "status": status}, status_code=status)
+
+
+def german_error(exc: Exception, max_chars: int) -> tuple[str, int]:
+    """The sentence a teacher reads for this failure, and the HTTP status of the page."""
+    if isinstance(exc, NotFoundError):
+        return NOT_FOUND, 404
     if isinstance(exc, IndexMissingError):
-        return "Es gibt noch keinen Suchindex. Bitte zuerst „kb ingest“ ausführen."
+        return NO_INDEX, 503
+    if isinstance(exc, IndexUnavailableError):
+        return INDEX_BUSY, 503
     if isinstance(exc, QueryError):
-        return "Die Suchanfrage ist zu lang oder leer. Bitte eine kürzere Frage eingeben."
-    return "Die Suche ist gerade nicht verfügbar. Bitte später noch einmal versuchen."
+        return f"Die Frage ist zu lang. Bitte fassen Sie sie kürzer (höchstens {max_chars} Zeichen).", 422
+    if isinstance(exc, KBError):
+        log.warning("search page: %s", exc)
+        return UNAVAILABLE, exc.status_code
+    log.exception("unexpected error on a web page")
+    return SERVER_ERROR, 500
+
+
+def corpus_stats(searcher: Searcher) -> tuple[int, int]:
+    """Documents and districts in the live index (raises when there is none)."""
+    documents = searcher.index.documents.values()
+    return len(documents), len({d.metadata.district for d in documents if d.metadata.district})
+
+
+def facet_groups(query: PageQuery, facets: dict[str, dict[str, int]]) -> list[FacetGroup]:
+    groups = []
+    for key, param, label in FACETS:
+        counts = facets.get(key, {})
+        values = sorted(counts, reverse=True) if key == "year" else list(counts)
+        links = [
+            Link(
+                language_name(value) if param == "language" else value,
+                query.toggled(param, value).url(),
+                counts[value],
+                query.is_active(param, value),
+            )
+            for value in values
+        ]
+        if links:
+            groups.append(FacetGroup(param, label, links))
+    return groups
+
+
+def active_filters(query: PageQuery) -> list[Link]:
+    """Each active filter with the URL of the same search without it."""
+    f = query.filters
+    links = [
+        Link(
+            f"{FILTER_LABELS[name]}: {language_name(v) if name == 'language' else v}", query.toggled(name, v).url()
+        )
+        for name in LIST_FIELDS
+        for v in getattr(f, name)
+    ]
+    if f.year_from is not None or f.year_to is not None:
+        if f.year_from == f.year_to:
+            years = str(f.year_from)
+        elif f.year_to is None:
+            years = f"ab {f.year_from}"
+        elif f.year_from is None:
+            years = f"bis {f.year_to}"
+        else:
+            years = f"{f.year_from}–{f.year_to}"
+        links.append(Link(f"Jahr: {years}", query.with_filters(year_from=None, year_to=None).url()))
+    return links
+
+
+def outline(chunks: list[StoredChunk], pdf_url: str | None, words: int = 10) -> list[OutlineEntry]:
+    """One line per chunk: its (new) heading or its first words, with its page and a link into the PDF."""
+    entries = []
+    previous = None
+    for chunk in chunks:
+        path = [part for part in chunk.heading.split(" › ") if part]
+        if path and chunk.heading != previous:
+            label, depth = path[-1], min(len(path) - 1, 3)
+        else:
+            first = chunk.text.split()
+            label = " ".join(first[:words]) + (" …" if len(first) > words else "")
+            depth = min(len(path), 3)
+        previous = chunk.heading
+        page = ""
+        if chunk.page:
+            end = chunk.page_end or chunk.page
+            page = f"S. {chunk.page}" if end == chunk.page else f"S. {chunk.page}–{end}"
+        url = f"{pdf_url}#page={chunk.page}" if pdf_url and chunk.page else None
+        entries.append(OutlineEntry(label, depth, page, url))
+    return entries
+
+
+def _values(raw: list[str]) -> tuple[str, ...]:
+    values = dict.fromkeys(v.strip()[:MAX_VALUE_CHARS] for v in raw if v.strip())
+    return tuple(values)[:MAX_VALUES]
+
+
+def _year(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() and 1900 <= int(raw) <= 2100 else None

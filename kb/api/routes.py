@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from kb.api.deps import SearcherDep
-from kb.api.schemas import DocumentList, DocumentOut, ErrorOut, Health, SearchHitOut, SearchResponse
+from kb.api.schemas import (
+    DocumentList,
+    DocumentOut,
+    ErrorOut,
+    FiltersIn,
+    Health,
+    SearchHitOut,
+    SearchRequest,
+    SearchResponse,
+    SimilarResponse,
+)
 from kb.errors import KBError, NotFoundError
+from kb.search import Searcher
 from kb.store import StoredDocument
 
 router = APIRouter()
@@ -29,23 +40,83 @@ _MEDIA_TYPES = {
 }
 
 
+def _response(searcher: Searcher, request: SearchRequest) -> SearchResponse:
+    result = searcher.search(
+        request.q,
+        request.k,
+        mode=request.mode,
+        group=request.group,
+        filters=request.filters.to_filters(),
+        facets=request.facets,
+    )
+    return SearchResponse(
+        query=result.query,
+        k=request.k,
+        mode=result.mode,
+        lexical_weight=round(result.lexical_weight, 3),
+        took_ms=round(result.took_ms, 2),
+        index_version=result.index_version,
+        results=[SearchHitOut.of(hit) for hit in result.hits],
+        facets=result.facets,
+    )
+
+
 @router.get("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
 def search(
     searcher: SearcherDep,
     q: Annotated[str, Query(description="The question or words to search for, in any language.")] = "",
     k: Annotated[int, Query(description="How many results (1–100).")] = 10,
+    mode: Annotated[
+        Literal["hybrid", "dense", "lexical"] | None,
+        Query(description="hybrid (default): meaning and words; dense: meaning only; lexical: words only."),
+    ] = None,
     group: Annotated[
         bool, Query(description="One result per document (its best passage); false gives raw passages.")
     ] = True,
+    facets: Annotated[bool, Query(description="Also count metadata values of the matching documents.")] = False,
+    district: Annotated[list[str] | None, Query(description="Only these districts (repeatable).")] = None,
+    doc_type: Annotated[list[str] | None, Query(description="Only these document types (repeatable).")] = None,
+    topic: Annotated[list[str] | None, Query(description="Only documents with one of these topics.")] = None,
+    audience: Annotated[list[str] | None, Query(description="Only documents for one of these audiences.")] = None,
+    language: Annotated[list[str] | None, Query(description="Only these languages, e.g. de, tr, ar, uk.")] = None,
+    year_from: Annotated[
+        int | None, Query(ge=1900, le=2100, description="Published in or after this year.")
+    ] = None,
+    year_to: Annotated[
+        int | None, Query(ge=1900, le=2100, description="Published in or before this year.")
+    ] = None,
 ) -> SearchResponse:
-    """The documents (or passages) most similar in meaning to the query, best first."""
-    result = searcher.search(q, k, group=group)
-    return SearchResponse(
-        query=result.query,
-        k=k,
-        took_ms=round(result.took_ms, 2),
-        index_version=result.index_version,
-        results=[SearchHitOut.of(hit) for hit in result.hits],
+    """The documents (or passages) that best answer the query, best first, optionally filtered."""
+    filters = FiltersIn(
+        district=district or [],
+        doc_type=doc_type or [],
+        topic=topic or [],
+        audience=audience or [],
+        language=language or [],
+        year_from=year_from,
+        year_to=year_to,
+    )
+    request = SearchRequest(q=q, k=k, mode=mode, group=group, facets=facets, filters=filters)
+    return _response(searcher, request)
+
+
+@router.post("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+def search_post(searcher: SearcherDep, request: SearchRequest) -> SearchResponse:
+    """The same search with a JSON body (for long queries and many filters)."""
+    return _response(searcher, request)
+
+
+@router.get("/documents/{doc_id}/similar", response_model=SimilarResponse, responses=ERRORS, tags=["documents"])
+def similar(
+    searcher: SearcherDep,
+    doc_id: str,
+    k: Annotated[int, Query(description="How many documents (1–100).")] = 5,
+    other_districts: Annotated[bool, Query(description="Only documents from other districts.")] = True,
+) -> SimilarResponse:
+    """Documents most similar to this one (similar approaches), one result per document."""
+    hits = searcher.similar(doc_id, k, other_districts=other_districts)
+    return SimilarResponse(
+        document_id=doc_id, other_districts=other_districts, results=[SearchHitOut.of(h) for h in hits]
     )
 
 
@@ -56,7 +127,7 @@ def list_documents(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1–200).")] = 50,
 ) -> DocumentList:
     """All documents in the index, ordered by path, one page at a time."""
-    documents = searcher.index.store.documents()
+    documents = sorted(searcher.index.documents.values(), key=lambda d: d.key)
     page = documents[offset : offset + limit]
     return DocumentList(total=len(documents), offset=offset, limit=limit, items=[DocumentOut.of(d) for d in page])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from kb.search import Hit
+from kb.search import Filters, Hit
 from kb.store import StoredDocument
 
 
@@ -56,7 +56,10 @@ class DocumentOut(BaseModel):
 
 
 class SearchHitOut(BaseModel):
-    score: float = Field(description="Cosine similarity of query and chunk (higher is better).")
+    score: float = Field(
+        description="Relevance (cosine for dense, BM25 for lexical, fused rank score for hybrid); compare only "
+        "within one response."
+    )
     chunk_id: int
     document_id: str
     title: str
@@ -67,7 +70,10 @@ class SearchHitOut(BaseModel):
     language: str
     page: int | None = Field(description="Page of the PDF where the chunk starts; null for formats without pages.")
     heading: str
-    snippet: str
+    snippet: str = Field(description="About 40 words of the passage around the words that match the query.")
+    highlights: list[tuple[int, int]] = Field(
+        description="Character ranges [start, end) in `snippet` of words that match the query (stem-aware)."
+    )
     text: str
     more_chunks: int = Field(description="Further passages of the same document that also matched.")
     file_url: str = Field(description="The original file; for PDFs it opens at the chunk's page.")
@@ -91,6 +97,7 @@ class SearchHitOut(BaseModel):
             page=hit.chunk.page,
             heading=hit.chunk.heading,
             snippet=hit.snippet,
+            highlights=hit.highlights,
             text=hit.chunk.text,
             more_chunks=hit.more_chunks,
             file_url=url,
@@ -100,8 +107,58 @@ class SearchHitOut(BaseModel):
 class SearchResponse(BaseModel):
     query: str
     k: int
+    mode: Literal["hybrid", "dense", "lexical"]
+    lexical_weight: float = Field(description="Weight of lexical evidence in this search (0 = dense only).")
     took_ms: float
     index_version: int
+    results: list[SearchHitOut]
+    facets: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Counts per metadata value over the best 100 matching documents (when facets=true).",
+    )
+
+
+class FiltersIn(BaseModel):
+    """Metadata filters: values within a field are alternatives, fields are combined."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    district: list[str] = Field(default_factory=list, max_length=60)
+    doc_type: list[str] = Field(default_factory=list, max_length=20)
+    topic: list[str] = Field(default_factory=list, max_length=40)
+    audience: list[str] = Field(default_factory=list, max_length=40)
+    language: list[str] = Field(default_factory=list, max_length=20)
+    year_from: int | None = Field(None, ge=1900, le=2100)
+    year_to: int | None = Field(None, ge=1900, le=2100)
+
+    def to_filters(self) -> Filters:
+        return Filters(
+            district=tuple(self.district),
+            doc_type=tuple(self.doc_type),
+            topic=tuple(self.topic),
+            audience=tuple(self.audience),
+            language=tuple(self.language),
+            year_from=self.year_from,
+            year_to=self.year_to,
+        )
+
+
+class SearchRequest(BaseModel):
+    """The body of `POST /search`: the same as the query parameters of `GET /search`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(description="The question or words to search for, in any language.", max_length=10_000)
+    k: int = 10
+    mode: Literal["hybrid", "dense", "lexical"] | None = None
+    group: bool = True
+    facets: bool = False
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+
+
+class SimilarResponse(BaseModel):
+    document_id: str
+    other_districts: bool
     results: list[SearchHitOut]
 
 

@@ -25,6 +25,7 @@ MIN_PAGE_CHARS = 20
 _EDGE_LINES = 3
 _CONJUNCTIONS = frozenset({"und", "oder", "bzw", "sowie", "wie", "als", "bis", "noch", "u", "and", "or"})
 _PAGE_NUMBER = re.compile(r"^(?:seite|s\.|page)?\s*[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:von|/|of)\s*\d{1,4})?$", re.I)
+_NUMBERED_HEADING = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s+[A-ZÄÖÜ]")
 _HYPHEN_END = re.compile(r"(\w+)( ?)[-\u00ad]$")
 
 
@@ -35,8 +36,13 @@ def load(path: Path) -> Document:
         raise LoaderError(str(path), "PDF has no pages")
     if all(sum(len(line.strip()) for line in lines) < MIN_PAGE_CHARS for lines in pages):
         raise LoaderError(str(path), "no text layer (needs OCR): the PDF holds only images of text")
-    texts = join_pages([join_lines(lines) for lines in strip_running_lines(pages)])
-    sections = tuple(Section(text=t, page=i + 1) for i, t in enumerate(texts) if t.strip())
+    blocks = heading_blocks(strip_running_lines(pages))
+    texts = join_pages([join_lines(lines) for _, _, lines in blocks])
+    sections = tuple(
+        Section(text=text, heading=heading, page=page)
+        for (page, heading, _), text in zip(blocks, texts, strict=True)
+        if text.strip()
+    )
     info_title = _info_title(reader)
     first_line = next((ln.strip() for lines in pages for ln in lines if ln.strip()), "")
     metadata = build_metadata(read_sidecar(path), path, fallback_title=info_title or first_line or path.stem)
@@ -104,6 +110,40 @@ def strip_running_lines(pages: list[list[str]]) -> list[list[str]]:
     return cleaned
 
 
+def heading_blocks(pages: list[list[str]]) -> list[tuple[int, str, list[str]]]:
+    """Split pages at numbered headings ("7. Qualitätsstandards für Schulen"): ``(page, heading, lines)``."""
+    blocks: list[tuple[int, str, list[str]]] = []
+    heading = ""
+    for number, lines in enumerate(pages, 1):
+        median = sorted(len(line) for line in lines)[len(lines) // 2] if lines else 0
+        current: list[str] = []
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            if _is_heading(line, median):
+                if current:
+                    blocks.append((number, heading, current))
+                heading, current = line, []
+                following = lines[i + 1] if i + 1 < len(lines) else ""
+                if following and len(following) < 0.5 * median and not following.endswith((".", ":", ";")):
+                    heading, i = f"{line} {following}", i + 1  # a heading wrapped onto a second, short line
+            else:
+                current.append(line)
+            i += 1
+        blocks.append((number, heading, current))
+    return blocks
+
+
+def _is_heading(line: str, median: int) -> bool:
+    """A short line that starts with a section number and does not end like a sentence or a broken word."""
+    return bool(
+        _NUMBERED_HEADING.match(line)
+        and len(line.split()) <= 12
+        and not line.endswith((".", ",", ";", ":", "-"))
+        and len(line) < 0.8 * median
+    )
+
+
 def join_lines(lines: list[str]) -> str:
     """Join the lines of one page into running text, repairing hyphenation at line ends."""
     out = ""
@@ -113,7 +153,7 @@ def join_lines(lines: list[str]) -> str:
 
 
 def join_pages(texts: list[str]) -> list[str]:
-    """Repair a word hyphenated across a page break by moving its second half to the earlier page."""
+    """Repair a word hyphenated across a block or page break by moving its second half to the earlier block."""
     texts = list(texts)
     for i in range(len(texts) - 1):
         tail, head = texts[i], texts[i + 1]
