@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KB     := $(BIN)/kb
 
-.PHONY: install install-dev run ingest serve test eval lint fmt clean
+.PHONY: install install-dev run ingest serve test eval bench lint fmt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: install-dev
 ## eval: every search mode on ../shared/eval and eval/bundled → docs/quality.md (about 15 minutes)
 eval: install
 	$(BIN)/python bench/quality.py
+
+## bench: ingestion throughput and search latency on this machine → docs/performance.md (a few minutes)
+bench: install-dev
+	$(BIN)/python bench/performance.py
 
 lint: install-dev
 	$(BIN)/ruff check kb tests tools bench

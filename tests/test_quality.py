@@ -17,7 +17,7 @@ from kb.search import Searcher
 from kb.settings import Settings
 from tests.conftest import SHARED_EVAL
 
-pytestmark = pytest.mark.skipif(
+needs_shared = pytest.mark.skipif(
     not (SHARED_EVAL / "xquad-de-de").is_dir(),
     reason=f"the shared evaluation sets are not at {SHARED_EVAL} (they live beside the repository, in ../shared)",
 )
@@ -31,6 +31,7 @@ def xquad_searcher(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory)
     return Searcher(settings, embedder)
 
 
+@needs_shared
 @pytest.mark.parametrize(
     ("name", "min_ndcg", "min_recall"),
     [("xquad-de-de", 0.958, 0.985), ("xquad-tr-de", 0.82, 0.925), ("xquad-en-de", 0.905, 0.98)],
