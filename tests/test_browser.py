@@ -354,3 +354,34 @@ def test_markup_in_queries_and_snippets_is_shown_as_text(page: Any, site: str) -
     expect(page.locator("#count")).to_contain_text('<img src=x onerror="alert(1)"> Elterncafé')
     assert page.locator(".results img").count() == 0 and dialogs == []
     assert str(highlight("a <b> & c", [(0, 1), (2, 5)])) == "<mark>a</mark> <mark>&lt;b&gt;</mark> &amp; c"
+
+
+def test_newcomer_journey_on_the_bundled_corpus(page: Any, corpus_site: str) -> None:
+    """The issue's "done when": search, narrow to one district, open the PDF at its page, find similar approaches."""
+    search(page, corpus_site, "Materialien zur Sprachförderung im Fachunterricht")
+    pdf_card = page.locator(".card", has=page.get_by_role("link", name=re.compile(r"^PDF öffnen, S\. \d+"))).first
+    district = re.findall(r"Kommune:\s*(.+?)\s*\n", pdf_card.locator(".meta").inner_text())[0]
+    facet = page.locator(".facet", has=page.get_by_role("heading", name="Kommune"))
+    choice = facet.get_by_role("link", name=re.compile(rf"^{re.escape(district)}\b")).first
+    if not choice.is_visible():
+        facet.get_by_text(re.compile(r"^Alle \d+ anzeigen")).click()
+    choice.click()
+    page.wait_for_url(re.compile("district="))
+    assert query_of(page.url)["district"] == [district]
+    metas = page.locator(".card .meta").all_inner_texts()
+    assert metas and all(f"Kommune:\n{district}" in m for m in metas)
+
+    link = page.locator(".card").first.get_by_role("link", name=re.compile(r"^PDF öffnen, S\. \d+"))
+    number = re.findall(r"S\. (\d+)", link.inner_text())[0]
+    href = str(link.get_attribute("href"))
+    assert href.endswith(f"#page={number}")
+    response = page.request.get(corpus_site + href.split("#")[0])
+    assert response.ok and response.headers["content-type"] == "application/pdf"
+
+    page.locator(".card-title a").first.click()
+    page.wait_for_url(re.compile(r"/dokument/[0-9a-f]+"))
+    similar = page.locator(
+        "section", has=page.get_by_role("heading", name="Ähnliche Ansätze aus anderen Kommunen")
+    )
+    others = similar.locator(".card .meta").all_inner_texts()
+    assert len(others) == 5 and not any(f"Kommune:\n{district}" in m for m in others)
