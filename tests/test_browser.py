@@ -357,7 +357,7 @@ def test_markup_in_queries_and_snippets_is_shown_as_text(page: Any, site: str) -
 
 
 def test_newcomer_journey_on_the_bundled_corpus(page: Any, corpus_site: str) -> None:
-    """The issue's "done when": search, narrow to one district, open the PDF at its page, find similar approaches."""
+    """The issue's "done when": search, narrow to one district, open the PDF at its page, see similar ones."""
     search(page, corpus_site, "Materialien zur Sprachförderung im Fachunterricht")
     pdf_card = page.locator(".card", has=page.get_by_role("link", name=re.compile(r"^PDF öffnen, S\. \d+"))).first
     district = re.findall(r"Kommune:\s*(.+?)\s*\n", pdf_card.locator(".meta").inner_text())[0]
