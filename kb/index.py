@@ -182,6 +182,34 @@ class LoadedIndex:
     lexical: LexicalIndex
     documents: dict[str, StoredDocument] = field(default_factory=dict)
     doc_chunks: dict[str, np.ndarray] = field(default_factory=dict)
+    _chunk_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _chunk_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    _owners: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """A compact chunk id → document map (sorted ids and owner indexes) for grouping results in memory."""
+        self._owners = list(self.doc_chunks)
+        if not self._owners:
+            return
+        ids = np.concatenate([self.doc_chunks[d] for d in self._owners])
+        owners = np.concatenate(
+            [np.full(len(self.doc_chunks[d]), i, dtype=np.int32) for i, d in enumerate(self._owners)]
+        )
+        order = np.argsort(ids, kind="stable")
+        self._chunk_order, self._chunk_owner = ids[order], owners[order]
+
+    def doc_of(self, chunk_ids: list[int]) -> dict[int, str]:
+        """The document id of each known chunk id."""
+        if not chunk_ids or not len(self._chunk_order):
+            return {}
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self._chunk_order, wanted), 0, len(self._chunk_order) - 1)
+        found = self._chunk_order[pos] == wanted
+        return {
+            int(c): self._owners[int(o)]
+            for c, o, ok in zip(wanted, self._chunk_owner[pos], found, strict=True)
+            if ok
+        }
 
     @classmethod
     def open(cls, folder: Path) -> LoadedIndex:

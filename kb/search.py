@@ -314,7 +314,7 @@ def grouped(index: LoadedIndex, candidates: Callable[[int], list[tuple[int, floa
     pool = min(total, max(k * GROUP_POOL_FACTOR, 50))
     while True:
         ranked = candidates(pool)
-        doc_of = index.store.doc_ids([chunk_id for chunk_id, _ in ranked])
+        doc_of = index.doc_of([chunk_id for chunk_id, _ in ranked])
         best: dict[str, tuple[int, float]] = {}
         counts: Counter[str] = Counter()
         for chunk_id, score in ranked:

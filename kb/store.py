@@ -177,15 +177,6 @@ class Store:
                 found[row[0]] = StoredChunk(*row)
         return found
 
-    def doc_ids(self, chunk_ids: list[int]) -> dict[int, str]:
-        """``chunk id → document id`` for the given chunks."""
-        found: dict[int, str] = {}
-        for start in range(0, len(chunk_ids), 500):
-            batch = chunk_ids[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            found.update(self._query(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", batch))
-        return found
-
     def chunk_ids_by_document(self) -> dict[str, list[int]]:
         result: dict[str, list[int]] = {}
         for chunk_id, doc_id in self._query("SELECT id, doc_id FROM chunks ORDER BY id"):
