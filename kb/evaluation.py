@@ -113,9 +113,9 @@ def evaluate(
     if vectors is None:
         vectors = searcher.embedder.encode_queries([dataset.queries[q] for q in ids])
     scores: dict[str, tuple[float, float, float, float]] = {}
+    documents = searcher.index.documents
     for qid, vector in zip(ids, vectors, strict=True):
         result = searcher.search_encoded(dataset.queries[qid], vector, 100, mode=mode, with_hits=False)
-        documents = searcher.index.documents
         ranking = [documents[doc_id].key for doc_id in result.ranking]
         scores[qid] = score_ranking(ranking, dataset.qrels[qid])
     overall = _average(list(scores.values()))

@@ -234,9 +234,11 @@ class LexicalIndex:
         terms = self.analyzer.terms(query)
         return sum(term in self.terms for term in terms) / len(terms) if terms else 0.0
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """The ``k`` best chunk ids by BM25; ``allowed`` (chunk ids) restricts the search exactly."""
-        weights = self.query_terms(query)
+    def search(
+        self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best chunk ids by BM25 for weighted query terms (see :meth:`query_terms`); ``allowed``
+        (chunk ids) restricts the search exactly."""
         columns = [(self.terms[t], w) for t, w in weights.items() if t in self.terms]
         if not columns or k <= 0:
             return []

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -59,26 +60,31 @@ class Filters:
             self.year_from is not None or self.year_to is not None
         )
 
+    @cached_property
+    def _wanted(self) -> dict[str, set[str]]:
+        """The case-folded values asked for, per field (computed once, not per document)."""
+        fields = {"district": self.district, "doc_type": self.doc_type, "topic": self.topic}
+        fields |= {"audience": self.audience, "language": self.language}
+        return {name: {_fold(v) for v in values} for name, values in fields.items() if values}
+
     def matches(self, doc: StoredDocument) -> bool:
-        meta = self._fold
         m = doc.metadata
-        if self.district and meta(m.district) not in {meta(v) for v in self.district}:
-            return False
-        if self.doc_type and meta(m.doc_type) not in {meta(v) for v in self.doc_type}:
-            return False
-        if self.topic and not {meta(t) for t in m.topics} & {meta(v) for v in self.topic}:
-            return False
-        if self.audience and not {meta(a) for a in m.audience} & {meta(v) for v in self.audience}:
-            return False
-        if self.language and meta(m.language) not in {meta(v) for v in self.language}:
+        has = {
+            "district": (m.district,),
+            "doc_type": (m.doc_type,),
+            "topic": m.topics,
+            "audience": m.audience,
+            "language": (m.language,),
+        }
+        if any(not {_fold(v) for v in has[name]} & wanted for name, wanted in self._wanted.items()):
             return False
         if self.year_from is not None and (m.year is None or m.year < self.year_from):
             return False
         return not (self.year_to is not None and (m.year is None or m.year > self.year_to))
 
-    @staticmethod
-    def _fold(value: str) -> str:
-        return value.casefold().strip()
+
+def _fold(value: str) -> str:
+    return value.casefold().strip()
 
 
 @dataclass(frozen=True)
@@ -198,14 +204,15 @@ class Searcher:
         index = self.index
         allowed = allowed_chunks(index, filters) if filters else None
         weight = lexical_weight(index.lexical, text) if mode == "hybrid" else float(mode == "lexical")
+        terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
 
         def candidates(pool: int) -> list[tuple[int, float]]:
-            return rank(index, text, vector, pool, mode, weight, allowed)
+            return rank(index, terms, vector, pool, mode, weight, allowed)
 
         ranked = grouped(index, candidates, k) if group else [(c, s, 0, "") for c, s in candidates(k)]
         if not with_hits:
             return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, [r[3] for r in ranked])
-        hits = self._hits(index, ranked, text)
+        hits = self._hits(index, ranked, set(terms))
         facet_counts = {}
         if facets:
             documents = [index.documents[doc] for *_, doc in grouped(index, candidates, FACET_DOCUMENTS)]
@@ -213,9 +220,8 @@ class Searcher:
         took = (time.perf_counter() - started) * 1000
         return SearchResult(text, mode, hits, took, index.manifest.version, weight, facet_counts)
 
-    def _hits(self, index: LoadedIndex, ranked: list[Ranked], text: str) -> list[Hit]:
+    def _hits(self, index: LoadedIndex, ranked: list[Ranked], terms: set[str]) -> list[Hit]:
         chunks = index.store.chunks([chunk_id for chunk_id, *_ in ranked])
-        terms = set(index.lexical.query_terms(text))
         hits = []
         for chunk_id, score, more, _ in ranked:
             chunk = chunks.get(chunk_id)
@@ -258,7 +264,7 @@ class Searcher:
             return index.vectors.search(centroid, pool, allowed.tolist())
 
         ranked = grouped(index, candidates, k)
-        return self._hits(index, ranked, "")
+        return self._hits(index, ranked, set())
 
 
 def lexical_weight(lexical: LexicalIndex, text: str) -> float:
@@ -269,7 +275,7 @@ def lexical_weight(lexical: LexicalIndex, text: str) -> float:
 
 def rank(
     index: LoadedIndex,
-    text: str,
+    terms: dict[str, float],
     vector: np.ndarray | None,
     pool: int,
     mode: Mode,
@@ -279,13 +285,13 @@ def rank(
     """Up to ``pool`` chunk ids with scores, best first, restricted to ``allowed`` exactly."""
     allowed_list = allowed.tolist() if allowed is not None else None
     if mode == "lexical":
-        return index.lexical.search(text, pool, allowed)
+        return index.lexical.search(terms, pool, allowed)
     if vector is None:
         raise ValueError("dense and hybrid ranking need a query vector")
     dense = index.vectors.search(vector, pool, allowed_list)
     if mode == "dense" or weight <= 0:
         return dense
-    lexical = index.lexical.search(text, pool, allowed)
+    lexical = index.lexical.search(terms, pool, allowed)
     return fuse(dense, lexical, weight)[:pool]
 
 
