@@ -79,14 +79,17 @@ def prepare_model(ctx: typer.Context) -> None:
 @handle_errors
 def ingest(
     ctx: typer.Context,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the corpus).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders (default: the corpus and the uploaded files).")
+    ] = None,
     rebuild: Annotated[bool, typer.Option(help="Build a new index from scratch (after a model change).")] = False,
 ) -> None:
     """Add, update and remove documents; writes a new index version atomically."""
     from kb.ingest import Ingestor, discover
 
     settings = _settings(ctx)
-    roots = paths or [settings.corpus_dir]
+    ingestor = Ingestor(settings)
+    roots = paths or ingestor.default_roots()
     on_file = None
     bar = None
     if sys.stderr.isatty():
@@ -99,7 +102,7 @@ def ingest(
             bar.update(1)
 
     try:
-        report = Ingestor(settings).run(roots, rebuild=rebuild, on_file=on_file)
+        report = ingestor.run(roots, rebuild=rebuild, on_file=on_file)
     finally:
         if bar is not None:
             bar.close()

@@ -19,8 +19,14 @@ METADATA_FIELDS = (
     "easy_language",
     "licence",
     "source",
+    "status",
+    "recommended",
+    "review_by",
+    "superseded_by",
 )
 LIST_FIELDS = ("topics", "audience")
+#: Review status of a document: only ``published`` documents are shown to readers.
+STATUSES = ("draft", "published", "archived")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,14 @@ class Metadata:
     easy_language: bool = False
     licence: str = ""
     source: str = ""
+    status: str = "published"
+    recommended: bool = False  # a LaKI recommendation (badge and a small ranking boost)
+    review_by: str = ""  # ISO date by which a curator should look at the document again
+    superseded_by: str = ""  # id of the document that replaces this one
+
+    @property
+    def published(self) -> bool:
+        return self.status == "published"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +64,10 @@ class Metadata:
             "easy_language": self.easy_language,
             "licence": self.licence,
             "source": self.source,
+            "status": self.status,
+            "recommended": self.recommended,
+            "review_by": self.review_by,
+            "superseded_by": self.superseded_by,
         }
 
 

@@ -14,7 +14,13 @@ message as ``detail``.
     ├── IngestLockedError    another ingestion is running
     ├── LoaderError          one file cannot be read (reported per file; the batch goes on)
     ├── QueryError           a search request is not valid (empty, too long, k out of range)
-    └── NotFoundError        a document id that does not exist
+    ├── NotFoundError        a document id that does not exist
+    ├── AuthError            no valid API key for a write (401)
+    │   └── ForbiddenError       a valid key whose role or district does not allow this (403)
+    └── CurationError        an upload or metadata change that cannot be accepted (422)
+        ├── UploadTooLargeError  the file is larger than KB_MAX_UPLOAD_MB (413)
+        ├── UnsupportedFileError the content is not a format we read, or not what its name says (415)
+        └── ConflictError        the same file is already stored (409)
 """
 
 from __future__ import annotations
@@ -78,3 +84,36 @@ class QueryError(KBError):
 class NotFoundError(KBError):
     exit_code = 7
     status_code = 404
+
+
+class AuthError(KBError):
+    """A write without a valid API key (``Authorization: Bearer <key>``)."""
+
+    exit_code = 8
+    status_code = 401
+
+
+class ForbiddenError(AuthError):
+    """A valid key whose role or district does not allow the operation."""
+
+    status_code = 403
+
+
+class CurationError(KBError):
+    """An upload or metadata change that cannot be accepted; the message names the field or the file."""
+
+    exit_code = 2
+    status_code = 422
+
+
+class UploadTooLargeError(CurationError):
+    status_code = 413
+
+
+class UnsupportedFileError(CurationError):
+    status_code = 415
+
+
+class ConflictError(CurationError):
+    exit_code = 9
+    status_code = 409

@@ -182,12 +182,15 @@ class LoadedIndex:
     lexical: LexicalIndex
     documents: dict[str, StoredDocument] = field(default_factory=dict)
     doc_chunks: dict[str, np.ndarray] = field(default_factory=dict)
+    near_duplicates: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _chunk_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _chunk_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     _owners: list[str] = field(default_factory=list)
+    hidden: frozenset[str] = frozenset()  # documents readers do not see (draft or archived)
 
     def __post_init__(self) -> None:
         """A compact chunk id → document map (sorted ids and owner indexes) for grouping results in memory."""
+        self.hidden = frozenset(d for d, doc in self.documents.items() if not doc.metadata.published)
         self._owners = list(self.doc_chunks)
         if not self._owners:
             return
@@ -238,7 +241,7 @@ class LoadedIndex:
         doc_chunks = {
             doc_id: np.asarray(ids, dtype=np.int64) for doc_id, ids in store.chunk_ids_by_document().items()
         }
-        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks)
+        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, store.near_duplicates())
 
     def check_model(self, model: str, dimension: int | None = None) -> None:
         """Fail with a clear message when this index was built with another model than the configured one."""

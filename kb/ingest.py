@@ -7,22 +7,28 @@ earlier, good version of that file is in the index it stays there.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from kb import loaders
+import numpy as np
+
+from kb import duplicates, loaders
 from kb.chunking import chunk_sections
+from kb.curation.db import CurationDB
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, LoaderError
 from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest
 from kb.lexical import LexicalIndex
-from kb.loaders.metadata import sidecar_path
+from kb.loaders.metadata import build_metadata, sidecar_path
 from kb.settings import Settings
 from kb.store import Store
 from kb.vectors import Vectors
@@ -36,6 +42,8 @@ GERMAN = frozenset({"de", "de-de", "de-at", "de-ch", "deu", "ger"})
 #: Exit code of `kb ingest` when some files failed and the rest was ingested.
 EXIT_PARTIAL = 6
 _IGNORED_NAMES = {"readme.md", "readme.txt", "readme", "license", "license.md", "licence.md"}
+#: Key prefix of documents uploaded through the API (stored in ``KB_DATA_DIR/files``).
+UPLOAD_PREFIX = "upload/"
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # purged by a curator: not ingested again
     version: int | None = None
     documents: int = 0
     chunks: int = 0
@@ -97,13 +106,24 @@ def discover(paths: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def path_key(path: Path, corpus_dir: Path) -> str:
-    """The identity of a file in the index: its path relative to the corpus, or its absolute path."""
+def path_key(path: Path, corpus_dir: Path, uploads_dir: Path | None = None) -> str:
+    """The identity of a file in the index: its path relative to the corpus, ``upload/<name>`` for an uploaded
+    file, or else its absolute path."""
     resolved = path.resolve()
+    if uploads_dir is not None and resolved.parent == uploads_dir.resolve():
+        return UPLOAD_PREFIX + resolved.name
     try:
         return resolved.relative_to(corpus_dir.resolve()).as_posix()
     except ValueError:
         return resolved.as_posix()
+
+
+def with_curated_metadata(document: Document, curated: dict[str, Any] | None) -> Document:
+    """The document with the metadata curators set through the API or CLI laid over its own."""
+    if not curated:
+        return document
+    merged = {**document.metadata.as_dict(), **curated}
+    return replace(document, metadata=build_metadata(merged, document.path, document.metadata.title))
 
 
 class IndexWriter:
@@ -134,17 +154,52 @@ class IndexWriter:
     def flush(self) -> None:
         if not self._pending:
             return
+        reused = {i: self._reusable(doc, d, chunks) for i, (doc, _, _, d, chunks) in enumerate(self._pending)}
         texts = [
-            passage_text(d.metadata.title, c.heading, c.text) for *_, d, chunks in self._pending for c in chunks
+            passage_text(d.metadata.title, c.heading, c.text)
+            for i, (*_, d, chunks) in enumerate(self._pending)
+            if reused[i] is None
+            for c in chunks
         ]
         embeddings = self.embedder.encode_documents(texts, batch_size=self.settings.batch_size)
         offset = 0
-        for doc_id, key, content_hash, document, chunks in self._pending:
+        for i, (doc_id, key, content_hash, document, chunks) in enumerate(self._pending):
+            vectors = reused[i]
+            if vectors is None:
+                vectors = embeddings[offset : offset + len(chunks)]
+                offset += len(chunks)
             self.remove(doc_id)
             ids = self.store.put_document(doc_id, key, content_hash, document, chunks)
-            self.vectors.add(ids, embeddings[offset : offset + len(chunks)])
-            offset += len(chunks)
+            self.vectors.add(ids, vectors)
         self._pending, self._pending_chunks = [], 0
+
+    def _reusable(self, doc_id: str, document: Document, chunks: list[Chunk]) -> np.ndarray | None:
+        """The stored vectors of a document whose passages did not change (only its metadata did), or None."""
+        stored = self.store.document(doc_id)
+        if stored is None or stored.metadata.title != document.metadata.title:
+            return None
+        old = self.store.chunks_of(doc_id)
+        same = [(c.heading, c.page, c.page_end, c.text) for c in old] == [
+            (c.heading, c.page, c.page_end, c.text) for c in chunks
+        ]
+        if not same or not old:
+            return None
+        return np.stack([self.vectors.reconstruct(c.id) for c in old])
+
+    def _near_duplicates(self) -> None:
+        """MinHash signatures for documents that have none yet, then the near-duplicate groups of all."""
+        known = self.store.signatures()
+        texts: dict[str, list[str]] = defaultdict(list)
+        for _, doc_id, _, text in self.store.chunk_texts():
+            if doc_id not in known:
+                texts[doc_id].append(text)
+        new = {}
+        for doc_id, parts in texts.items():
+            sig = duplicates.signature(parts)
+            new[doc_id] = b"" if sig is None else sig.tobytes()
+        self.store.put_signatures(new)
+        signatures = {d: np.frombuffer(b, dtype=np.uint64) for d, b in {**known, **new}.items() if b}
+        self.store.set_near_duplicates(duplicates.groups(signatures))
 
     def _lexical(self) -> LexicalIndex:
         """BM25 over the chunks of German documents (other languages are left to the dense path)."""
@@ -161,6 +216,7 @@ class IndexWriter:
         self.flush()
         self.vectors.save(self.build / VECTORS_FILE)
         self._lexical().save(self.build)
+        self._near_duplicates()
         documents, chunks = self.store.counts()
         self.store.close()
         version = index_dir.next_version()
@@ -185,6 +241,13 @@ class Ingestor:
         self.settings = settings
         self.embedder = embedder or Embedder(settings)
         self.index_dir = IndexDir(settings.index_dir)
+        self._curated: dict[str, dict[str, Any]] = {}
+        self._excluded: set[str] = set()
+
+    def default_roots(self) -> list[Path]:
+        """The corpus folder, and the folder of uploaded files once there is one."""
+        uploads = self.settings.uploads_dir
+        return [self.settings.corpus_dir] + ([uploads] if uploads.is_dir() else [])
 
     def run(
         self,
@@ -192,19 +255,32 @@ class Ingestor:
         *,
         rebuild: bool = False,
         on_file: Callable[[str], None] | None = None,
+        purge: Sequence[str] = (),
+        wait: float = 0.0,
     ) -> IngestReport:
+        """Ingest ``paths`` (default: :meth:`default_roots`) and remove the documents keyed ``purge``.
+
+        ``wait`` is how long to wait for another running ingestion before :class:`IngestLockedError`.
+        """
         started = time.monotonic()
-        roots = [p.resolve() for p in (paths or [self.settings.corpus_dir])]
+        roots = [p.resolve() for p in (self.default_roots() if paths is None else paths)]
         for root in roots:
             if not root.exists():
                 raise LoaderError(str(root), "does not exist (check the path or KB_CORPUS_DIR)")
-        with self.index_dir.acquire():
-            report = self._run_locked(roots, rebuild, on_file)
+        with self.index_dir.acquire(wait):
+            report = self._run_locked(roots, rebuild, on_file, purge)
         report.seconds = time.monotonic() - started
         return report
 
-    def _run_locked(self, roots: list[Path], rebuild: bool, on_file: Callable[[str], None] | None) -> IngestReport:
+    def _run_locked(
+        self, roots: list[Path], rebuild: bool, on_file: Callable[[str], None] | None, purge: Sequence[str] = ()
+    ) -> IngestReport:
         report = IngestReport()
+        curation = CurationDB.open_existing(self.settings.data_dir)
+        self._curated = curation.overrides() if curation else {}
+        self._excluded = curation.excluded() if curation else set()
+        if curation:
+            curation.close()
         current_folder = None if rebuild else self.index_dir.current()
         current = LoadedIndex.open(current_folder) if current_folder else None
         reembed_all = False
@@ -232,6 +308,10 @@ class Ingestor:
                 )
             seen = self._apply(roots, known, reembed_all, writer, report, on_file)
             self._remove_missing(roots, known, seen, writer, report)
+            for key in purge:
+                if key in known and key not in report.removed:
+                    writer.remove(known[key][0])
+                    report.removed.append(key)
             if not report.changed and current is not None:
                 report.version = current.manifest.version
                 report.documents, report.chunks = current.manifest.documents, current.manifest.chunks
@@ -254,17 +334,24 @@ class Ingestor:
     ) -> set[str]:
         seen: set[str] = set()
         for path in discover(roots):
-            key = path_key(path, self.settings.corpus_dir)
+            key = path_key(path, self.settings.corpus_dir, self.settings.uploads_dir)
             seen.add(key)
             if on_file:
                 on_file(key)
+            previous = known.get(key)
+            if key in self._excluded:
+                report.excluded.append(key)
+                if previous:
+                    writer.remove(previous[0])
+                    report.removed.append(key)
+                continue
+            curated = self._curated.get(key)
             try:
-                content_hash = _hash_file(path)
-                previous = known.get(key)
+                content_hash = _hash_file(path, curated)
                 if previous and previous[1] == content_hash and not reembed_all:
                     report.unchanged.append(key)
                     continue
-                document = loaders.load(path)
+                document = with_curated_metadata(loaders.load(path), curated)
             except LoaderError as exc:
                 report.failed.append(Failure(key, exc.reason))
                 log.warning("cannot ingest %s: %s", key, exc.reason)
@@ -294,6 +381,10 @@ class Ingestor:
                 report.removed.append(stored.key)
 
 
-def _hash_file(path: Path) -> str:
+def _hash_file(path: Path, curated: dict[str, Any] | None = None) -> str:
+    """File bytes, sidecar and curated metadata: a change in any of them means the document is read again."""
     side = sidecar_path(path)
-    return file_hash(path.read_bytes(), side.read_bytes() if side.is_file() else b"")
+    parts = [path.read_bytes(), side.read_bytes() if side.is_file() else b""]
+    if curated:
+        parts.append(json.dumps(curated, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return file_hash(*parts)

@@ -40,6 +40,8 @@ MIN_COVERAGE, FULL_COVERAGE = 0.35, 0.6
 GROUP_POOL_FACTOR = 8
 FACET_DOCUMENTS = 100
 FACET_FIELDS = ("district", "doc_type", "topics", "audience", "language", "year")
+#: A LaKI recommendation moves a document up by at most this many places among the results (never further).
+RECOMMENDED_LIFT = 2
 _RECHECK_SECONDS = 0.5
 
 
@@ -54,9 +56,10 @@ class Filters:
     language: tuple[str, ...] = ()
     year_from: int | None = None
     year_to: int | None = None
+    status: tuple[str, ...] = ()  # review status; empty means published documents only
 
     def __bool__(self) -> bool:
-        return any((self.district, self.doc_type, self.topic, self.audience, self.language)) or (
+        return any((self.district, self.doc_type, self.topic, self.audience, self.language, self.status)) or (
             self.year_from is not None or self.year_to is not None
         )
 
@@ -69,6 +72,8 @@ class Filters:
 
     def matches(self, doc: StoredDocument) -> bool:
         m = doc.metadata
+        if m.status not in (self.status or ("published",)):
+            return False
         has = {
             "district": (m.district,),
             "doc_type": (m.doc_type,),
@@ -96,6 +101,7 @@ class Hit:
     snippet: str
     highlights: list[tuple[int, int]] = field(default_factory=list)
     more_chunks: int = 0  # further chunks of the same document among the candidates (grouped results)
+    also_from: tuple[StoredDocument, ...] = ()  # near-duplicates of this document, shown as one result
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,10 @@ class IndexHandle:
         self._loaded_name: str | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Look at ``CURRENT`` again on the next request (after this process published a version)."""
+        self._checked = 0.0
 
     def get(self) -> LoadedIndex:
         now = time.monotonic()
@@ -206,21 +216,37 @@ class Searcher:
         weight = lexical_weight(index.lexical, text) if mode == "hybrid" else float(mode == "lexical")
         terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
 
+        hidden = frozenset() if filters else index.hidden
+        visible = filters.matches if filters else (lambda doc: doc.metadata.published)
+
         def candidates(pool: int) -> list[tuple[int, float]]:
             return rank(index, terms, vector, pool, mode, weight, allowed)
 
-        ranked = grouped(index, candidates, k) if group else [(c, s, 0, "") for c, s in candidates(k)]
+        also: dict[str, tuple[StoredDocument, ...]] = {}
+        if group:
+            wanted = k * 2 if index.near_duplicates else k
+            ranked = lift_recommended(index, grouped(index, candidates, wanted, hidden))
+            ranked, also = collapse_near_duplicates(index, ranked, visible)
+            ranked = ranked[:k]
+        else:
+            ranked = raw_chunks(index, candidates, k, hidden)
         if not with_hits:
             return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, [r[3] for r in ranked])
-        hits = self._hits(index, ranked, set(terms))
+        hits = self._hits(index, ranked, set(terms), also)
         facet_counts = {}
         if facets:
-            documents = [index.documents[doc] for *_, doc in grouped(index, candidates, FACET_DOCUMENTS)]
+            documents = [index.documents[doc] for *_, doc in grouped(index, candidates, FACET_DOCUMENTS, hidden)]
             facet_counts = count_facets(documents)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(text, mode, hits, took, index.manifest.version, weight, facet_counts)
 
-    def _hits(self, index: LoadedIndex, ranked: list[Ranked], terms: set[str]) -> list[Hit]:
+    def _hits(
+        self,
+        index: LoadedIndex,
+        ranked: list[Ranked],
+        terms: set[str],
+        also: dict[str, tuple[StoredDocument, ...]] | None = None,
+    ) -> list[Hit]:
         chunks = index.store.chunks([chunk_id for chunk_id, *_ in ranked])
         hits = []
         for chunk_id, score, more, _ in ranked:
@@ -229,7 +255,8 @@ class Searcher:
             if chunk is None or document is None:
                 continue
             snip, spans = snippet(chunk.text, terms, index.lexical.analyzer)
-            hits.append(Hit(score, chunk_id, document, chunk, snip, spans, more))
+            others = (also or {}).get(document.id, ())
+            hits.append(Hit(score, chunk_id, document, chunk, snip, spans, more, others))
         return hits
 
     def document(self, doc_id: str) -> StoredDocument:
@@ -254,6 +281,7 @@ class Searcher:
             ids
             for other, ids in index.doc_chunks.items()
             if other != doc_id
+            and other not in index.hidden
             and not (other_districts and index.documents[other].metadata.district.casefold() == district)
         ]
         if not others:
@@ -314,8 +342,16 @@ def allowed_chunks(index: LoadedIndex, filters: Filters) -> np.ndarray:
     return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
 
 
-def grouped(index: LoadedIndex, candidates: Callable[[int], list[tuple[int, float]]], k: int) -> list[Ranked]:
-    """``(chunk id, score, further chunks of its document, document id)`` for the best ``k`` documents."""
+def grouped(
+    index: LoadedIndex,
+    candidates: Callable[[int], list[tuple[int, float]]],
+    k: int,
+    hidden: frozenset[str] = frozenset(),
+) -> list[Ranked]:
+    """``(chunk id, score, further chunks of its document, document id)`` for the best ``k`` documents.
+
+    Documents in ``hidden`` (not published, when no status filter asks for them) are skipped.
+    """
     total = len(index.vectors)
     pool = min(total, max(k * GROUP_POOL_FACTOR, 50))
     while True:
@@ -325,13 +361,70 @@ def grouped(index: LoadedIndex, candidates: Callable[[int], list[tuple[int, floa
         counts: Counter[str] = Counter()
         for chunk_id, score in ranked:
             doc = doc_of.get(chunk_id)
-            if doc is not None:
+            if doc is not None and doc not in hidden:
                 counts[doc] += 1
                 best.setdefault(doc, (chunk_id, score))
         if len(best) >= k or pool >= total or len(ranked) < pool:
             break
         pool = min(total, pool * 4)
     return [(chunk_id, score, counts[doc] - 1, doc) for doc, (chunk_id, score) in list(best.items())[:k]]
+
+
+def raw_chunks(
+    index: LoadedIndex,
+    candidates: Callable[[int], list[tuple[int, float]]],
+    k: int,
+    hidden: frozenset[str] = frozenset(),
+) -> list[Ranked]:
+    """The best ``k`` chunks (not grouped), skipping chunks of hidden documents."""
+    pool = k
+    while True:
+        ranked = candidates(pool)
+        doc_of = index.doc_of([chunk_id for chunk_id, _ in ranked]) if hidden else {}
+        kept = [(c, s, 0, doc_of.get(c, "")) for c, s in ranked if doc_of.get(c) not in hidden]
+        if len(kept) >= k or len(ranked) < pool or pool >= len(index.vectors):
+            return kept[:k]
+        pool = min(len(index.vectors), pool * 4)
+
+
+def lift_recommended(index: LoadedIndex, ranked: list[Ranked]) -> list[Ranked]:
+    """Move each recommended document up by at most :data:`RECOMMENDED_LIFT` places (past unrecommended ones)."""
+    result = list(ranked)
+    for position in range(len(result)):
+        doc = index.documents.get(result[position][3])
+        if doc is None or not doc.metadata.recommended:
+            continue
+        target = position
+        while target > 0 and position - target < RECOMMENDED_LIFT:
+            above = index.documents.get(result[target - 1][3])
+            if above is not None and above.metadata.recommended:
+                break
+            target -= 1
+        result.insert(target, result.pop(position))
+    return result
+
+
+def collapse_near_duplicates(
+    index: LoadedIndex, ranked: list[Ranked], visible: Callable[[StoredDocument], bool]
+) -> tuple[list[Ranked], dict[str, tuple[StoredDocument, ...]]]:
+    """One result per group of near-duplicates (the best ranked), with the group's other visible documents."""
+    if not index.near_duplicates:
+        return ranked, {}
+    kept: list[Ranked] = []
+    shown: set[str] = set()
+    also: dict[str, tuple[StoredDocument, ...]] = {}
+    for item in ranked:
+        doc_id = item[3]
+        if doc_id in shown:
+            continue
+        kept.append(item)
+        shown.add(doc_id)
+        others = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
+        others = [d for d in others if visible(d)]
+        if others:
+            also[doc_id] = tuple(others)
+            shown.update(d.id for d in others)
+    return kept, also
 
 
 def count_facets(documents: list[StoredDocument]) -> dict[str, dict[str, int]]:

@@ -44,10 +44,24 @@ class Settings(BaseSettings):
         None, description="Synonym and acronym groups for lexical search (default: the list shipped in kb/data)."
     )
     search_mode: str = Field("hybrid", pattern="^(hybrid|dense|lexical)$", description="Default search mode.")
+    # -- curation ---------------------------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"),
+        description="Curation data that must not be lost: uploaded files, API keys (hashed), audit log.",
+    )
+    max_upload_mb: int = Field(50, ge=1, le=2048, description="Largest file accepted by POST /documents, in MB.")
+    write_wait_s: float = Field(
+        300, ge=0, description="How long a write waits for a running ingestion before answering 409."
+    )
 
     @property
     def model_cache_dir(self) -> Path:
         return self.cache_dir / "models"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded files are kept under content-addressed names."""
+        return self.data_dir / "files"
 
 
 @lru_cache(maxsize=1)

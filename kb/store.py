@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signatures (doc_id TEXT PRIMARY KEY, sig BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS near_duplicates (doc_id TEXT PRIMARY KEY, group_id TEXT NOT NULL);
 """
 _CHUNK_COLUMNS = "id, doc_id, ordinal, heading, page, page_end, text"
 
@@ -132,6 +134,7 @@ class Store:
         """Insert or replace a document and its chunks; returns the new chunk ids in order."""
         with self._lock, self._db:
             self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            self._db.execute("DELETE FROM signatures WHERE doc_id = ?", (doc_id,))
             self._db.execute(
                 "INSERT INTO documents (id, key, path, content_hash, file_type, metadata, pages, words) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -162,7 +165,35 @@ class Store:
             ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
             self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            self._db.execute("DELETE FROM signatures WHERE doc_id = ?", (doc_id,))
         return ids
+
+    # -- near-duplicates --------------------------------------------------------------------------------------
+    def signatures(self) -> dict[str, bytes]:
+        """The stored MinHash signature of each document that has one (empty bytes: too short to have one)."""
+        return {doc_id: bytes(sig) for doc_id, sig in self._query("SELECT doc_id, sig FROM signatures")}
+
+    def put_signatures(self, signatures: dict[str, bytes]) -> None:
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?)", signatures.items())
+
+    def set_near_duplicates(self, groups: list[list[str]]) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM near_duplicates")
+            self._db.executemany(
+                "INSERT INTO near_duplicates VALUES (?, ?)", [(d, group[0]) for group in groups for d in group]
+            )
+
+    def near_duplicates(self) -> dict[str, tuple[str, ...]]:
+        """``document id → ids of its near-duplicates`` (documents without any are left out)."""
+        try:
+            rows = self._query("SELECT doc_id, group_id FROM near_duplicates ORDER BY doc_id")
+        except sqlite3.OperationalError:  # a store written before near-duplicates were tracked
+            return {}
+        members: dict[str, list[str]] = {}
+        for doc_id, group in rows:
+            members.setdefault(group, []).append(doc_id)
+        return {d: tuple(o for o in group if o != d) for group in members.values() for d in group}
 
     # -- chunks -----------------------------------------------------------------------------------------------
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from kb.documents import LIST_FIELDS, METADATA_FIELDS, Metadata
+from kb.documents import LIST_FIELDS, METADATA_FIELDS, STATUSES, Metadata
 from kb.errors import LoaderError
 
 
@@ -65,15 +65,38 @@ def _coerce(key: str, value: Any, path: Path) -> Any:
         if not 1900 <= year <= 2100:
             raise LoaderError(str(path), f"metadata field 'year' must be between 1900 and 2100, got {year}")
         return year
-    if key == "easy_language":
+    if key in ("easy_language", "recommended"):
         if not isinstance(value, bool):
-            raise LoaderError(str(path), f"metadata field 'easy_language' must be true or false, got {value!r}")
+            raise LoaderError(str(path), f"metadata field '{key}' must be true or false, got {value!r}")
         return value
+    if key == "status":
+        status = str(value).strip().lower()
+        if status not in STATUSES:
+            raise LoaderError(
+                str(path), f"metadata field 'status' must be one of {', '.join(STATUSES)}, got {value!r}"
+            )
+        return status
+    if key == "review_by":
+        return _iso_date(value, path)
     if key == "language":
         return str(value).strip().lower()
     if isinstance(value, list | dict):
         raise LoaderError(str(path), f"metadata field '{key}' must be a single text, got {value!r}")
     return str(value).strip()
+
+
+def _iso_date(value: Any, path: Path) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value).strip()
+    if not text:
+        return ""
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise LoaderError(
+            str(path), f"metadata field 'review_by' must be a date like 2027-06-30, got {value!r}"
+        ) from None
 
 
 def _first_line(exc: Exception) -> str:

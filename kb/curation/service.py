@@ -1,0 +1,253 @@
+"""The Curator: the life of a document through the API and the CLI (upload, describe, recommend, supersede,
+retire, purge), each step checked against the caller's role and written to the audit log.
+
+Every change is applied by an ingestion of the one affected file (curated metadata is laid over the file's own),
+so it becomes a new immutable index version: readers see the old version or the new one, never a mix. The
+curation database is written first; if the process dies before the new version is published, the next
+ingestion (`kb ingest`, or the next write) completes the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kb.curation import audit, uploads
+from kb.curation.db import CurationDB
+from kb.curation.keys import Principal, Role
+from kb.documents import METADATA_FIELDS, Metadata, document_id
+from kb.errors import ConflictError, CurationError, LoaderError, NotFoundError
+from kb.index import LoadedIndex
+from kb.ingest import UPLOAD_PREFIX, Ingestor, IngestReport
+from kb.loaders.metadata import build_metadata
+from kb.search import Searcher
+from kb.store import StoredDocument
+
+#: Fields only curators may set: a LaKI recommendation is the coordinating office's call.
+CURATOR_FIELDS = ("recommended",)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    document: StoredDocument
+    index_version: int
+    near_duplicates: list[StoredDocument]
+
+
+class Curator:
+    """Write access to the knowledge base; ``searcher`` gives the live index and is refreshed after each write."""
+
+    def __init__(self, searcher: Searcher, db: CurationDB | None = None) -> None:
+        self.searcher = searcher
+        self.settings = searcher.settings
+        self.db = db or CurationDB(self.settings.data_dir)
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def _index(self) -> LoadedIndex:
+        return self.searcher.index
+
+    def document(self, doc_id: str) -> StoredDocument:
+        return self.searcher.document(doc_id)
+
+    def due_for_review(self, on: dt.date | None = None) -> list[StoredDocument]:
+        """Documents not archived whose review-by date is on or before ``on`` (today), earliest first."""
+        day = (on or dt.date.today()).isoformat()
+        due = [
+            d
+            for d in self._index().documents.values()
+            if d.metadata.review_by and d.metadata.review_by <= day and d.metadata.status != "archived"
+        ]
+        return sorted(due, key=lambda d: (d.metadata.review_by, d.metadata.title))
+
+    def audit(self, doc_id: str | None = None, limit: int = 100, offset: int = 0) -> list[audit.AuditEntry]:
+        return audit.entries(self.db, doc_id, limit, offset)
+
+    # -- writing ----------------------------------------------------------------------------------------------
+    def upload(self, principal: Principal, filename: str, data: bytes, metadata: dict[str, Any]) -> UploadResult:
+        """Store a new file and ingest it; searchable (if published) when this returns."""
+        principal.require_writer()
+        name = uploads.display_name(filename)
+        uploads.check_size(data, name, self.settings.max_upload_mb)
+        suffix = uploads.detect_suffix(data, name)
+        changes = dict(metadata)
+        supersedes = str(changes.pop("supersedes", "") or "")
+        if principal.role is Role.EDITOR:
+            changes.setdefault("district", principal.district)
+        self._check_fields(principal, changes)
+        checked = _validated({"title": Path(name).stem, **changes})
+        principal.require_district(checked.district)
+        old = self._superseded(principal, supersedes) if supersedes else None
+        key = UPLOAD_PREFIX + uploads.content_key(data, suffix)
+        doc_id = document_id(key)
+        existing = self._index().documents.get(doc_id)
+        if existing is not None:
+            raise ConflictError(
+                f"This file is already stored as document {doc_id} ({existing.metadata.title!r}); change its "
+                "metadata with PATCH /documents/{id} instead of uploading it again."
+            )
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM excluded WHERE key = ?", (key,))  # uploading again is a deliberate act
+            tx.execute(
+                "INSERT OR REPLACE INTO records (key, doc_id, metadata, uploaded, created_by) "
+                "VALUES (?, ?, ?, 1, ?)",
+                (key, doc_id, _json(changes), principal.actor),
+            )
+            title = str(changes.get("title") or name)
+            audit.write(tx, principal.actor, "create", doc_id, title, None, changes, note=name)
+        stored = uploads.store(data, self.settings.uploads_dir, suffix)
+        try:
+            report = self._ingest([stored.path])
+            failure = next((f for f in report.failed if f.path == key), None)
+            if failure is not None:
+                raise CurationError(f"The file {name!r} cannot be read: {failure.reason}.")
+        except BaseException:
+            self._forget_upload(key, stored.path)
+            raise
+        document = self.document(doc_id)
+        if old is not None:
+            self._apply(principal, old, {"superseded_by": doc_id, "status": "archived"}, "supersede")
+        index = self._index()
+        near = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
+        return UploadResult(document, index.manifest.version, near)
+
+    def update(
+        self, principal: Principal, doc_id: str, changes: dict[str, Any], action: str = "update"
+    ) -> StoredDocument:
+        """Change metadata fields of a document (an editor: only within its own district)."""
+        principal.require_writer()
+        document = self.document(doc_id)
+        principal.require_district(document.metadata.district)
+        changes = dict(changes)
+        if not changes:
+            raise CurationError("The request changes nothing: send at least one metadata field.")
+        self._check_fields(principal, changes)
+        if "district" in changes:
+            principal.require_district(str(changes["district"] or ""))
+        if changes.get("superseded_by"):
+            newer = self.document(str(changes["superseded_by"]))
+            if newer.id == doc_id:
+                raise CurationError("A document cannot supersede itself: 'superseded_by' names its own id.")
+            changes.setdefault("status", "archived")
+            action = "supersede"
+        elif changes.get("recommended") is True and action == "update":
+            action = "recommend"
+        return self._apply(principal, document, changes, action)
+
+    def retire(self, principal: Principal, doc_id: str) -> StoredDocument:
+        """Hide a document from search (status ``archived``); its file, metadata and history are kept."""
+        return self.update(principal, doc_id, {"status": "archived"}, action="retire")
+
+    def purge(self, principal: Principal, doc_id: str) -> int:
+        """Remove a document for good (curators only); returns the new index version.
+
+        An uploaded file is deleted; a file in the corpus folder is left alone (it is the office's folder) but
+        never ingested again while the purge stands (`excluded` in the curation database).
+        """
+        principal.require_curator("purge documents")
+        document = self.document(doc_id)
+        record = self.db.record(doc_id)
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM records WHERE doc_id = ?", (doc_id,))
+            tx.execute(
+                "INSERT OR REPLACE INTO excluded (key, doc_id, actor) VALUES (?, ?, ?)",
+                (document.key, doc_id, principal.actor),
+            )
+            audit.write(
+                tx, principal.actor, "purge", doc_id, document.metadata.title, document.metadata.as_dict(), None
+            )
+        if document.key.startswith(UPLOAD_PREFIX) or (record is not None and record[2]):
+            Path(document.path).unlink(missing_ok=True)
+        report = self._ingest([], purge=[document.key])
+        return int(report.version or 0)
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def _apply(
+        self, principal: Principal, document: StoredDocument, changes: dict[str, Any], action: str
+    ) -> StoredDocument:
+        merged = _validated({**document.metadata.as_dict(), **changes})
+        before = document.metadata.as_dict()
+        after = merged.as_dict()
+        changed = {k: after[k] for k in changes if before.get(k) != after.get(k)}
+        if not changed:
+            return document
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT metadata FROM records WHERE doc_id = ?", (document.id,)).fetchone()
+            curated = {**(_load(row[0]) if row else {}), **changed}
+            tx.execute(
+                "INSERT INTO records (key, doc_id, metadata, created_by) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET metadata = excluded.metadata, "
+                "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+                (document.key, document.id, _json(curated), principal.actor),
+            )
+            audit.write(
+                tx,
+                principal.actor,
+                action,
+                document.id,
+                merged.title,
+                {k: before.get(k) for k in changed},
+                changed,
+            )
+        path = Path(document.path)
+        if not path.is_file():
+            raise NotFoundError(
+                f"The file of document {document.id} is gone from {path}; the change is saved and applies when "
+                "the file is back (or purge the document)."
+            )
+        report = self._ingest([path])
+        failure = next((f for f in report.failed if f.path == document.key), None)
+        if failure is not None:
+            raise CurationError(f"The document's file cannot be read any more: {failure.reason}.")
+        return self.document(document.id)
+
+    def _ingest(self, paths: list[Path], purge: list[str] | None = None) -> IngestReport:
+        ingestor = Ingestor(self.settings, self.searcher.embedder)
+        report = ingestor.run(paths, purge=purge or (), wait=self.settings.write_wait_s)
+        self.searcher.handle.refresh()
+        return report
+
+    def _forget_upload(self, key: str, path: Path) -> None:
+        """Undo an upload that could not be ingested: its record, its audit entry and its file."""
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM records WHERE key = ?", (key,))
+            tx.execute(
+                "DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit WHERE doc_id = ? AND action = 'create')",
+                (document_id(key),),
+            )
+        if self._index().documents.get(document_id(key)) is None:
+            path.unlink(missing_ok=True)
+
+    def _check_fields(self, principal: Principal, changes: dict[str, Any]) -> None:
+        unknown = sorted(set(changes) - set(METADATA_FIELDS))
+        if unknown:
+            raise CurationError(
+                f"Unknown metadata field {unknown[0]!r}; the fields are: {', '.join(METADATA_FIELDS)}."
+            )
+        for name in CURATOR_FIELDS:
+            if name in changes:
+                principal.require_curator(f"set '{name}'")
+
+    def _superseded(self, principal: Principal, doc_id: str) -> StoredDocument:
+        old = self.document(doc_id)
+        principal.require_district(old.metadata.district)
+        return old
+
+
+def _validated(raw: dict[str, Any]) -> Metadata:
+    """Metadata from a request, or a :class:`CurationError` that names the field and what was wrong."""
+    try:
+        return build_metadata(raw, Path("metadata"), str(raw.get("title") or ""))
+    except LoaderError as exc:
+        raise CurationError(f"Invalid metadata: {exc.reason}.") from None
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _load(text: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

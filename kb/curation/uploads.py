@@ -1,0 +1,115 @@
+"""Uploaded files: the type is decided by the content (not the name), and files are kept under the sha256 of
+their bytes in ``KB_DATA_DIR/files`` (written to a hidden temporary name, fsynced, then renamed)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from kb.errors import CurationError, UnsupportedFileError, UploadTooLargeError
+
+_NAMED = {".pdf": "PDF", ".docx": "Word (.docx)", ".md": "Markdown", ".markdown": "Markdown"}
+_NAMED |= {".txt": "text", ".text": "text", ".html": "HTML", ".htm": "HTML"}
+_TEXT_SUFFIXES = {".md": ".md", ".markdown": ".md", ".txt": ".txt", ".text": ".txt", ".html": ".html"}
+_TEXT_SUFFIXES[".htm"] = ".html"
+SUPPORTED = "PDF, Word (.docx), Markdown, text or HTML"
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    path: Path
+    sha256: str
+    suffix: str
+
+
+def display_name(filename: str) -> str:
+    """The last part of a client-sent file name, without folders (``../../x.pdf`` → ``x.pdf``)."""
+    name = PurePath(filename.replace("\\", "/")).name.strip()
+    return "".join(ch for ch in name if ch.isprintable())[:200] or "upload"
+
+
+def check_size(data: bytes, filename: str, max_mb: int) -> None:
+    if len(data) > max_mb * 1024 * 1024:
+        raise UploadTooLargeError(
+            f"The file {filename!r} is larger than {max_mb} MB (KB_MAX_UPLOAD_MB); split it or ask the "
+            "administrator to raise the limit."
+        )
+    if not data:
+        raise CurationError(f"The file {filename!r} is empty (0 bytes).")
+
+
+def detect_suffix(data: bytes, filename: str) -> str:
+    """The suffix our loaders need for this content; the name's own suffix only chooses among text formats."""
+    suffix = PurePath(filename).suffix.lower()
+    claimed = _NAMED.get(suffix)
+    head = data[:1024]
+    if b"%PDF-" in head:
+        found = ".pdf"
+    elif data.startswith(b"PK\x03\x04") and _is_docx(data):
+        found = ".docx"
+    elif data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise UnsupportedFileError(
+            f"The file {filename!r} is an old Word (.doc) or Office file; save it as .docx or PDF and upload that."
+        )
+    elif _looks_like_text(data):
+        lowered = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        if lowered.startswith((b"<!doctype html", b"<html")):
+            found = ".html"
+        else:
+            found = _TEXT_SUFFIXES.get(suffix, ".txt")
+    else:
+        raise UnsupportedFileError(
+            f"The file {filename!r} is not a {SUPPORTED} file (its content is binary data of another kind)."
+        )
+    if suffix in (".pdf", ".docx") and found != suffix:
+        raise UnsupportedFileError(
+            f"The file {filename!r} is named like a {claimed} file, but its content is not one "
+            f"({'text' if found in ('.txt', '.md', '.html') else _NAMED[found]}); upload the real file."
+        )
+    return found
+
+
+def _is_docx(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "word/document.xml" in archive.namelist()
+    except (zipfile.BadZipFile, ValueError):
+        return False
+
+
+def _looks_like_text(data: bytes) -> bool:
+    sample = data[:8192]
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
+        return True
+    if b"\x00" in sample:
+        return False
+    controls = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return controls <= len(sample) // 100
+
+
+def store(data: bytes, folder: Path, suffix: str) -> StoredUpload:
+    """Write ``data`` as ``<sha256><suffix>`` in ``folder`` (atomically; an existing copy is kept)."""
+    digest = hashlib.sha256(data).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}{suffix}"
+    if not path.is_file():
+        tmp = folder / f".{digest}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return StoredUpload(path, digest, suffix)
+
+
+def content_key(data: bytes, suffix: str) -> str:
+    return f"{hashlib.sha256(data).hexdigest()}{suffix}"

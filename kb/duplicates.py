@@ -1,0 +1,83 @@
+"""Near-duplicate documents (the same concept paper adapted by two districts), found by MinHash over word shingles.
+
+Each document gets a MinHash signature of its 5-word shingles. Locality-sensitive hashing over bands of the
+signature proposes candidate pairs; a pair whose estimated Jaccard similarity is at least :data:`THRESHOLD` is
+linked, and linked documents form one group. Search shows one result per group ("also from: …").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+
+SHINGLE_WORDS = 5
+NUM_PERM = 126
+BAND_ROWS = 3  # 42 bands of 3 rows: a pair with Jaccard 0.5 becomes a candidate with probability 0.996
+#: Estimated Jaccard similarity of the shingle sets from which two documents count as near-duplicates.
+THRESHOLD = 0.5
+#: Documents with fewer shingles than this are too short to judge and never grouped.
+MIN_SHINGLES = 20
+
+_WORD = re.compile(r"\w+")
+_rng = np.random.default_rng(20261125)
+_SEEDS = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64)
+_MULTIPLIERS = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
+
+
+def signature(texts: Iterable[str]) -> np.ndarray | None:
+    """The MinHash signature (``NUM_PERM`` uint64) of a document's text, or None when it is too short."""
+    words = [w for text in texts for w in _WORD.findall(text.casefold())]
+    shingles = {" ".join(words[i : i + SHINGLE_WORDS]) for i in range(max(len(words) - SHINGLE_WORDS + 1, 0))}
+    if len(shingles) < MIN_SHINGLES:
+        return None
+    hashed = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in shingles),
+        dtype=np.uint64,
+        count=len(shingles),
+    )
+    mins = np.empty(NUM_PERM, dtype=np.uint64)
+    for start in range(0, NUM_PERM, 16):  # bounded memory for long documents
+        block = (hashed[None, :] ^ _SEEDS[start : start + 16, None]) * _MULTIPLIERS[start : start + 16, None]
+        mins[start : start + 16] = block.min(axis=1)
+    return mins
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Estimated Jaccard similarity of two documents' shingle sets."""
+    return float(np.mean(a == b))
+
+
+def groups(signatures: dict[str, np.ndarray]) -> list[list[str]]:
+    """Groups (of two or more document ids) of near-duplicates, each sorted, in a stable order."""
+    buckets: dict[tuple[int, bytes], list[str]] = defaultdict(list)
+    for doc_id, sig in signatures.items():
+        for band in range(NUM_PERM // BAND_ROWS):
+            buckets[(band, sig[band * BAND_ROWS : (band + 1) * BAND_ROWS].tobytes())].append(doc_id)
+    parent = {doc_id: doc_id for doc_id in signatures}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    checked: set[tuple[str, str]] = set()
+    for members in buckets.values():
+        if len(members) < 2:
+            continue
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                pair = (a, b) if a < b else (b, a)
+                if pair in checked:
+                    continue
+                checked.add(pair)
+                if similarity(signatures[a], signatures[b]) >= THRESHOLD:
+                    parent[root(a)] = root(b)
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for doc_id in signatures:
+        grouped[root(doc_id)].append(doc_id)
+    return sorted((sorted(g) for g in grouped.values() if len(g) > 1), key=lambda g: g[0])
