@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 invalid input or setting; 3 model cannot be prepared or loaded;
 4 index missing, damaged or built with another model; 5 another ingestion is running; 6 ingestion partial
-(some files failed, the rest was ingested); 7 unknown document.
+(some files failed, the rest was ingested); 7 unknown document (or API key); 8 not allowed; 9 the file is
+already stored.
 """
 
 from __future__ import annotations
@@ -290,6 +291,23 @@ def serve(
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     typer.echo(f"KI-Wissensbasis: http://{settings.host}:{settings.port}/ (API docs at /docs)", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _register_curation() -> None:
+    from kb.curation.commands import audit_command, documents_app, keys_app
+
+    for sub in (keys_app, documents_app):
+        sub.registered_callback = None
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(documents_app, name="documents")
+    app.command("audit")(handle_errors(audit_command))
+    for group in (keys_app, documents_app):
+        for command in group.registered_commands:
+            if command.callback is not None:
+                command.callback = handle_errors(command.callback)
+
+
+_register_curation()
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kb.api import page, routes
+from kb.api import curation, page, routes
 from kb.embedder import Embedder
-from kb.errors import KBError
+from kb.errors import AuthError, KBError
 from kb.search import Searcher
 from kb.settings import Settings, get_settings
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
         lifespan=lifespan,
     )
     app.include_router(routes.router)
+    app.include_router(curation.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     _install_error_handlers(app)
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KBError)
     async def kb_error(request: Request, exc: KBError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError) and exc.status_code == 401 else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,12 +1,19 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers: the searcher, the curator and the caller's principal (API key)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from kb.curation.db import CurationDB
+from kb.curation.keys import ANONYMOUS, Principal, authenticate
+from kb.curation.service import Curator
+from kb.errors import AuthError
 from kb.search import Searcher
+
+_curator_lock = threading.Lock()
 
 
 def get_searcher(request: Request) -> Searcher:
@@ -14,4 +21,27 @@ def get_searcher(request: Request) -> Searcher:
     return searcher
 
 
+def get_curator(request: Request) -> Curator:
+    """The curator of this app, created on first use (it opens ``KB_DATA_DIR/curation.sqlite``)."""
+    state = request.app.state
+    with _curator_lock:
+        if getattr(state, "curator", None) is None:
+            state.curator = Curator(get_searcher(request), CurationDB(get_searcher(request).settings.data_dir))
+    curator: Curator = state.curator
+    return curator
+
+
+def get_principal(request: Request) -> Principal:
+    """Anonymous reader without an ``Authorization`` header; the key's principal with ``Bearer <key>``."""
+    header = request.headers.get("authorization")
+    if not header:
+        return ANONYMOUS
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthError("The Authorization header must be 'Bearer <key>'.")
+    return authenticate(get_curator(request).db, secret)
+
+
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+CuratorDep = Annotated[Curator, Depends(get_curator)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

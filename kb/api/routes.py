@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
-from kb.api.deps import SearcherDep
+from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import (
     DocumentList,
     DocumentOut,
@@ -21,6 +21,7 @@ from kb.api.schemas import (
     SearchResponse,
     SimilarResponse,
 )
+from kb.curation.keys import Principal
 from kb.errors import KBError, NotFoundError
 from kb.search import Searcher
 from kb.store import StoredDocument
@@ -40,7 +41,9 @@ _MEDIA_TYPES = {
 }
 
 
-def _response(searcher: Searcher, request: SearchRequest) -> SearchResponse:
+def _response(searcher: Searcher, request: SearchRequest, principal: Principal) -> SearchResponse:
+    if request.filters.status:
+        principal.require_writer()  # drafts and archived documents are for editors and curators
     result = searcher.search(
         request.q,
         request.k,
@@ -64,6 +67,7 @@ def _response(searcher: Searcher, request: SearchRequest) -> SearchResponse:
 @router.get("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
 def search(
     searcher: SearcherDep,
+    principal: PrincipalDep,
     q: Annotated[str, Query(description="The question or words to search for, in any language.")] = "",
     k: Annotated[int, Query(description="How many results (1–100).")] = 10,
     mode: Annotated[
@@ -85,6 +89,10 @@ def search(
     year_to: Annotated[
         int | None, Query(ge=1900, le=2100, description="Published in or before this year.")
     ] = None,
+    status: Annotated[
+        list[Literal["draft", "published", "archived"]] | None,
+        Query(description="Review status (editors and curators only; default: published)."),
+    ] = None,
 ) -> SearchResponse:
     """The documents (or passages) that best answer the query, best first, optionally filtered."""
     filters = FiltersIn(
@@ -95,25 +103,28 @@ def search(
         language=language or [],
         year_from=year_from,
         year_to=year_to,
+        status=status or [],
     )
     request = SearchRequest(q=q, k=k, mode=mode, group=group, facets=facets, filters=filters)
-    return _response(searcher, request)
+    return _response(searcher, request, principal)
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
-def search_post(searcher: SearcherDep, request: SearchRequest) -> SearchResponse:
+def search_post(searcher: SearcherDep, principal: PrincipalDep, request: SearchRequest) -> SearchResponse:
     """The same search with a JSON body (for long queries and many filters)."""
-    return _response(searcher, request)
+    return _response(searcher, request, principal)
 
 
 @router.get("/documents/{doc_id}/similar", response_model=SimilarResponse, responses=ERRORS, tags=["documents"])
 def similar(
     searcher: SearcherDep,
+    principal: PrincipalDep,
     doc_id: str,
     k: Annotated[int, Query(description="How many documents (1–100).")] = 5,
     other_districts: Annotated[bool, Query(description="Only documents from other districts.")] = True,
 ) -> SimilarResponse:
     """Documents most similar to this one (similar approaches), one result per document."""
+    visible_document(searcher, principal, doc_id)
     hits = searcher.similar(doc_id, k, other_districts=other_districts)
     return SimilarResponse(
         document_id=doc_id, other_districts=other_districts, results=[SearchHitOut.of(h) for h in hits]
@@ -123,26 +134,39 @@ def similar(
 @router.get("/documents", response_model=DocumentList, responses=ERRORS, tags=["documents"])
 def list_documents(
     searcher: SearcherDep,
+    principal: PrincipalDep,
     offset: Annotated[int, Query(ge=0, description="How many documents to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1–200).")] = 50,
+    status: Annotated[
+        list[Literal["draft", "published", "archived"]] | None,
+        Query(description="Review status (editors and curators only; default: published)."),
+    ] = None,
 ) -> DocumentList:
-    """All documents in the index, ordered by path, one page at a time."""
-    documents = sorted(searcher.index.documents.values(), key=lambda d: d.key)
+    """The documents in the index, ordered by path, one page at a time (published ones unless asked)."""
+    if status:
+        principal.require_writer()
+    wanted = set(status or ["published"])
+    documents = sorted(
+        (d for d in searcher.index.documents.values() if d.metadata.status in wanted), key=lambda d: d.key
+    )
     page = documents[offset : offset + limit]
     return DocumentList(total=len(documents), offset=offset, limit=limit, items=[DocumentOut.of(d) for d in page])
 
 
 @router.get("/documents/{doc_id}", response_model=DocumentOut, responses=ERRORS, tags=["documents"])
-def get_document(searcher: SearcherDep, doc_id: str) -> DocumentOut:
-    """One document's metadata and chunk count."""
-    return DocumentOut.of(searcher.document(doc_id))
+def get_document(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> DocumentOut:
+    """One document's metadata and chunk count (drafts only for editors and curators)."""
+    document = visible_document(searcher, principal, doc_id)
+    index = searcher.index
+    near = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
+    return DocumentOut.of(document, near)
 
 
 @router.get("/documents/{doc_id}/file", responses=ERRORS, tags=["documents"], response_class=FileResponse)
-def get_document_file(searcher: SearcherDep, doc_id: str) -> FileResponse:
+def get_document_file(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> FileResponse:
     """The original file of a document, as it was ingested."""
-    document = searcher.document(doc_id)
-    path = safe_file_path(document, searcher.settings.corpus_dir)
+    document = visible_document(searcher, principal, doc_id)
+    path = safe_file_path(document, searcher.settings.corpus_dir, searcher.settings.uploads_dir)
     media = (
         _MEDIA_TYPES.get(document.file_type) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     )
@@ -156,12 +180,23 @@ def get_document_file(searcher: SearcherDep, doc_id: str) -> FileResponse:
     )
 
 
-def safe_file_path(document: StoredDocument, corpus_dir: Path) -> Path:
-    """The document's file, only if it still lies where it was ingested and inside the corpus when relative."""
+def visible_document(searcher: Searcher, principal: Principal, doc_id: str) -> StoredDocument:
+    """The document, unless it is a draft and the caller a reader (drafts are not public yet)."""
+    document = searcher.document(doc_id)
+    if document.metadata.status == "draft" and principal.role == "reader":
+        raise NotFoundError(f"There is no document with id {doc_id!r}; search again to get current ids.")
+    return document
+
+
+def safe_file_path(document: StoredDocument, corpus_dir: Path, uploads_dir: Path | None = None) -> Path:
+    """The document's file, only if it still lies where it was ingested: inside the corpus when its key is
+    relative, in the uploads folder when it was uploaded."""
     stored = Path(document.path)
     resolved = stored.resolve()
     corpus = corpus_dir.resolve()
     inside = resolved == corpus or corpus in resolved.parents
+    if document.key.startswith("upload/") and uploads_dir is not None:
+        inside = resolved.parent == uploads_dir.resolve() and resolved.name == document.key.removeprefix("upload/")
     relative_key = not Path(document.key).is_absolute()
     if (relative_key and not inside) or (not relative_key and resolved != stored) or not resolved.is_file():
         raise NotFoundError(

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kb.search import Filters, Hit
 from kb.store import StoredDocument
+
+Status = Literal["draft", "published", "archived"]
+
+
+class DocumentRef(BaseModel):
+    """A short reference to another document (near-duplicates, "also from")."""
+
+    id: str
+    title: str
+    district: str
+    year: int | None
+
+    @classmethod
+    def of(cls, doc: StoredDocument) -> DocumentRef:
+        meta = doc.metadata
+        return cls(id=doc.id, title=meta.title, district=meta.district, year=meta.year)
 
 
 class DocumentOut(BaseModel):
@@ -29,9 +46,16 @@ class DocumentOut(BaseModel):
     chunks: int
     ingested_at: str
     file_url: str
+    status: Status = Field(description="draft, published (shown to readers) or archived (retired).")
+    recommended: bool = Field(description="A recommendation of the coordinating office (LaKI).")
+    review_by: str = Field(description="ISO date by which a curator should review the document ('' if none).")
+    superseded_by: str = Field(description="Id of the document that replaces this one ('' if none).")
+    near_duplicates: list[DocumentRef] = Field(
+        default_factory=list, description="Documents with nearly the same text (e.g. adapted by another district)."
+    )
 
     @classmethod
-    def of(cls, doc: StoredDocument) -> DocumentOut:
+    def of(cls, doc: StoredDocument, near_duplicates: list[StoredDocument] | None = None) -> DocumentOut:
         meta = doc.metadata
         return cls(
             id=doc.id,
@@ -52,6 +76,11 @@ class DocumentOut(BaseModel):
             chunks=doc.chunks,
             ingested_at=doc.ingested_at,
             file_url=f"/documents/{doc.id}/file",
+            status=meta.status,
+            recommended=meta.recommended,
+            review_by=meta.review_by,
+            superseded_by=meta.superseded_by,
+            near_duplicates=[DocumentRef.of(d) for d in near_duplicates or []],
         )
 
 
@@ -77,6 +106,11 @@ class SearchHitOut(BaseModel):
     text: str
     more_chunks: int = Field(description="Further passages of the same document that also matched.")
     file_url: str = Field(description="The original file; for PDFs it opens at the chunk's page.")
+    recommended: bool = Field(False, description="Recommended by the coordinating office (LaKI).")
+    status: Status = "published"
+    also_from: list[DocumentRef] = Field(
+        default_factory=list, description="Near-duplicates of this document (shown as one result)."
+    )
 
     @classmethod
     def of(cls, hit: Hit) -> SearchHitOut:
@@ -101,6 +135,9 @@ class SearchHitOut(BaseModel):
             text=hit.chunk.text,
             more_chunks=hit.more_chunks,
             file_url=url,
+            recommended=meta.recommended,
+            status=meta.status,
+            also_from=[DocumentRef.of(d) for d in hit.also_from],
         )
 
 
@@ -130,6 +167,11 @@ class FiltersIn(BaseModel):
     language: list[str] = Field(default_factory=list, max_length=20)
     year_from: int | None = Field(None, ge=1900, le=2100)
     year_to: int | None = Field(None, ge=1900, le=2100)
+    status: list[Status] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Review status (editors and curators only); default: published documents.",
+    )
 
     def to_filters(self) -> Filters:
         return Filters(
@@ -140,6 +182,7 @@ class FiltersIn(BaseModel):
             language=tuple(self.language),
             year_from=self.year_from,
             year_to=self.year_to,
+            status=tuple(self.status),
         )
 
 
@@ -180,3 +223,69 @@ class Health(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class MetadataPatch(BaseModel):
+    """Fields to change; fields left out stay as they are. Unknown fields are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, min_length=1, max_length=500)
+    district: str | None = Field(None, max_length=200)
+    doc_type: str | None = Field(None, max_length=100)
+    topics: list[str] | None = Field(None, max_length=40)
+    audience: list[str] | None = Field(None, max_length=40)
+    year: int | None = Field(None, ge=1900, le=2100)
+    language: str | None = Field(None, max_length=20)
+    easy_language: bool | None = None
+    licence: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=500)
+    status: Status | None = None
+    recommended: bool | None = Field(None, description="Curators only.")
+    review_by: dt.date | None = None
+    superseded_by: str | None = Field(
+        None, max_length=64, description="Id of the document that replaces this one."
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were sent (an explicit null clears a text field)."""
+        sent = self.model_dump(exclude_unset=True, mode="json")
+        return {k: (_CLEARED.get(k, "") if v is None else v) for k, v in sent.items()}
+
+
+#: What an explicit null sets a field to (text fields become empty).
+_CLEARED: dict[str, Any] = {"topics": [], "audience": [], "year": None, "easy_language": False}
+_CLEARED |= {"recommended": False}
+
+
+class UploadOut(BaseModel):
+    id: str
+    index_version: int = Field(description="The index version that contains the document (live when answered).")
+    document: DocumentOut
+    near_duplicates: list[DocumentRef] = Field(
+        description="Documents already stored that have nearly the same text; shown as one search result."
+    )
+
+
+class RetireOut(BaseModel):
+    id: str
+    status: Literal["archived", "purged"]
+    index_version: int
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    actor: str = Field(description="Label and id of the key (or cli:<user>); never the key itself.")
+    action: str
+    document_id: str
+    title: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    note: str
+
+
+class AuditList(BaseModel):
+    offset: int
+    limit: int
+    items: list[AuditOut]

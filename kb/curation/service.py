@@ -221,6 +221,8 @@ class Curator:
             path.unlink(missing_ok=True)
 
     def _check_fields(self, principal: Principal, changes: dict[str, Any]) -> None:
+        if "title" in changes and not str(changes["title"] or "").strip():
+            raise CurationError("Invalid metadata: the title cannot be empty.")
         unknown = sorted(set(changes) - set(METADATA_FIELDS))
         if unknown:
             raise CurationError(
