@@ -56,11 +56,13 @@ def configure(
     corpus_dir: Annotated[Path | None, typer.Option(help="Corpus folder [KB_CORPUS_DIR].")] = None,
     index_dir: Annotated[Path | None, typer.Option(help="Index folder [KB_INDEX_DIR].")] = None,
     model: Annotated[str | None, typer.Option(help="Model name or folder [KB_MODEL].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Curation data folder [KB_DATA_DIR].")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
 ) -> None:
     """Options given here override the KB_* environment variables."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     overrides: dict[str, Any] = {"corpus_dir": corpus_dir, "index_dir": index_dir, "model": model}
+    overrides["data_dir"] = data_dir
     ctx.obj = Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 

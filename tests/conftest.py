@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -21,6 +22,13 @@ from tests import factories
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EVAL = REPO.parent / "shared" / "eval"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_curation_data(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reads or writes a real ``data/`` folder: the default KB_DATA_DIR points to an empty temporary
+    folder, and tests that curate pass their own ``data_dir``."""
+    os.environ["KB_DATA_DIR"] = str(tmp_path_factory.mktemp("no-curation-data"))
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 
 from kb.api.deps import SearcherDep
-from kb.api.schemas import DocumentOut, SearchHitOut
+from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
 from kb.errors import IndexMissingError, IndexUnavailableError, KBError, NotFoundError, QueryError
 from kb.search import MODES, Filters, Hit, Mode, Searcher
 from kb.store import StoredChunk
@@ -256,13 +256,19 @@ def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLR
     context: dict[str, Any] = {"query": query, "back_url": query.url() if query.q.strip() else None}
     try:
         document = searcher.document(doc_id)
-        chunks = searcher.index.store.chunks_of(doc_id)
+        if document.metadata.status == "draft":  # not public yet
+            raise NotFoundError(f"document {doc_id} is a draft")
+        index = searcher.index
+        chunks = index.store.chunks_of(doc_id)
         similar = searcher.similar(doc_id, 5, other_districts=True)
     except Exception as exc:
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "document.html", {**context, "error": message}, status)
-    out = DocumentOut.of(document)
+    near = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
+    out = DocumentOut.of(document, [d for d in near if d.metadata.published])
+    newer = index.documents.get(document.metadata.superseded_by)
     context.update(
+        superseded_by=DocumentRef.of(newer) if newer is not None else None,
         doc=out,
         file_label=FILE_LABELS.get(out.file_type, "Datei"),
         outline=outline(chunks, out.file_url if out.file_type == "pdf" else None),
@@ -294,7 +300,7 @@ def german_error(exc: Exception, max_chars: int) -> tuple[str, int]:
 
 def corpus_stats(searcher: Searcher) -> tuple[int, int]:
     """Documents and districts in the live index (raises when there is none)."""
-    documents = searcher.index.documents.values()
+    documents = [d for d in searcher.index.documents.values() if d.metadata.published]
     return len(documents), len({d.metadata.district for d in documents if d.metadata.district})
 
 
