@@ -1,6 +1,6 @@
 """KI-Wissensbasis: semantic search over the materials of the Kommunale Integrationszentren in NRW.
 
-The public API is small: settings, ingestion, search, the app factory and the errors.
+The public API is small: settings, ingestion, search, curation and the errors.
 
 >>> from kb import Settings, Ingestor, Searcher
 >>> settings = Settings(corpus_dir="corpus", index_dir="index")
@@ -8,8 +8,13 @@ The public API is small: settings, ingestion, search, the app factory and the er
 >>> Searcher(settings).search("Elterncafé an Grundschulen").hits   # doctest: +SKIP
 """
 
+from kb.curation.service import Curator, UploadResult
 from kb.errors import (
+    AuthError,
     ConfigError,
+    ConflictError,
+    CurationError,
+    ForbiddenError,
     IndexMissingError,
     IndexUnavailableError,
     IngestLockedError,
@@ -18,6 +23,8 @@ from kb.errors import (
     ModelError,
     NotFoundError,
     QueryError,
+    UnsupportedFileError,
+    UploadTooLargeError,
 )
 from kb.ingest import Ingestor, IngestReport
 from kb.search import Hit, Searcher, SearchResult
@@ -26,7 +33,12 @@ from kb.settings import Settings, get_settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthError",
     "ConfigError",
+    "ConflictError",
+    "CurationError",
+    "Curator",
+    "ForbiddenError",
     "Hit",
     "IndexMissingError",
     "IndexUnavailableError",
@@ -41,6 +53,9 @@ __all__ = [
     "SearchResult",
     "Searcher",
     "Settings",
+    "UnsupportedFileError",
+    "UploadResult",
+    "UploadTooLargeError",
     "__version__",
     "get_settings",
 ]
