@@ -59,7 +59,9 @@ def main() -> None:
             dataset = load_dataset(folder, max_queries)
             searcher = searchers.get(shares or "")
             if searcher is None:
-                eval_settings = settings.model_copy(update={"index_dir": Path(tmp) / name})
+                eval_settings = settings.model_copy(
+                    update={"index_dir": Path(tmp) / name, "data_dir": Path(tmp) / "data"}
+                )
                 if dataset.corpus:
                     build_index(dataset, eval_settings, embedder)
                 else:

@@ -158,7 +158,9 @@ def run(
     dataset = load_dataset(folder, max_queries)
     embedder = embedder or Embedder(settings)
     with tempfile.TemporaryDirectory(prefix=f"kb-eval-{dataset.name}-") as tmp:
-        eval_settings = settings.model_copy(update={"index_dir": Path(tmp) / "index"})
+        eval_settings = settings.model_copy(
+            update={"index_dir": Path(tmp) / "index", "data_dir": Path(tmp) / "data"}
+        )
         if dataset.corpus:
             build_index(dataset, eval_settings, embedder)
         else:
