@@ -354,3 +354,16 @@ def test_the_web_page_shows_recommendations_groups_and_archived_documents(env: E
     env.client.patch(f"/documents/{second}", json={"superseded_by": first}, headers=curator)
     archived = env.client.get(f"/dokument/{second}").text
     assert "archiviert" in archived and f'href="/dokument/{first}"' in archived
+
+
+def test_upload_names_cannot_escape_the_data_folder(env: Env) -> None:
+    before = {p.resolve() for p in env.settings.data_dir.rglob("*")}
+    text = "# Pfadtest\n\nEin Text mit einem bösen Namen.".encode()
+    response = env.upload("curator", "../../../etc/Ümläut name.md", text)
+    assert response.status_code == 201, response.text
+    created = {p.resolve() for p in env.settings.data_dir.rglob("*") if "curation.sqlite" not in p.name} - before
+    uploads = env.settings.uploads_dir.resolve()
+    assert created and all(p.parent == uploads for p in created if p.is_file())
+    assert not (env.settings.data_dir.parent.parent / "etc").exists()
+    entry = env.client.get("/audit", params={"limit": 1}, headers=env.auth("curator")).json()["items"][0]
+    assert entry["note"] == "Ümläut name.md"
