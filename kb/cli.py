@@ -109,9 +109,10 @@ def ingest(
     finally:
         if bar is not None:
             bar.close()
+    excluded = f", excluded (purged) {len(report.excluded)}" if report.excluded else ""
     typer.echo(
         f"added {len(report.added)}, updated {len(report.updated)}, removed {len(report.removed)}, "
-        f"unchanged {len(report.unchanged)}, failed {len(report.failed)} "
+        f"unchanged {len(report.unchanged)}, failed {len(report.failed)}{excluded} "
         f"in {report.seconds:.1f} s; index version {report.version}: "
         f"{report.documents} documents, {report.chunks} chunks"
     )
@@ -190,10 +191,14 @@ def parse_filters(items: list[str]) -> Any:
                 years["year_to"] = int(high) if high else (None if _ else int(low))
             except ValueError:
                 raise QueryError(f"Filter {item!r}: the year must look like 2021 or 2019..2023.") from None
-        elif key in ("district", "doc_type", "topic", "audience", "language"):
+        elif key in ("district", "doc_type", "topic", "audience", "language", "status"):
+            if key == "status" and value not in ("draft", "published", "archived"):
+                raise QueryError(f"Filter {item!r}: the status is draft, published or archived.")
             values.setdefault(key, []).append(value)
         else:
-            raise QueryError(f"Unknown filter {key!r}; use district, doc_type, topic, audience, language or year.")
+            raise QueryError(
+                f"Unknown filter {key!r}; use district, doc_type, topic, audience, language, status or year."
+            )
     return Filters(
         district=tuple(values.get("district", ())),
         doc_type=tuple(values.get("doc_type", ())),
@@ -202,6 +207,7 @@ def parse_filters(items: list[str]) -> Any:
         language=tuple(values.get("language", ())),
         year_from=years["year_from"],
         year_to=years["year_to"],
+        status=tuple(values.get("status", ())),
     )
 
 
