@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kb import loaders
 from kb.chunking import chunk_sections
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
@@ -23,6 +22,7 @@ from kb.errors import IndexUnavailableError, LoaderError
 from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest
 from kb.lexical import LexicalIndex
 from kb.loaders.metadata import sidecar_path
+from kb.sandbox import Limits, load_isolated, size_problem
 from kb.settings import Settings
 from kb.store import Store
 from kb.vectors import Vectors
@@ -185,6 +185,7 @@ class Ingestor:
         self.settings = settings
         self.embedder = embedder or Embedder(settings)
         self.index_dir = IndexDir(settings.index_dir)
+        self.limits = Limits(settings.file_timeout_s, settings.file_memory_mb, settings.max_file_mb)
 
     def run(
         self,
@@ -253,28 +254,49 @@ class Ingestor:
         on_file: Callable[[str], None] | None,
     ) -> set[str]:
         seen: set[str] = set()
+        to_load: list[tuple[tuple[str, str, bool], Path]] = []
         for path in discover(roots):
+            outside = _outside_problem(path, roots)
+            if outside:  # named by the link, not by where it points
+                self._fail(report, _link_key(path, self.settings.corpus_dir), outside, on_file)
+                continue
             key = path_key(path, self.settings.corpus_dir)
             seen.add(key)
-            if on_file:
-                on_file(key)
             try:
+                problem = size_problem(path, self.limits)
+                if problem:
+                    raise LoaderError(key, problem)
                 content_hash = _hash_file(path)
-                previous = known.get(key)
-                if previous and previous[1] == content_hash and not reembed_all:
-                    report.unchanged.append(key)
-                    continue
-                document = loaders.load(path)
             except LoaderError as exc:
-                report.failed.append(Failure(key, exc.reason))
-                log.warning("cannot ingest %s: %s", key, exc.reason)
+                self._fail(report, key, exc.reason, on_file)
                 continue
             except OSError as exc:
-                report.failed.append(Failure(key, f"cannot be read ({exc.strerror or exc})"))
+                self._fail(report, key, f"cannot be read ({exc.strerror or exc})", on_file)
                 continue
-            writer.add(document_id(key), key, content_hash, document)
-            (report.updated if previous else report.added).append(key)
+            previous = known.get(key)
+            if previous and previous[1] == content_hash and not reembed_all:
+                report.unchanged.append(key)
+                if on_file:
+                    on_file(key)
+                continue
+            to_load.append(((key, content_hash, previous is not None), path))
+        for loaded in load_isolated(to_load, self.limits):
+            key, content_hash, existed = loaded.item
+            if loaded.document is None:
+                self._fail(report, key, loaded.reason, on_file)
+                continue
+            if on_file:
+                on_file(key)
+            writer.add(document_id(key), key, content_hash, loaded.document)
+            (report.updated if existed else report.added).append(key)
         return seen
+
+    @staticmethod
+    def _fail(report: IngestReport, key: str, reason: str, on_file: Callable[[str], None] | None) -> None:
+        report.failed.append(Failure(key, reason))
+        log.warning("cannot ingest %s: %s", key, reason)
+        if on_file:
+            on_file(key)
 
     def _remove_missing(
         self,
@@ -292,6 +314,24 @@ class Ingestor:
             if any(path == root or root in path.parents for root in roots) and not path.exists():
                 writer.remove(stored.id)
                 report.removed.append(stored.key)
+
+
+def _outside_problem(path: Path, roots: list[Path]) -> str | None:
+    """A link found under a folder that points outside it is refused (it could expose any file on the host)."""
+    containing = [root for root in roots if root.is_dir() and root in path.parents]
+    if not containing:
+        return None
+    resolved = path.resolve()
+    if any(resolved == root or root.resolve() in resolved.parents for root in containing):
+        return None
+    return f"is a link to {resolved}, outside the folder being ingested; copy the file in instead"
+
+
+def _link_key(path: Path, corpus_dir: Path) -> str:
+    try:
+        return path.relative_to(corpus_dir.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _hash_file(path: Path) -> str:
