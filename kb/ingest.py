@@ -19,7 +19,7 @@ from kb.chunking import chunk_sections
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, LoaderError
-from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest
+from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest, file_sha256
 from kb.lexical import LexicalIndex
 from kb.loaders.metadata import sidecar_path
 from kb.sandbox import Limits, load_isolated, size_problem
@@ -173,6 +173,7 @@ class IndexWriter:
             chunks=chunks,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             files={name: (self.build / name).stat().st_size for name in DATA_FILES},
+            checksums={name: file_sha256(self.build / name) for name in DATA_FILES},
         ).write(self.build)
         index_dir.publish(self.build, version)
         return version, documents, chunks

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import multiprocessing
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -73,7 +74,8 @@ def _worker(conn: Connection, memory_mb: int) -> None:  # pragma: no cover - run
     """Load each path received and send back ``("ok", Document)`` or ``("fail", reason)``."""
     from kb import loaders
 
-    logging.disable(logging.WARNING)  # parsers' complaints about broken files: the reason is reported instead
+    logging.disable(logging.ERROR)  # parsers' complaints about broken files: the reason is reported instead
+    warnings.simplefilter("ignore")
     with contextlib.suppress(OSError, ValueError, KeyError):  # no /proc or no RLIMIT_AS: run without the limit
         _set_memory_limit(memory_mb)
     conn.send(("ready", None))
