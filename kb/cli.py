@@ -278,13 +278,15 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [KB_HOST], loopback by default.")] = None,
     port: Annotated[int | None, typer.Option(help="Port [KB_PORT].")] = None,
 ) -> None:
-    """Serve the API and the web page (loads the model and the index once)."""
+    """Serve the API and the web page (loads the model and the index once, in the background)."""
     import uvicorn
 
     from kb.api.app import create_app
+    from kb.embedder import resolve_model_path
 
     settings = _settings(ctx)
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    resolve_model_path(settings)  # a model that cannot be prepared stops the start with one sentence
     typer.echo(f"KI-Wissensbasis: http://{settings.host}:{settings.port}/ (API docs at /docs)", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 

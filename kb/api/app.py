@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.api import page, routes
+from kb.api.startup import Startup
 from kb.embedder import Embedder
 from kb.errors import KBError
 from kb.search import Searcher
@@ -29,15 +30,13 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if searcher is None:
+        app.state.startup = Startup()
+        if searcher is None:  # the model is loaded in the background: the server answers at once
             app.state.searcher = Searcher(settings, Embedder(settings))
-            _ = app.state.searcher.embedder.dimension  # load the model now, not on the first request
+            app.state.startup.begin(app.state.searcher)
         else:
             app.state.searcher = searcher
-        try:
-            _ = app.state.searcher.index
-        except KBError as exc:
-            log.warning("starting without a usable index: %s", exc)
+            app.state.startup.run(searcher)
         yield
 
     app = FastAPI(
