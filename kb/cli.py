@@ -283,12 +283,14 @@ def serve(
 
     from kb.api.app import create_app
     from kb.embedder import resolve_model_path
+    from kb.logs import configure_logging
 
     settings = _settings(ctx)
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     resolve_model_path(settings)  # a model that cannot be prepared stops the start with one sentence
+    configure_logging(settings.log_format)
     typer.echo(f"KI-Wissensbasis: http://{settings.host}:{settings.port}/ (API docs at /docs)", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 def main() -> None:

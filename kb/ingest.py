@@ -7,7 +7,9 @@ earlier, good version of that file is in the index it stays there.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from kb.errors import IndexUnavailableError, LoaderError
 from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest, file_sha256
 from kb.lexical import LexicalIndex
 from kb.loaders.metadata import sidecar_path
+from kb.metrics import LAST_INGEST_FILE
 from kb.sandbox import Limits, load_isolated, size_problem
 from kb.settings import Settings
 from kb.store import Store
@@ -202,8 +205,25 @@ class Ingestor:
                 raise LoaderError(str(root), "does not exist (check the path or KB_CORPUS_DIR)")
         with self.index_dir.acquire():
             report = self._run_locked(roots, rebuild, on_file)
-        report.seconds = time.monotonic() - started
+            report.seconds = time.monotonic() - started
+            self._record(report)
         return report
+
+    def _record(self, report: IngestReport) -> None:
+        """The outcome counts, for /metrics of a server running in another process."""
+        counts = {
+            name: len(getattr(report, name)) for name in ("added", "updated", "removed", "unchanged", "failed")
+        }
+        data = {
+            **counts,
+            "version": report.version,
+            "seconds": round(report.seconds, 2),
+            "finished_at": time.time(),
+        }
+        target = self.settings.index_dir / LAST_INGEST_FILE
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
 
     def _run_locked(self, roots: list[Path], rebuild: bool, on_file: Callable[[str], None] | None) -> IngestReport:
         report = IngestReport()
