@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 invalid input or setting; 3 model cannot be prepared or loaded;
 4 index missing, damaged or built with another model; 5 another ingestion is running; 6 ingestion partial
-(some files failed, the rest was ingested); 7 unknown document.
+(some files failed, the rest was ingested); 7 unknown document; 8 `kb doctor` found a problem.
 """
 
 from __future__ import annotations
@@ -291,6 +291,19 @@ def serve(
     configure_logging(settings.log_format)
     typer.echo(f"KI-Wissensbasis: http://{settings.host}:{settings.port}/ (API docs at /docs)", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Check the installation (versions, model, index, settings); each problem comes with its fix."""
+    from kb.doctor import run_checks
+
+    checks = run_checks(_settings(ctx))
+    for check in checks:
+        typer.echo(check.line())
+    failed = sum(check.status == "FAIL" for check in checks)
+    typer.echo(f"{failed} problem(s) found." if failed else "Everything looks fine.")
+    raise typer.Exit(8 if failed else 0)
 
 
 def main() -> None:
