@@ -87,10 +87,6 @@ class RequestObservation:
             request_id.reset(token)
 
 
-class _TooLargeError(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuses request bodies over the limit with 413 and a ``detail`` (uploads to POST /documents: their own)."""
 
@@ -111,28 +107,32 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _too_large(send, described)
             return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        if length is not None:  # the server stops reading at Content-Length: the declared size is the size
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read up to the limit first, then hand the body on.
+        chunks: list[bytes] = []
+        received, more = 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLargeError:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
+            more = bool(message.get("more_body", False))
+            if received > limit:
                 await _too_large(send, described)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 async def _too_large(send: Send, limit: str) -> None:
