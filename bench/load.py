@@ -121,7 +121,9 @@ def served(index_dir: Path | None) -> Iterator[str]:
         env["KB_INDEX_DIR"] = str(index_dir or Path(tmp) / "index")
         if index_dir is None or not (index_dir / "CURRENT").exists():
             print("building the bundled corpus's index ...", file=sys.stderr)
-            subprocess.run([sys.executable, "-m", "kb", "ingest"], env=env, check=True, cwd=REPO)
+            subprocess.run(
+                [sys.executable, "-m", "kb", "ingest"], env=env, check=True, cwd=REPO, stdout=sys.stderr
+            )
         port = _free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "kb", "serve", "--port", str(port)],
