@@ -97,6 +97,10 @@ def _worker(conn: Connection, memory_mb: int) -> None:  # pragma: no cover - run
             conn.send(("fail", f"needed more than {memory_mb} MB of memory to read (KB_FILE_MEMORY_MB)"))
 
 
+class WorkerStartError(RuntimeError):
+    """The worker process cannot be started (e.g. ``spawn`` cannot re-import a ``__main__`` read from stdin)."""
+
+
 class LoaderWorker:
     """One worker process; restarted after a timeout or a crash."""
 
@@ -114,10 +118,16 @@ class LoaderWorker:
         )
         process.start()
         child.close()
-        if not parent.poll(_START_TIMEOUT_S):
+        try:
+            if not parent.poll(_START_TIMEOUT_S):
+                raise EOFError
+            parent.recv()
+        except (EOFError, OSError):
             process.kill()
-            raise RuntimeError("the file loader process did not start")
-        parent.recv()
+            raise WorkerStartError(
+                f"the file reader process did not start (exit code {process.exitcode}); when Python runs from "
+                "stdin, start it from a file or with `kb ingest`"
+            ) from None
         self._process, self._conn = process, parent
         return parent
 
@@ -174,6 +184,7 @@ def load_isolated(items: Iterable[tuple[T, Path]], limits: Limits) -> Iterator[L
     """
     worker = LoaderWorker(limits)
     pending: tuple[T, Path, float] | None = None
+    isolated = True
     try:
         for item, path in items:
             try:
@@ -186,14 +197,34 @@ def load_isolated(items: Iterable[tuple[T, Path]], limits: Limits) -> Iterator[L
                     pending = None
                 yield Loaded(item, path, reason=problem)
                 continue
+            if not isolated:
+                yield _load_here(item, path)
+                continue
             done = _finish(worker, *pending) if pending is not None else None
-            pending = (item, path, worker.send(path))
+            try:
+                pending = (item, path, worker.send(path))
+            except WorkerStartError as exc:  # still ingest, without the limits, and say so once
+                log.warning("%s; reading files in this process, without time and memory limits", exc)
+                isolated, pending = False, None
+                if done is not None:
+                    yield done
+                yield _load_here(item, path)
+                continue
             if done is not None:
                 yield done
         if pending is not None:
             yield _finish(worker, *pending)
     finally:
         worker.close()
+
+
+def _load_here(item: T, path: Path) -> Loaded[T]:
+    from kb import loaders
+
+    try:
+        return Loaded(item, path, loaders.load(path))
+    except LoaderError as exc:
+        return Loaded(item, path, reason=exc.reason)
 
 
 def _finish(worker: LoaderWorker, item: T, path: Path, sent: float) -> Loaded[T]:

@@ -89,3 +89,22 @@ def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path, em
 
     assert [(f.path, f.reason[:9]) for f in report.failed] == [("gross.md", "too large")]
     assert "KB_MAX_FILE_MB" in report.failed[0].reason
+
+
+def test_files_are_still_read_when_the_worker_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb import sandbox
+
+    def cannot_start(self: sandbox.LoaderWorker) -> None:
+        raise sandbox.WorkerStartError("the file reader process did not start")
+
+    monkeypatch.setattr(sandbox.LoaderWorker, "_start", cannot_start)
+    good = tmp_path / "gut.md"
+    good.write_text("# Gut\n\nKlein und harmlos.\n", encoding="utf-8")
+    empty = tmp_path / "leer.md"
+    empty.write_bytes(b"")
+
+    results = list(load_isolated([(1, good), (2, empty)], Limits(timeout_s=5, memory_mb=64, max_file_mb=1)))
+
+    assert results[0].document is not None and results[1].reason == "empty file (0 bytes)"
