@@ -173,7 +173,7 @@ def safe_file_path(document: StoredDocument, corpus_dir: Path) -> Path:
 
 @router.get("/health", response_model=Health, tags=["service"])
 def health(request: Request) -> Health:
-    """ "starting" while the model loads, "ready" when searches can be answered, "degraded" with the reason."""
+    """Says "starting" while the model loads, "ready" when searches can be answered, or "degraded" and why."""
     settings = request.app.state.searcher.settings
     startup = request.app.state.startup
     if startup.state == "starting":
