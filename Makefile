@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KB     := $(BIN)/kb
 
-.PHONY: install install-dev run ingest serve test eval bench lint fmt clean
+.PHONY: install install-dev run ingest serve test fuzz eval bench load lint fmt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ serve: install
 test: install-dev
 	$(BIN)/python -m pytest
 
+## fuzz: only the property-based API tests (schemathesis against the OpenAPI schema, under a minute)
+fuzz: install-dev
+	$(BIN)/python -m pytest -m fuzz
+
 ## eval: every search mode on ../shared/eval and eval/bundled → docs/quality.md (about 15 minutes)
 eval: install
 	$(BIN)/python bench/quality.py
@@ -51,6 +55,10 @@ eval: install
 ## bench: ingestion throughput and search latency on this machine → docs/performance.md (a few minutes)
 bench: install-dev
 	$(BIN)/python bench/performance.py
+
+## load: 1, 8 and 32 concurrent clients against kb serve on loopback → docs/performance.md (about 2 minutes)
+load: install-dev
+	$(BIN)/python bench/load.py
 
 lint: install-dev
 	$(BIN)/ruff check kb tests tools bench

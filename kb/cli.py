@@ -2,8 +2,8 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 invalid input or setting; 3 model cannot be prepared or loaded;
 4 index missing, damaged or built with another model; 5 another ingestion is running; 6 ingestion partial
-(some files failed, the rest was ingested); 7 unknown document (or API key); 8 not allowed; 9 the file is
-already stored.
+(some files failed, the rest was ingested); 7 unknown document (or API key); 8 `kb doctor` found a problem;
+9 the file is already stored; 10 not allowed (role or district).
 """
 
 from __future__ import annotations
@@ -290,15 +290,32 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [KB_HOST], loopback by default.")] = None,
     port: Annotated[int | None, typer.Option(help="Port [KB_PORT].")] = None,
 ) -> None:
-    """Serve the API and the web page (loads the model and the index once)."""
+    """Serve the API and the web page (loads the model and the index once, in the background)."""
     import uvicorn
 
     from kb.api.app import create_app
+    from kb.embedder import resolve_model_path
+    from kb.logs import configure_logging
 
     settings = _settings(ctx)
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    resolve_model_path(settings)  # a model that cannot be prepared stops the start with one sentence
+    configure_logging(settings.log_format)
     typer.echo(f"KI-Wissensbasis: http://{settings.host}:{settings.port}/ (API docs at /docs)", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Check the installation (versions, model, index, settings); each problem comes with its fix."""
+    from kb.doctor import run_checks
+
+    checks = run_checks(_settings(ctx))
+    for check in checks:
+        typer.echo(check.line())
+    failed = sum(check.status == "FAIL" for check in checks)
+    typer.echo(f"{failed} problem(s) found." if failed else "Everything looks fine.")
+    raise typer.Exit(8 if failed else 0)
 
 
 def _register_curation() -> None:

@@ -9,6 +9,7 @@ message as ``detail``.
     KBError
     ├── ConfigError          a setting has a value that cannot work
     ├── ModelError           the embedding model cannot be prepared or loaded
+    ├── StartingError        the service is still loading the model (try again shortly)
     ├── IndexUnavailableError          the index is missing, unreadable, or built with another model
     │   └── IndexMissingError    no index yet: run ``kb ingest``
     ├── IngestLockedError    another ingestion is running
@@ -46,6 +47,11 @@ class ConfigError(KBError):
 
 
 class ModelError(KBError):
+    exit_code = 3
+    status_code = 503
+
+
+class StartingError(KBError):
     exit_code = 3
     status_code = 503
 
@@ -89,7 +95,7 @@ class NotFoundError(KBError):
 class AuthError(KBError):
     """A write without a valid API key (``Authorization: Bearer <key>``)."""
 
-    exit_code = 8
+    exit_code = 10
     status_code = 401
 
 

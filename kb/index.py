@@ -14,6 +14,7 @@ then replaces ``CURRENT``. A crash at any point leaves the previous version live
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,8 @@ VECTORS_FILE = "vectors.faiss"
 MANIFEST_FILE = "manifest.json"
 #: The files of a version besides its manifest (sizes recorded in the manifest and checked at load).
 DATA_FILES = (STORE_FILE, VECTORS_FILE, LEXICAL_MATRIX, LEXICAL_TERMS)
+#: Larger data files are checked by size only at load (hashing them would slow every start); see reliability.md.
+CHECKSUM_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Manifest:
     built_at: str
     files: dict[str, int] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    checksums: dict[str, str] = field(default_factory=dict)  # sha256 of each data file
 
     def write(self, folder: Path) -> None:
         _write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
@@ -108,7 +112,9 @@ class IndexDir:
             name = self.current_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        return name or None
+        if not name:
+            raise IndexUnavailableError(f"{self.current_file} is empty (damaged); run `kb ingest --rebuild`.")
+        return name
 
     def current(self) -> Path | None:
         """The folder of the live version, or None when no index has been built yet."""
@@ -217,13 +223,7 @@ class LoadedIndex:
     @classmethod
     def open(cls, folder: Path) -> LoadedIndex:
         manifest = Manifest.read(folder)
-        for name, size in manifest.files.items():
-            actual = (folder / name).stat().st_size if (folder / name).exists() else -1
-            if actual != size:
-                raise IndexUnavailableError(
-                    f"The index file {folder / name} is {'missing' if actual < 0 else 'damaged'} (expected "
-                    f"{size} bytes, found {max(actual, 0)}); run `kb ingest --rebuild` to build it again."
-                )
+        verify_files(folder, manifest)
         store = Store(folder / STORE_FILE, readonly=True)
         vectors = Vectors.load(folder / VECTORS_FILE)
         if vectors.dimension != manifest.dimension or len(vectors) != manifest.chunks:
@@ -253,6 +253,29 @@ class LoadedIndex:
                 + (f" (dimension {dimension})" if dimension is not None else "")
                 + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
             )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_files(folder: Path, manifest: Manifest) -> None:
+    """Every data file has the size, and (up to :data:`CHECKSUM_MAX_BYTES`) the sha256, the manifest records."""
+    for name, size in manifest.files.items():
+        path = folder / name
+        actual = path.stat().st_size if path.exists() else -1
+        checksum = manifest.checksums.get(name)
+        if actual == size and (checksum is None or size > CHECKSUM_MAX_BYTES or file_sha256(path) == checksum):
+            continue
+        found = "missing" if actual < 0 else f"{actual} bytes" if actual != size else "other content (checksum)"
+        raise IndexUnavailableError(
+            f"The index file {path} is damaged (expected {size} bytes with the recorded checksum, found {found}); "
+            "run `kb ingest --rebuild` to build it again."
+        )
 
 
 def open_current(root: Path) -> LoadedIndex:

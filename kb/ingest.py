@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -20,15 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from kb import duplicates, loaders
+from kb import duplicates
 from kb.chunking import chunk_sections
 from kb.curation.db import CurationDB
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, LoaderError
-from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest
+from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest, file_sha256
 from kb.lexical import LexicalIndex
 from kb.loaders.metadata import build_metadata, sidecar_path
+from kb.metrics import LAST_INGEST_FILE
+from kb.sandbox import Limits, load_isolated, size_problem
 from kb.settings import Settings
 from kb.store import Store
 from kb.vectors import Vectors
@@ -229,6 +232,7 @@ class IndexWriter:
             chunks=chunks,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             files={name: (self.build / name).stat().st_size for name in DATA_FILES},
+            checksums={name: file_sha256(self.build / name) for name in DATA_FILES},
         ).write(self.build)
         index_dir.publish(self.build, version)
         return version, documents, chunks
@@ -241,6 +245,7 @@ class Ingestor:
         self.settings = settings
         self.embedder = embedder or Embedder(settings)
         self.index_dir = IndexDir(settings.index_dir)
+        self.limits = Limits(settings.file_timeout_s, settings.file_memory_mb, settings.max_file_mb)
         self._curated: dict[str, dict[str, Any]] = {}
         self._excluded: set[str] = set()
 
@@ -269,8 +274,25 @@ class Ingestor:
                 raise LoaderError(str(root), "does not exist (check the path or KB_CORPUS_DIR)")
         with self.index_dir.acquire(wait):
             report = self._run_locked(roots, rebuild, on_file, purge)
-        report.seconds = time.monotonic() - started
+            report.seconds = time.monotonic() - started
+            self._record(report)
         return report
+
+    def _record(self, report: IngestReport) -> None:
+        """The outcome counts, for /metrics of a server running in another process."""
+        counts = {
+            name: len(getattr(report, name)) for name in ("added", "updated", "removed", "unchanged", "failed")
+        }
+        data = {
+            **counts,
+            "version": report.version,
+            "seconds": round(report.seconds, 2),
+            "finished_at": time.time(),
+        }
+        target = self.settings.index_dir / LAST_INGEST_FILE
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
 
     def _run_locked(
         self, roots: list[Path], rebuild: bool, on_file: Callable[[str], None] | None, purge: Sequence[str] = ()
@@ -333,35 +355,63 @@ class Ingestor:
         on_file: Callable[[str], None] | None,
     ) -> set[str]:
         seen: set[str] = set()
+        to_load: list[tuple[tuple[str, str, bool], Path]] = []
         for path in discover(roots):
+            outside = _outside_problem(path, roots)
+            if outside:  # named by the link, not by where it points
+                self._fail(report, _link_key(path, self.settings.corpus_dir), outside, on_file)
+                continue
             key = path_key(path, self.settings.corpus_dir, self.settings.uploads_dir)
             seen.add(key)
-            if on_file:
-                on_file(key)
             previous = known.get(key)
             if key in self._excluded:
                 report.excluded.append(key)
                 if previous:
                     writer.remove(previous[0])
                     report.removed.append(key)
+                if on_file:
+                    on_file(key)
                 continue
-            curated = self._curated.get(key)
             try:
-                content_hash = _hash_file(path, curated)
-                if previous and previous[1] == content_hash and not reembed_all:
-                    report.unchanged.append(key)
-                    continue
-                document = with_curated_metadata(loaders.load(path), curated)
+                problem = size_problem(path, self.limits)
+                if problem:
+                    raise LoaderError(key, problem)
+                content_hash = _hash_file(path, self._curated.get(key))
             except LoaderError as exc:
-                report.failed.append(Failure(key, exc.reason))
-                log.warning("cannot ingest %s: %s", key, exc.reason)
+                self._fail(report, key, exc.reason, on_file)
                 continue
             except OSError as exc:
-                report.failed.append(Failure(key, f"cannot be read ({exc.strerror or exc})"))
+                self._fail(report, key, f"cannot be read ({exc.strerror or exc})", on_file)
+                continue
+            previous = known.get(key)
+            if previous and previous[1] == content_hash and not reembed_all:
+                report.unchanged.append(key)
+                if on_file:
+                    on_file(key)
+                continue
+            to_load.append(((key, content_hash, previous is not None), path))
+        for loaded in load_isolated(to_load, self.limits):
+            key, content_hash, existed = loaded.item
+            if loaded.document is None:
+                self._fail(report, key, loaded.reason, on_file)
+                continue
+            if on_file:
+                on_file(key)
+            try:
+                document = with_curated_metadata(loaded.document, self._curated.get(key))
+            except LoaderError as exc:
+                self._fail(report, key, f"curated metadata: {exc.reason}", None)
                 continue
             writer.add(document_id(key), key, content_hash, document)
-            (report.updated if previous else report.added).append(key)
+            (report.updated if existed else report.added).append(key)
         return seen
+
+    @staticmethod
+    def _fail(report: IngestReport, key: str, reason: str, on_file: Callable[[str], None] | None) -> None:
+        report.failed.append(Failure(key, reason))
+        log.warning("cannot ingest %s: %s", key, reason)
+        if on_file:
+            on_file(key)
 
     def _remove_missing(
         self,
@@ -379,6 +429,24 @@ class Ingestor:
             if any(path == root or root in path.parents for root in roots) and not path.exists():
                 writer.remove(stored.id)
                 report.removed.append(stored.key)
+
+
+def _outside_problem(path: Path, roots: list[Path]) -> str | None:
+    """A link found under a folder that points outside it is refused (it could expose any file on the host)."""
+    containing = [root for root in roots if root.is_dir() and root in path.parents]
+    if not containing:
+        return None
+    resolved = path.resolve()
+    if any(resolved == root or root.resolve() in resolved.parents for root in containing):
+        return None
+    return f"is a link to {resolved}, outside the folder being ingested; copy the file in instead"
+
+
+def _link_key(path: Path, corpus_dir: Path) -> str:
+    try:
+        return path.relative_to(corpus_dir.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _hash_file(path: Path, curated: dict[str, Any] | None = None) -> str:

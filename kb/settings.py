@@ -49,10 +49,24 @@ class Settings(BaseSettings):
         Path("data"),
         description="Curation data that must not be lost: uploaded files, API keys (hashed), audit log.",
     )
-    max_upload_mb: int = Field(50, ge=1, le=2048, description="Largest file accepted by POST /documents, in MB.")
     write_wait_s: float = Field(
         300, ge=0, description="How long a write waits for a running ingestion before answering 409."
     )
+
+    # Reliability and security limits (files during ingestion, requests, logs, browsers of other origins).
+    file_timeout_s: float = Field(60.0, gt=0, description="Longest time reading one file may take, in seconds.")
+    file_memory_mb: int = Field(1024, ge=16, description="Most memory reading one file may take, in MB.")
+    max_file_mb: int = Field(100, ge=1, description="Larger files are refused before they are read, in MB.")
+    max_body_kb: int = Field(1024, ge=1, description="Largest accepted request body, in KB (uploads excepted).")
+    max_upload_mb: int = Field(50, ge=1, description="Largest accepted upload (POST /documents), in MB.")
+    cors_origins: str = Field(
+        "", description="Comma-separated origins other web sites' pages may call the API from (none by default)."
+    )
+    log_format: str = Field("text", pattern="^(text|json)$", description="Log lines as text or JSON lines.")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def model_cache_dir(self) -> Path:

@@ -10,5 +10,5 @@ def test_public_names_are_exported_and_documented() -> None:
 def test_every_error_has_an_exit_code_and_http_status() -> None:
     errors = [getattr(kb, n) for n in kb.__all__ if n.endswith("Error")]
     codes = {e: (e.exit_code, e.status_code) for e in errors}
-    assert all(1 <= exit_code <= 9 and 400 <= status < 600 for exit_code, status in codes.values())
+    assert all(1 <= exit_code <= 10 and 400 <= status < 600 for exit_code, status in codes.values())
     assert kb.IndexMissingError("x").status_code == 503 and kb.QueryError("x").status_code == 422

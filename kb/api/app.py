@@ -8,14 +8,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.api import curation, page, routes
+from kb.api.middleware import BodyLimit, RequestObservation
+from kb.api.startup import Startup
 from kb.embedder import Embedder
-from kb.errors import AuthError, KBError
+from kb.errors import AuthError, KBError, StartingError
+from kb.index import LoadedIndex
+from kb.metrics import Metrics
 from kb.search import Searcher
 from kb.settings import Settings, get_settings
 
@@ -29,15 +35,13 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if searcher is None:
+        app.state.startup = Startup()
+        if searcher is None:  # the model is loaded in the background: the server answers at once
             app.state.searcher = Searcher(settings, Embedder(settings))
-            _ = app.state.searcher.embedder.dimension  # load the model now, not on the first request
+            app.state.startup.begin(app.state.searcher)
         else:
             app.state.searcher = searcher
-        try:
-            _ = app.state.searcher.index
-        except KBError as exc:
-            log.warning("starting without a usable index: %s", exc)
+            app.state.startup.run(searcher)
         yield
 
     app = FastAPI(
@@ -52,7 +56,39 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     _install_error_handlers(app)
     _install_security_headers(app)
+    _install_operations(app, settings)
     return app
+
+
+def _install_operations(app: FastAPI, settings: Settings) -> None:
+    """Body limits, CORS (closed unless KB_CORS_ORIGINS names origins), request ids, logs and /metrics."""
+
+    def live_index() -> LoadedIndex:
+        if app.state.startup.state != "ready":
+            raise StartingError("The service is starting.")
+        index: LoadedIndex = app.state.searcher.index
+        return index
+
+    metrics = Metrics(live_index, settings.index_dir)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=settings.max_body_kb * 1024,
+        max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
+    )
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestObservation, metrics=metrics)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

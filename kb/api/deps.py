@@ -17,6 +17,10 @@ _curator_lock = threading.Lock()
 
 
 def get_searcher(request: Request) -> Searcher:
+    """The searcher, once start-up has loaded the model (waits for it a little, then 503 with the reason)."""
+    startup = getattr(request.app.state, "startup", None)
+    if startup is not None:
+        startup.require()
     searcher: Searcher = request.app.state.searcher
     return searcher
 

@@ -6,7 +6,7 @@ import mimetypes
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from kb.api.deps import PrincipalDep, SearcherDep
@@ -207,12 +207,18 @@ def safe_file_path(document: StoredDocument, corpus_dir: Path, uploads_dir: Path
 
 
 @router.get("/health", response_model=Health, tags=["service"])
-def health(searcher: SearcherDep) -> Health:
-    """Whether the service can answer searches: the model, the index version and its counts."""
+def health(request: Request) -> Health:
+    """Says "starting" while the model loads, "ready" when searches can be answered, or "degraded" and why."""
+    settings = request.app.state.searcher.settings
+    startup = request.app.state.startup
+    if startup.state == "starting":
+        return Health(status="starting", model=settings.model, detail="Loading the search model.")
+    if startup.problem is not None:
+        return Health(status="degraded", model=settings.model, detail=startup.problem)
     try:
-        index = searcher.index
+        index = request.app.state.searcher.index
     except KBError as exc:
-        return Health(status="degraded", model=searcher.settings.model, detail=str(exc))
+        return Health(status="degraded", model=settings.model, detail=str(exc))
     return Health(
         status="ready",
         model=index.manifest.model,

@@ -1,0 +1,110 @@
+"""Hostile and broken files: each one ends with a clear per-file reason; the rest of the batch is ingested."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kb.embedder import Embedder
+from kb.ingest import EXIT_PARTIAL, Ingestor
+from kb.sandbox import Limits, load_isolated
+from kb.search import Searcher
+from kb.settings import Settings
+from tests import factories
+from tests.conftest import make_small_corpus
+from tests.data.bad import make_bad_files as bad
+
+pytestmark = pytest.mark.slow
+
+
+def test_hostile_files_are_reported_one_by_one_and_the_rest_is_ingested(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    corpus = make_small_corpus(tmp_path / "corpus")
+    hostile = corpus / "kaputt"
+    shutil.copytree(bad.FILES, hostile)
+    bad.make_runtime_files(hostile, outside=tmp_path)
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+
+    report = Ingestor(settings, embedder).run()
+
+    assert report.exit_code == EXIT_PARTIAL
+    reasons = {failure.path: failure.reason for failure in report.failed}
+    expected = {**bad.EXPECTED, **bad.RUNTIME_EXPECTED}
+    for name, reason in expected.items():
+        key = f"kaputt/{name}"
+        if reason is None:
+            assert key in report.added, (name, reasons.get(key))
+        else:
+            assert reason in reasons.get(key, ""), (name, reasons.get(key))
+    assert len(report.failed) == sum(1 for r in expected.values() if r is not None)
+    assert len(report.added) == 7 + sum(1 for r in expected.values() if r is None)
+    searcher = Searcher(settings, embedder)
+    for name, word in bad.MARKERS.items():
+        paths = [hit.document.key for hit in searcher.search(word, 3, mode="lexical").hits]
+        assert f"kaputt/{name}" in paths, (name, paths)
+    top = searcher.search("Elterncafé mit Zuwanderungsgeschichte", 1).hits[0]
+    assert top.document.metadata.title == "Elterncafé an der Grundschule"
+    html = next(
+        h for h in searcher.search("Stadtteilbibliothek", 5).hits if h.document.key.endswith("skripte.html")
+    )
+    assert "document.cookie" not in html.snippet and "alert" not in html.snippet
+    assert multiprocessing.active_children() == []  # the file reader was shut down
+
+
+def test_a_file_that_takes_too_long_is_stopped_and_the_next_file_is_read(tmp_path: Path) -> None:
+    slow = factories.write_pdf(tmp_path / "300-seiten.pdf", [["Bericht über das Quartier " * 4] * 40] * 300)
+    good = tmp_path / "gut.md"
+    good.write_text("# Gut\n\nDiese Datei wird nach dem Neustart des Lesers gelesen.\n", encoding="utf-8")
+
+    limits = Limits(timeout_s=0.2, memory_mb=512, max_file_mb=100)
+    results = list(load_isolated([("a", slow), ("b", good)], limits))
+
+    assert results[0].document is None and "took longer than 0.2 s" in results[0].reason
+    assert results[1].document is not None and results[1].document.metadata.title == "Gut"
+
+
+def test_a_file_that_needs_too_much_memory_is_stopped_and_the_next_file_is_read(tmp_path: Path) -> None:
+    greedy = tmp_path / "gierig.txt"
+    greedy.write_bytes(b"wort " * 8_000_000)  # 40 MB of words: millions of string objects once split
+    good = tmp_path / "gut.md"
+    good.write_text("# Gut\n\nKlein und harmlos.\n", encoding="utf-8")
+
+    results = list(load_isolated([(1, greedy), (2, good)], Limits(timeout_s=60, memory_mb=64, max_file_mb=100)))
+
+    assert results[0].document is None and "more than 64 MB" in results[0].reason, results[0].reason
+    assert results[1].document is not None
+
+
+def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "gross.md").write_text("# Groß\n\n" + "Inhalt " * 200_000, encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", max_file_mb=1)
+
+    report = Ingestor(settings, embedder).run()
+
+    assert [(f.path, f.reason[:9]) for f in report.failed] == [("gross.md", "too large")]
+    assert "KB_MAX_FILE_MB" in report.failed[0].reason
+
+
+def test_files_are_still_read_when_the_worker_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb import sandbox
+
+    def cannot_start(self: sandbox.LoaderWorker) -> None:
+        raise sandbox.WorkerStartError("the file reader process did not start")
+
+    monkeypatch.setattr(sandbox.LoaderWorker, "_start", cannot_start)
+    good = tmp_path / "gut.md"
+    good.write_text("# Gut\n\nKlein und harmlos.\n", encoding="utf-8")
+    empty = tmp_path / "leer.md"
+    empty.write_bytes(b"")
+
+    results = list(load_isolated([(1, good), (2, empty)], Limits(timeout_s=5, memory_mb=64, max_file_mb=1)))
+
+    assert results[0].document is not None and results[1].reason == "empty file (0 bytes)"
