@@ -47,3 +47,40 @@ def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, start
     if 400 <= response.status_code < 500 and content_type.startswith("application/json"):
         body = response.json()
         assert isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"], body
+
+
+@pytest.fixture(scope="module")
+def curator_app(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[tuple[FastAPI, str]]:
+    """An app over its own index and curation data (generated writes must not touch shared fixtures)."""
+    from kb.curation.db import CurationDB
+    from kb.curation.keys import create_key
+    from kb.ingest import Ingestor
+    from tests.conftest import make_small_corpus
+
+    root = tmp_path_factory.mktemp("fuzz-writes")
+    settings = Settings(
+        corpus_dir=make_small_corpus(root / "corpus"), index_dir=root / "index", data_dir=root / "data"
+    )
+    Ingestor(settings, embedder).run()
+    key = create_key(CurationDB(settings.data_dir), "curator", "Fuzzer")[1]
+    app = create_app(settings, searcher=Searcher(settings, embedder))
+    with TestClient(app):
+        yield app, key
+
+
+_WRITES = schema.include(path_regex="^/(documents|audit|review)")
+
+
+@_WRITES.parametrize()
+@hypothesis_settings(
+    max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+def test_no_generated_write_with_a_curator_key_gets_a_server_error(
+    case: schemathesis.Case, curator_app: tuple[FastAPI, str]
+) -> None:
+    app, key = curator_app
+    response = case.call(app=app, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code < 500, (case.as_curl_command(), response.status_code, response.text[:300])
+    if 400 <= response.status_code < 500:
+        body = response.json()
+        assert isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"], body
