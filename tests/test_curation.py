@@ -161,7 +161,7 @@ def test_uploads_of_every_format_are_searchable_when_the_request_returns(env: En
         ("bericht.pdf", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "{}", 415, "not a PDF"),
         ("alt.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), "{}", 415, "old Word"),
         ("leer.md", b"", "{}", 422, "empty"),
-        ("gross.txt", b"a " * 600_000, "{}", 413, "larger than 1 MB"),
+        ("gross.txt", b"a " * 600_000, "{}", 413, "1 MB (KB_MAX_UPLOAD_MB)"),
         ("kaputt.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50, "{}", 422, "cannot be read"),
         ("x.md", b"# T\n\nText", "{not json", 422, "not valid JSON"),
         ("x.md", b"# T\n\nText", '["a"]', 422, "JSON object"),
