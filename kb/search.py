@@ -208,7 +208,8 @@ class Searcher:
     ) -> SearchResult:
         """Search with a query vector that is already encoded (evaluation encodes all queries in one batch).
 
-        ``with_hits=False`` only ranks: the result's ``ranking`` holds document ids and no hits are built.
+        ``with_hits=False`` only ranks: the result's ``ranking`` holds document ids and no hits are built (the
+        near-duplicates shown with a result follow it, as a reader sees them under "also from").
         """
         started = time.perf_counter() if started is None else started
         index = self.index
@@ -231,7 +232,8 @@ class Searcher:
         else:
             ranked = raw_chunks(index, candidates, k, hidden)
         if not with_hits:
-            return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, [r[3] for r in ranked])
+            ranking = [d for *_, doc in ranked for d in (doc, *(o.id for o in also.get(doc, ())))]
+            return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, ranking)
         hits = self._hits(index, ranked, set(terms), also)
         facet_counts = {}
         if facets:
