@@ -44,6 +44,16 @@ class Settings(BaseSettings):
         None, description="Synonym and acronym groups for lexical search (default: the list shipped in kb/data)."
     )
     search_mode: str = Field("hybrid", pattern="^(hybrid|dense|lexical)$", description="Default search mode.")
+    # Performance (see docs/performance.md for the measurements behind the defaults).
+    encoder: str = Field(
+        "onnx-int8",
+        pattern="^(torch|onnx-int8)$",
+        description="'onnx-int8' (ONNX Runtime, int8 weights, exported once) or 'torch' (float32).",
+    )
+    query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept for repeated queries; 0 = off.")
+    ann_threshold: int = Field(
+        200_000, ge=0, description="From this many chunks on, dense search uses an HNSW index instead of exact."
+    )
 
     @property
     def model_cache_dir(self) -> Path:
