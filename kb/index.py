@@ -52,6 +52,9 @@ class Manifest:
     built_at: str
     files: dict[str, int] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: KB_ENCODER of the build, where the writer records it. Informational: torch and onnx-int8 vectors agree to
+    #: cosine >= 0.99 (docs/performance.md), so an index is searched with either without a rebuild.
+    encoder: str | None = None
 
     def write(self, folder: Path) -> None:
         _write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
@@ -222,7 +225,7 @@ class LoadedIndex:
                     f"{size} bytes, found {max(actual, 0)}); run `kb ingest --rebuild` to build it again."
                 )
         store = Store(folder / STORE_FILE, readonly=True)
-        vectors = Vectors.load(folder / VECTORS_FILE)
+        vectors = Vectors.load(folder / VECTORS_FILE, mmap=True)  # read-only: versions are immutable
         if vectors.dimension != manifest.dimension or len(vectors) != manifest.chunks:
             raise IndexUnavailableError(
                 f"The index in {folder} does not match its manifest ({len(vectors)} vectors of dimension "
