@@ -46,7 +46,7 @@ def test_hnsw_recall_at_10_against_exact(tmp_path: Path, data: tuple[list[int], 
 def test_filtered_search_is_exact_on_hnsw(tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]) -> None:
     ids, x, q = data
     ann = _saved(tmp_path, ids, x, threshold=1000)
-    allowed = ids[::37] + [999_999]  # an unknown id is ignored
+    allowed = [*ids[::37], 999_999]  # an unknown id is ignored
     expected = sorted(((float(x[i - 100] @ q[0]), i) for i in ids[::37]), reverse=True)[:5]
     got = ann.search(q[0], 5, allowed)
     assert [i for i, _ in got] == [i for _, i in expected]
