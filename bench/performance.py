@@ -278,12 +278,18 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None, help="Also write the raw numbers as JSON here.")
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     parser.add_argument("--encoders", nargs="*", default=list(ENCODERS))
+    parser.add_argument("--gesetze-encoders", nargs="*", default=None, help="Encoders for gesetze (default all).")
     parser.add_argument("--quality-queries", type=int, default=None, help="Judged queries per set (default all).")
     parser.add_argument("--merge", type=Path, default=None, help="Results JSON of an earlier run to start from.")
     parser.add_argument("--skip", nargs="*", default=[], choices=["ingest", "scale", "quality"])
     args = parser.parse_args()
     results: dict[str, Any] = json.loads(args.merge.read_text(encoding="utf-8")) if args.merge else {}
     results.update({"machine": machine(), "date": f"{datetime.now(UTC):%Y-%m-%d}"})
+
+    def checkpoint() -> None:
+        if args.results:
+            args.results.write_text(json.dumps(results, indent=1), encoding="utf-8")
+
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:
         if "ingest" not in args.skip:
             for encoder in args.encoders:
@@ -294,18 +300,19 @@ def main() -> None:
                 _ = embedder.dimension
                 results[f"ingest/bundled/{encoder}"] = bench_ingest(settings, embedder)
                 print(encoder, results[f"ingest/bundled/{encoder}"], flush=True)
-                settings = settings.model_copy(update={"index_dir": Path(tmp) / f"g-{encoder}"})
-                results[f"ingest/gesetze/{encoder}"] = bench_ingest_gesetze(settings, embedder)
-                print(encoder, results[f"ingest/gesetze/{encoder}"], flush=True)
-        if "scale" not in args.skip:
-            results["scale"] = bench_scale(Path(tmp), args.sizes)
-            if args.results:
-                args.results.write_text(json.dumps(results, indent=1), encoding="utf-8")
+                checkpoint()
+                if encoder in (args.gesetze_encoders or args.encoders):
+                    settings = settings.model_copy(update={"index_dir": Path(tmp) / f"g-{encoder}"})
+                    results[f"ingest/gesetze/{encoder}"] = bench_ingest_gesetze(settings, embedder)
+                    print(encoder, results[f"ingest/gesetze/{encoder}"], flush=True)
+                    checkpoint()
         if "quality" not in args.skip:
             for encoder in args.encoders:
                 results[f"quality/{encoder}"] = bench_quality(encoder, args.quality_queries)
-        if args.results:
-            args.results.write_text(json.dumps(results, indent=1), encoding="utf-8")
+                checkpoint()
+        if "scale" not in args.skip:
+            results["scale"] = bench_scale(Path(tmp), args.sizes)
+            checkpoint()
     write_report(args.out, results)
     print(f"wrote {args.out}")
 

@@ -42,6 +42,8 @@ MARKER_NAME = "kb-onnx-export.json"
 _COPIED = ("tokenizer.json", "config.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 _LOCK_TIMEOUT_S = 900.0
 _OPSET = 17
+#: Padded tokens per encoder call at most: long passages go in smaller batches (memory of the attention scores).
+MAX_BATCH_TOKENS = 4096
 _FFN_OUT = re.compile(r"layer\.\d+/output/dense/")
 
 
@@ -234,6 +236,7 @@ class OnnxEncoder:
         self.max_length = int(st_config.get("max_seq_length") or config.get("max_position_embeddings") or 512)
         self.dimension = int(config["hidden_size"])
         self._pad_id = int(config.get("pad_token_id") or 0)
+        self.max_batch_tokens = MAX_BATCH_TOKENS
         self._tokenizer: Tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_length)
@@ -252,10 +255,14 @@ class OnnxEncoder:
         if not texts:
             return out
         encodings = self._tokenizer.encode_batch([prefix + t for t in texts], add_special_tokens=True)
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
+        lengths = np.asarray([len(e.ids) for e in encodings])
+        order = np.argsort(-lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            # Longest first; a batch is capped by rows and by padded tokens (bounds the activations' memory).
+            width = int(lengths[order[start]])
+            rows = order[start : start + max(1, min(batch_size, self.max_batch_tokens // max(width, 1)))]
+            start += len(rows)
             ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for r, i in enumerate(rows):
