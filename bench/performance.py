@@ -430,7 +430,7 @@ DESIGN = [
     "  in the embedder (one encoder per embedder), thread-safe; a repeated query costs no model call.",
     "- **Index type** (`KB_ANN_THRESHOLD`, 200,000 chunks): below it exact flat search (about 15 ms for 100k",
     "  vectors on this machine and linear in the size); from it on the saved vector file is an HNSW graph",
-    "  (M = 32, efConstruction 80, efSearch 512) built once when a version is written. Filtered searches stay",
+    "  (M = 32, efConstruction 80, efSearch 1024) built once when a version is written. Filtered searches stay",
     "  exact: flat scans only the allowed ids, HNSW scores the allowed ids' vectors with one matrix product.",
     "  Removing chunks from an HNSW version (an incremental ingest) turns it back into flat storage and the next",
     "  save rebuilds the graph. Searching readers map the vector file read-only instead of reading it.",
