@@ -4,8 +4,8 @@ Index type by size (``KB_ANN_THRESHOLD``, default 200,000 chunks, see docs/perfo
 
 - below it, exact flat search (``IndexFlatIP``): at 100k chunks one query takes about 15 ms on two cores;
 - from it on, the saved file holds an HNSW graph (``IndexHNSWFlat``, M = 32) built at save time; unfiltered
-  searches walk the graph (``efSearch`` 1024, Recall@10 against exact measured by the benchmark), scores are the
-  exact inner products of the vectors it finds.
+  searches walk the graph (``efSearch`` 1024; Recall@10 against exact is measured by the benchmark), scores
+  are the exact inner products of the vectors it finds.
 
 Filtered searches (an id allow-list) are exact for both types: a flat index scans only the allowed ids
 (``IDSelectorBatch``); an HNSW index scores the allowed ids' vectors directly (one matrix product), since a graph
