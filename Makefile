@@ -52,9 +52,10 @@ fuzz: install-dev
 eval: install
 	$(BIN)/python bench/quality.py
 
-## bench: ingestion throughput and search latency on this machine → docs/performance.md (a few minutes)
+## bench: ingestion, search latency at 1k–100k chunks, memory, quality per encoder → docs/performance.md (~30 min)
+## (add BENCH_ARGS="--sizes 1000 10000 100000 1000000" for the 1M size)
 bench: install-dev
-	$(BIN)/python bench/performance.py
+	$(BIN)/python bench/performance.py $(BENCH_ARGS)
 
 ## load: 1, 8 and 32 concurrent clients against kb serve on loopback → docs/performance.md (about 2 minutes)
 load: install-dev

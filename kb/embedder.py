@@ -4,6 +4,12 @@
 once into a sentence-transformers folder in the cache; any other value is the path of a sentence-transformers
 folder. Queries and passages are encoded with the model's ``query`` / ``document`` prompts (for e5:
 ``"query: "`` and ``"passage: "``).
+
+``KB_ENCODER`` chooses how: ``onnx-int8`` (default) runs an int8 ONNX export of the same model with ONNX Runtime
+(:mod:`kb.onnx_encoder`, exported once beside the model folder); ``torch`` runs the float32 model with
+sentence-transformers. Both give unit vectors of the same space (cosine >= 0.99 between them, see
+docs/performance.md), so an index built with one can be searched with the other. Query embeddings are kept in a
+small LRU cache, so a repeated query costs no model call.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +32,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from kb.onnx_encoder import OnnxEncoder
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +58,14 @@ class Embedder:
 
     def __init__(self, settings: Settings) -> None:
         self.name = settings.model
+        self.encoder = settings.encoder
         self._settings = settings
         self._model: SentenceTransformer | None = None
+        self._onnx: OnnxEncoder | None = None
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = settings.query_cache_size
+        self._cache_lock = threading.Lock()
 
     @property
     def model(self) -> SentenceTransformer:
@@ -60,6 +74,28 @@ class Embedder:
                 if self._model is None:
                     self._model = self._load()
         return self._model
+
+    @property
+    def onnx(self) -> OnnxEncoder:
+        if self._onnx is None:
+            with self._lock:
+                if self._onnx is None:
+                    self._onnx = self._load_onnx()
+        return self._onnx
+
+    def _load_onnx(self) -> OnnxEncoder:
+        from kb.onnx_encoder import OnnxEncoder, prepare_onnx_model
+
+        folder = prepare_onnx_model(resolve_model_path(self._settings))
+        try:
+            encoder = OnnxEncoder(folder, threads=self._settings.threads)
+        except Exception as exc:
+            raise ModelError(
+                f"The ONNX model in {folder} cannot be loaded ({type(exc).__name__}: {exc}); delete that folder "
+                "and run `kb prepare-model`, or set KB_ENCODER=torch."
+            ) from exc
+        log.info("loaded ONNX int8 encoder for %s from %s", self.name, folder)
+        return encoder
 
     def _load(self) -> SentenceTransformer:
         path = resolve_model_path(self._settings)
@@ -84,6 +120,8 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
+        if self.encoder == "onnx-int8":
+            return self.onnx.dimension
         dim = self.model.get_embedding_dimension()
         if dim is None:
             raise ModelError(f"The model {self.name!r} does not report its embedding dimension.")
@@ -93,6 +131,36 @@ class Embedder:
         return name if name in self.model.prompts else None
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
+        """Query vectors; the ones seen recently come from the LRU cache (a copy, so callers may modify it)."""
+        found: dict[int, np.ndarray] = {}
+        if self._cache_size:
+            with self._cache_lock:
+                for i, query in enumerate(queries):
+                    cached = self._cache.get(query)
+                    if cached is not None:
+                        self._cache.move_to_end(query)
+                        found[i] = cached
+        missing = [i for i in range(len(queries)) if i not in found]
+        fresh = self._encode_queries([queries[i] for i in missing]) if missing else None
+        if fresh is not None and self._cache_size:
+            with self._cache_lock:
+                for row, i in enumerate(missing):
+                    self._cache[queries[i]] = fresh[row].copy()
+                    self._cache.move_to_end(queries[i])
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        if fresh is not None and not found:
+            return fresh
+        out = np.empty((len(queries), self.dimension), dtype=np.float32)
+        for i, vector in found.items():
+            out[i] = vector
+        if fresh is not None:
+            out[missing] = fresh
+        return out
+
+    def _encode_queries(self, queries: list[str]) -> np.ndarray:
+        if self.encoder == "onnx-int8":
+            return self.onnx.encode(queries, "query", batch_size=self._settings.batch_size)
         vectors = self.model.encode(
             queries, prompt_name=self._prompt("query"), normalize_embeddings=True, convert_to_numpy=True
         )
@@ -101,6 +169,8 @@ class Embedder:
     def encode_documents(self, passages: list[str], batch_size: int = 32) -> np.ndarray:
         if not passages:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.encoder == "onnx-int8":
+            return self.onnx.encode(passages, "document", batch_size=batch_size)
         vectors = self.model.encode(
             passages,
             prompt_name=self._prompt("document"),

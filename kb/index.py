@@ -56,6 +56,9 @@ class Manifest:
     files: dict[str, int] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     checksums: dict[str, str] = field(default_factory=dict)  # sha256 of each data file
+    #: KB_ENCODER of the build, where the writer records it. Informational: torch and onnx-int8 vectors agree to
+    #: cosine >= 0.99 (docs/performance.md), so an index is searched with either without a rebuild.
+    encoder: str | None = None
 
     def write(self, folder: Path) -> None:
         _write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
@@ -225,7 +228,7 @@ class LoadedIndex:
         manifest = Manifest.read(folder)
         verify_files(folder, manifest)
         store = Store(folder / STORE_FILE, readonly=True)
-        vectors = Vectors.load(folder / VECTORS_FILE)
+        vectors = Vectors.load(folder / VECTORS_FILE, mmap=True)  # read-only: versions are immutable
         if vectors.dimension != manifest.dimension or len(vectors) != manifest.chunks:
             raise IndexUnavailableError(
                 f"The index in {folder} does not match its manifest ({len(vectors)} vectors of dimension "

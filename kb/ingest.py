@@ -233,6 +233,7 @@ class IndexWriter:
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             files={name: (self.build / name).stat().st_size for name in DATA_FILES},
             checksums={name: file_sha256(self.build / name) for name in DATA_FILES},
+            encoder=self.settings.encoder,
         ).write(self.build)
         index_dir.publish(self.build, version)
         return version, documents, chunks

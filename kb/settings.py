@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
+    # Performance (see docs/performance.md for the measurements behind the defaults).
+    encoder: str = Field(
+        "onnx-int8",
+        pattern="^(torch|onnx-int8)$",
+        description="'onnx-int8' (ONNX Runtime, int8 weights, exported once) or 'torch' (float32).",
+    )
+    query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept for repeated queries; 0 = off.")
+    ann_threshold: int = Field(
+        200_000, ge=0, description="From this many chunks on, dense search uses an HNSW index instead of exact."
+    )
+
     @property
     def model_cache_dir(self) -> Path:
         return self.cache_dir / "models"
