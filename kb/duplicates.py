@@ -65,18 +65,13 @@ def groups(signatures: dict[str, np.ndarray]) -> list[list[str]]:
             x = parent[x]
         return x
 
-    checked: set[tuple[str, str]] = set()
     for members in buckets.values():
-        if len(members) < 2:
-            continue
-        for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                pair = (a, b) if a < b else (b, a)
-                if pair in checked:
-                    continue
-                checked.add(pair)
-                if similarity(signatures[a], signatures[b]) >= THRESHOLD:
-                    parent[root(a)] = root(b)
+        # Each member is compared with the bucket's first one only: linear in the bucket's size even when many
+        # documents are copies of each other; pairs missed here are usually joined through another band.
+        first = members[0]
+        for other in members[1:]:
+            if root(other) != root(first) and similarity(signatures[first], signatures[other]) >= THRESHOLD:
+                parent[root(other)] = root(first)
     grouped: dict[str, list[str]] = defaultdict(list)
     for doc_id in signatures:
         grouped[root(doc_id)].append(doc_id)

@@ -454,7 +454,15 @@ def snippet(
 ) -> tuple[str, list[tuple[int, int]]]:
     """The window of ``size`` words that matches the most query terms, and the matched words' character spans."""
     tokens = [(m.start(), m.end()) for m in _SPACE.finditer(text)]
-    matched = [bool(terms) and bool(set(analyzer.terms(text[a:b])) & terms) for a, b in tokens]
+    seen: dict[str, bool] = {}  # words repeat: analyse each distinct one once
+
+    def matches(word: str) -> bool:
+        found = seen.get(word)
+        if found is None:
+            found = seen[word] = bool(set(analyzer.terms(word)) & terms)
+        return found
+
+    matched = [bool(terms) and matches(text[a:b]) for a, b in tokens]
     best = 0
     if len(tokens) > size and any(matched):
         window = sum(matched[:size])

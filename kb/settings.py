@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept for repeated queries; 0 = off.")
     ann_threshold: int = Field(
-        200_000, ge=0, description="From this many chunks on, dense search uses an HNSW index instead of exact."
+        50_000, ge=0, description="From this many chunks on, dense search uses an HNSW index instead of exact."
     )
 
     @property

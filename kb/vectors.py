@@ -1,6 +1,6 @@
 """The FAISS index: inner product over L2-normalised vectors, with stable integer ids (chunk ids).
 
-Index type by size (``KB_ANN_THRESHOLD``, default 200,000 chunks, see docs/performance.md):
+Index type by size (``KB_ANN_THRESHOLD``, default 50,000 chunks, see docs/performance.md):
 
 - below it, exact flat search (``IndexFlatIP``): at 100k chunks one query takes about 15 ms on two cores;
 - from it on, the saved file holds an HNSW graph (``IndexHNSWFlat``, M = 32) built at save time; unfiltered
@@ -25,7 +25,7 @@ import numpy as np
 from kb.errors import IndexUnavailableError
 
 #: Default size from which a saved index is an HNSW graph (``KB_ANN_THRESHOLD`` overrides it).
-ANN_THRESHOLD = 200_000
+ANN_THRESHOLD = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 1024
