@@ -367,3 +367,19 @@ def test_upload_names_cannot_escape_the_data_folder(env: Env) -> None:
     assert not (env.settings.data_dir.parent.parent / "etc").exists()
     entry = env.client.get("/audit", params={"limit": 1}, headers=env.auth("curator")).json()["items"][0]
     assert entry["note"] == "Ümläut name.md"
+
+
+def test_the_first_upload_of_a_new_installation_builds_the_index(tmp_path: Path, embedder: Embedder) -> None:
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    settings.corpus_dir.mkdir()
+    key = create_key(CurationDB(settings.data_dir), "curator", "Erste")[1]
+    with TestClient(create_app(settings, searcher=Searcher(settings, embedder))) as client:
+        assert client.get("/search", params={"q": "Theater"}).status_code == 503  # no index yet: says so
+        response = client.post(
+            "/documents",
+            files={"file": ("theater.md", b"# Theater-AG\n\nKinder spielen Theater in zwei Sprachen.")},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 201, response.text
+        hits = client.get("/search", params={"q": "Theater in zwei Sprachen"}).json()["results"]
+        assert hits[0]["document_id"] == response.json()["id"]

@@ -19,7 +19,7 @@ from kb.curation import audit, uploads
 from kb.curation.db import CurationDB
 from kb.curation.keys import Principal, Role
 from kb.documents import METADATA_FIELDS, Metadata, document_id
-from kb.errors import ConflictError, CurationError, LoaderError, NotFoundError
+from kb.errors import ConflictError, CurationError, IndexMissingError, LoaderError, NotFoundError
 from kb.index import LoadedIndex
 from kb.ingest import UPLOAD_PREFIX, Ingestor, IngestReport
 from kb.loaders.metadata import build_metadata
@@ -82,7 +82,7 @@ class Curator:
         old = self._superseded(principal, supersedes) if supersedes else None
         key = UPLOAD_PREFIX + uploads.content_key(data, suffix)
         doc_id = document_id(key)
-        existing = self._index().documents.get(doc_id)
+        existing = self._known(doc_id)
         if existing is not None:
             raise ConflictError(
                 f"This file is already stored as document {doc_id} ({existing.metadata.title!r}); change its "
@@ -217,8 +217,15 @@ class Curator:
                 "DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit WHERE doc_id = ? AND action = 'create')",
                 (document_id(key),),
             )
-        if self._index().documents.get(document_id(key)) is None:
+        if self._known(document_id(key)) is None:
             path.unlink(missing_ok=True)
+
+    def _known(self, doc_id: str) -> StoredDocument | None:
+        """The document if the live index has it (there may be no index yet: the first upload builds it)."""
+        try:
+            return self._index().documents.get(doc_id)
+        except IndexMissingError:
+            return None
 
     def _check_fields(self, principal: Principal, changes: dict[str, Any]) -> None:
         if "title" in changes and not str(changes["title"] or "").strip():
