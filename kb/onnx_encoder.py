@@ -173,7 +173,13 @@ def _export_float(source: Path, path: Path) -> None:
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
-    model = AutoModel.from_pretrained(str(source), local_files_only=True).eval()
+    try:
+        model = AutoModel.from_pretrained(str(source), local_files_only=True).eval()
+    except Exception as exc:  # the model folder itself is broken, not the export: say so, as the torch path does
+        raise ModelError(
+            f"The model in {source} cannot be loaded ({type(exc).__name__}: {exc}); "
+            "for the bundled model delete that folder and run `kb prepare-model`."
+        ) from exc
     example = torch.ones((2, 8), dtype=torch.long)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
