@@ -210,6 +210,10 @@ class LoadedIndex:
         order = np.argsort(ids, kind="stable")
         self._chunk_order, self._chunk_owner = ids[order], owners[order]
 
+    def near_duplicates_of(self, doc_id: str) -> list[StoredDocument]:
+        """The documents of this version with nearly the same text as ``doc_id``."""
+        return [self.documents[d] for d in self.near_duplicates.get(doc_id, ()) if d in self.documents]
+
     def doc_of(self, chunk_ids: list[int]) -> dict[int, str]:
         """The document id of each known chunk id."""
         if not chunk_ids or not len(self._chunk_order):

@@ -421,7 +421,7 @@ def collapse_near_duplicates(
             continue
         kept.append(item)
         shown.add(doc_id)
-        others = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
+        others = index.near_duplicates_of(doc_id)
         others = [d for d in others if visible(d)]
         if others:
             also[doc_id] = tuple(others)

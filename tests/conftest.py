@@ -151,6 +151,21 @@ def make_small_corpus(root: Path) -> Path:
     return root
 
 
+def curated_installation(root: Path, embedder: Embedder, label: str = "Test") -> tuple[Settings, str]:
+    """The small corpus ingested in ``root``, its own curation data, and a curator key (settings, key)."""
+    from kb.curation.db import CurationDB
+    from kb.curation.keys import create_key
+
+    settings = Settings(
+        corpus_dir=make_small_corpus(root / "corpus"), index_dir=root / "index", data_dir=root / "data"
+    )
+    Ingestor(settings, embedder).run()
+    db = CurationDB(settings.data_dir)
+    key = create_key(db, "curator", label)[1]
+    db.close()
+    return settings, key
+
+
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_small_corpus(tmp_path_factory.mktemp("small") / "corpus")

@@ -21,7 +21,7 @@ from kb.ingest import Ingestor
 from kb.search import Searcher
 from kb.settings import Settings
 from tests import factories
-from tests.conftest import make_small_corpus, serving
+from tests.conftest import curated_installation, make_small_corpus, serving
 
 LONG_TEXT = " ".join(
     f"Im Abschnitt {i} beschreibt das Konzept, wie das Kommunale Integrationszentrum Lotsinnen und Lotsen "
@@ -284,12 +284,8 @@ def test_drafts_are_hidden_from_readers(env: Env) -> None:
 
 
 def test_concurrent_uploads_while_searching_lose_nothing(tmp_path: Path, embedder: Embedder) -> None:
-    settings = Settings(
-        corpus_dir=make_small_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index", data_dir=tmp_path / "data"
-    )
-    Ingestor(settings, embedder).run()
+    settings, key = curated_installation(tmp_path, embedder, "Last")
     db = CurationDB(settings.data_dir)
-    key = create_key(db, "curator", "Last")[1]
     app = create_app(settings, searcher=Searcher(settings, embedder))
     errors: list[str] = []
     ids: list[str] = []

@@ -52,17 +52,9 @@ def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, start
 @pytest.fixture(scope="module")
 def curator_app(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[tuple[FastAPI, str]]:
     """An app over its own index and curation data (generated writes must not touch shared fixtures)."""
-    from kb.curation.db import CurationDB
-    from kb.curation.keys import create_key
-    from kb.ingest import Ingestor
-    from tests.conftest import make_small_corpus
+    from tests.conftest import curated_installation
 
-    root = tmp_path_factory.mktemp("fuzz-writes")
-    settings = Settings(
-        corpus_dir=make_small_corpus(root / "corpus"), index_dir=root / "index", data_dir=root / "data"
-    )
-    Ingestor(settings, embedder).run()
-    key = create_key(CurationDB(settings.data_dir), "curator", "Fuzzer")[1]
+    settings, key = curated_installation(tmp_path_factory.mktemp("fuzz-writes"), embedder, "Fuzzer")
     app = create_app(settings, searcher=Searcher(settings, embedder))
     with TestClient(app):
         yield app, key

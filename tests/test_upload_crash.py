@@ -16,14 +16,11 @@ import httpx
 import pytest
 
 from kb.curation.db import CurationDB
-from kb.curation.keys import create_key
 from kb.documents import document_id
 from kb.embedder import Embedder
 from kb.index import open_current
-from kb.ingest import Ingestor
 from kb.search import Searcher
-from kb.settings import Settings
-from tests.conftest import REPO, make_small_corpus
+from tests.conftest import REPO, curated_installation
 
 pytestmark = pytest.mark.slow
 
@@ -66,12 +63,8 @@ def _paper(i: int) -> bytes:
 
 
 def test_killing_the_server_during_uploads_loses_nothing(tmp_path: Path, embedder: Embedder) -> None:
-    settings = Settings(
-        corpus_dir=make_small_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index", data_dir=tmp_path / "data"
-    )
-    Ingestor(settings, embedder).run()
+    settings, key = curated_installation(tmp_path, embedder)
     db = CurationDB(settings.data_dir)
-    key = create_key(db, "curator", "Test")[1]
     env = {
         **os.environ,
         "KB_CORPUS_DIR": str(settings.corpus_dir),

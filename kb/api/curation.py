@@ -24,9 +24,7 @@ from kb.api.schemas import (
     RetireOut,
     UploadOut,
 )
-from kb.curation.service import Curator
-from kb.errors import CurationError, UploadTooLargeError
-from kb.store import StoredDocument
+from kb.errors import CurationError
 
 router = APIRouter(tags=["curation"])
 WRITE_ERRORS: dict[int | str, dict[str, object]] = {
@@ -38,7 +36,6 @@ WRITE_ERRORS: dict[int | str, dict[str, object]] = {
     415: {"model": ErrorOut, "description": "The content is not PDF, DOCX, Markdown, text or HTML."},
     422: {"model": ErrorOut, "description": "Invalid metadata or unreadable file; `detail` names the field."},
 }
-_READ_BLOCK = 1024 * 1024
 
 
 @router.post("/documents", status_code=201, response_model=UploadOut, responses=WRITE_ERRORS)
@@ -54,16 +51,9 @@ def upload_document(
     """Add a document. It is searchable (when published) as soon as this answers."""
     principal.require_writer()
     fields = _parse_metadata(metadata)
-    limit = curator.settings.max_upload_mb * 1024 * 1024
-    data = bytearray()
-    while block := file.file.read(_READ_BLOCK):
-        data += block
-        if len(data) > limit:
-            raise UploadTooLargeError(
-                f"The file {file.filename!r} is larger than {curator.settings.max_upload_mb} MB "
-                "(KB_MAX_UPLOAD_MB); split it or ask the administrator to raise the limit."
-            )
-    result = curator.upload(principal, file.filename or "upload", bytes(data), fields)
+    # The body-limit middleware has already refused bodies over KB_MAX_UPLOAD_MB; the Curator checks the file.
+    data = file.file.read()
+    result = curator.upload(principal, file.filename or "upload", data, fields)
     return UploadOut(
         id=result.document.id,
         index_version=result.index_version,
@@ -79,7 +69,7 @@ def update_document(
     """Change metadata fields (recommend, set review status or review date, supersede, describe)."""
     principal.require_writer()
     document = curator.update(principal, doc_id, patch.changes())
-    return DocumentOut.of(document, _near(curator, doc_id))
+    return DocumentOut.of(document, curator.searcher.index.near_duplicates_of(doc_id))
 
 
 @router.delete("/documents/{doc_id}", response_model=RetireOut, responses=WRITE_ERRORS)
@@ -150,8 +140,3 @@ def _parse_metadata(text: str) -> dict[str, Any]:
     if value.get("supersedes"):
         fields["supersedes"] = str(value["supersedes"])
     return fields
-
-
-def _near(curator: Curator, doc_id: str) -> list[StoredDocument]:
-    index = curator.searcher.index
-    return [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]

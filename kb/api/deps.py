@@ -30,7 +30,8 @@ def get_curator(request: Request) -> Curator:
     state = request.app.state
     with _curator_lock:
         if getattr(state, "curator", None) is None:
-            state.curator = Curator(get_searcher(request), CurationDB(get_searcher(request).settings.data_dir))
+            searcher = get_searcher(request)
+            state.curator = Curator(searcher, CurationDB(searcher.settings.data_dir))
     curator: Curator = state.curator
     return curator
 

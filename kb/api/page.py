@@ -264,7 +264,7 @@ def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLR
     except Exception as exc:
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "document.html", {**context, "error": message}, status)
-    near = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
+    near = index.near_duplicates_of(doc_id)
     out = DocumentOut.of(document, [d for d in near if d.metadata.published])
     newer = index.documents.get(document.metadata.superseded_by)
     context.update(

@@ -157,9 +157,7 @@ def list_documents(
 def get_document(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> DocumentOut:
     """One document's metadata and chunk count (drafts only for editors and curators)."""
     document = visible_document(searcher, principal, doc_id)
-    index = searcher.index
-    near = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
-    return DocumentOut.of(document, near)
+    return DocumentOut.of(document, searcher.index.near_duplicates_of(doc_id))
 
 
 @router.get("/documents/{doc_id}/file", responses=ERRORS, tags=["documents"], response_class=FileResponse)

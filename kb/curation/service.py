@@ -110,8 +110,7 @@ class Curator:
         if old is not None:
             self._apply(principal, old, {"superseded_by": doc_id, "status": "archived"}, "supersede")
         index = self._index()
-        near = [index.documents[d] for d in index.near_duplicates.get(doc_id, ()) if d in index.documents]
-        return UploadResult(document, index.manifest.version, near)
+        return UploadResult(document, index.manifest.version, index.near_duplicates_of(doc_id))
 
     def update(
         self, principal: Principal, doc_id: str, changes: dict[str, Any], action: str = "update"
