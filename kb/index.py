@@ -29,15 +29,16 @@ from filelock import FileLock, Timeout
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
 from kb.store import Store, StoredDocument
-from kb.vectors import Vectors
+from kb.vectors import Vectors, deleted_file
 
 FORMAT_VERSION = 1
 KEEP_VERSIONS = 3
 STORE_FILE = "store.sqlite"
 VECTORS_FILE = "vectors.faiss"
+VECTORS_DELETED_FILE = deleted_file(Path(VECTORS_FILE)).name
 MANIFEST_FILE = "manifest.json"
 #: The files of a version besides its manifest (sizes recorded in the manifest and checked at load).
-DATA_FILES = (STORE_FILE, VECTORS_FILE, LEXICAL_MATRIX, LEXICAL_TERMS)
+DATA_FILES = (STORE_FILE, VECTORS_FILE, VECTORS_DELETED_FILE, LEXICAL_MATRIX, LEXICAL_TERMS)
 #: Larger data files are checked by size only at load (hashing them would slow every start); see reliability.md.
 CHECKSUM_MAX_BYTES = 256 * 1024 * 1024
 
@@ -252,14 +253,34 @@ class LoadedIndex:
 
     def check_model(self, model: str, dimension: int | None = None) -> None:
         """Fail with a clear message when this index was built with another model than the configured one."""
-        built = self.manifest
-        if built.model != model or (dimension is not None and built.dimension != dimension):
-            raise IndexUnavailableError(
-                f"The index in {self.folder.parent.parent} was built with model {built.model!r} "
-                f"(dimension {built.dimension}), but KB_MODEL is {model!r}"
-                + (f" (dimension {dimension})" if dimension is not None else "")
-                + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
-            )
+        check_model(self.folder, self.manifest, model, dimension)
+
+
+@dataclass
+class StoredVersion:
+    """A version opened for a writer: its manifest (checked against its files) and its store; nothing else is
+    loaded (a writer reads the vectors and BM25 term counts it needs from ``folder`` itself)."""
+
+    folder: Path
+    manifest: Manifest
+    store: Store
+
+    @classmethod
+    def open(cls, folder: Path) -> StoredVersion:
+        manifest = Manifest.read(folder)
+        verify_files(folder, manifest)
+        return cls(folder, manifest, Store(folder / STORE_FILE, readonly=True))
+
+
+def check_model(folder: Path, manifest: Manifest, model: str, dimension: int | None = None) -> None:
+    """Fail with a clear message when the version in ``folder`` was built with another model than ``model``."""
+    if manifest.model != model or (dimension is not None and manifest.dimension != dimension):
+        raise IndexUnavailableError(
+            f"The index in {folder.parent.parent} was built with model {manifest.model!r} "
+            f"(dimension {manifest.dimension}), but KB_MODEL is {model!r}"
+            + (f" (dimension {dimension})" if dimension is not None else "")
+            + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
+        )
 
 
 def file_sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,14 +21,24 @@ from typing import Any
 
 import numpy as np
 
-from kb import duplicates
+from kb import duplicates, lexical
 from kb.chunking import chunk_sections
 from kb.curation.db import CurationDB
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, LoaderError
-from kb.index import DATA_FILES, STORE_FILE, VECTORS_FILE, IndexDir, LoadedIndex, Manifest, file_sha256
-from kb.lexical import LexicalIndex
+from kb.index import (
+    CHECKSUM_MAX_BYTES,
+    DATA_FILES,
+    STORE_FILE,
+    VECTORS_FILE,
+    IndexDir,
+    Manifest,
+    StoredVersion,
+    check_model,
+    file_sha256,
+)
+from kb.lexical import LexicalIndex, vocabulary_counts
 from kb.loaders.metadata import build_metadata, sidecar_path
 from kb.metrics import LAST_INGEST_FILE
 from kb.sandbox import Limits, load_isolated, size_problem
@@ -132,20 +142,47 @@ def with_curated_metadata(document: Document, curated: dict[str, Any] | None) ->
     return replace(document, metadata=build_metadata(merged, document.path, document.metadata.title))
 
 
+@dataclass
+class _LexicalChanges:
+    """The BM25 rows a writer removed (ids, and the vocabulary of their texts) and added (id, passage text)."""
+
+    removed: list[int] = field(default_factory=list)
+    removed_vocabulary: Counter[str] = field(default_factory=Counter)
+    added: list[tuple[int, str]] = field(default_factory=list)
+
+
 class IndexWriter:
     """Writes documents into a version being built; chunks of many documents are encoded in one batch."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder, build: Path, store: Store, vectors: Vectors
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        build: Path,
+        store: Store,
+        vectors: Vectors,
+        previous: Path | None = None,
     ) -> None:
+        """``previous``: the version folder ``store`` and ``vectors`` were copied from (None for a new index);
+        its BM25 term counts let :meth:`publish` analyse only the chunks that changed."""
         self.settings, self.embedder, self.build = settings, embedder, build
         self.store, self.vectors = store, vectors
         self._pending: list[tuple[str, str, str, Document, list[Chunk]]] = []
         self._pending_chunks = 0
+        self._previous = previous
+        # What changed in BM25's rows since ``previous``; tracking stops (None) once a full build is due anyway.
+        self._lexical_changes: _LexicalChanges | None = _LexicalChanges() if previous is not None else None
+        self._lexical_budget = lexical.FULL_REBUILD_FRACTION * max(len(vectors), 1)
 
     @classmethod
     def empty(cls, settings: Settings, embedder: Embedder, build: Path) -> IndexWriter:
-        return cls(settings, embedder, build, Store(build / STORE_FILE), Vectors.new(embedder.dimension))
+        return cls(
+            settings,
+            embedder,
+            build,
+            Store(build / STORE_FILE),
+            Vectors.new(embedder.dimension, settings.ann_threshold),
+        )
 
     def add(self, doc_id: str, key: str, content_hash: str, document: Document) -> None:
         chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
@@ -155,7 +192,21 @@ class IndexWriter:
             self.flush()
 
     def remove(self, doc_id: str) -> None:
+        changes = self._lexical_changes
+        if changes is not None:
+            stored = self.store.document(doc_id)
+            if stored is not None and stored.metadata.language in GERMAN:
+                for chunk in self.store.chunks_of(doc_id):
+                    text = passage_text(stored.metadata.title, chunk.heading, chunk.text)
+                    changes.removed.append(chunk.id)
+                    changes.removed_vocabulary.update(vocabulary_counts([text]))
+                self._check_lexical_budget()
         self.vectors.remove(self.store.delete_document(doc_id))
+
+    def _check_lexical_budget(self) -> None:
+        changes = self._lexical_changes
+        if changes is not None and len(changes.removed) + len(changes.added) > self._lexical_budget:
+            self._lexical_changes = None  # too much changed: publish builds BM25 from scratch
 
     def flush(self) -> None:
         if not self._pending:
@@ -177,6 +228,12 @@ class IndexWriter:
             self.remove(doc_id)
             ids = self.store.put_document(doc_id, key, content_hash, document, chunks)
             self.vectors.add(ids, vectors)
+            if self._lexical_changes is not None and document.metadata.language in GERMAN:
+                self._lexical_changes.added += [
+                    (i, passage_text(document.metadata.title, c.heading, c.text))
+                    for i, c in zip(ids, chunks, strict=True)
+                ]
+                self._check_lexical_budget()
         self._pending, self._pending_chunks = [], 0
 
     def _reusable(self, doc_id: str, document: Document, chunks: list[Chunk]) -> np.ndarray | None:
@@ -196,9 +253,8 @@ class IndexWriter:
         """MinHash signatures for documents that have none yet, then the near-duplicate groups of all."""
         known = self.store.signatures()
         texts: dict[str, list[str]] = defaultdict(list)
-        for _, doc_id, _, text in self.store.chunk_texts():
-            if doc_id not in known:
-                texts[doc_id].append(text)
+        for _, doc_id, _, text in self.store.chunk_texts(unsigned_only=True):
+            texts[doc_id].append(text)
         new = {}
         for doc_id, parts in texts.items():
             sig = duplicates.signature(parts)
@@ -208,7 +264,17 @@ class IndexWriter:
         self.store.set_near_duplicates(duplicates.groups(signatures))
 
     def _lexical(self) -> LexicalIndex:
-        """BM25 over the chunks of German documents (other languages are left to the dense path)."""
+        """BM25 over the chunks of German documents (other languages are left to the dense path): the previous
+        version's updated with the changed chunks where it can be, else built from all chunks."""
+        changes = self._lexical_changes
+        if changes is not None and self._previous is not None:
+            updated = LexicalIndex.updated(
+                self._previous, changes.removed, changes.removed_vocabulary, changes.added
+            )
+            if updated is not None and len(updated.chunk_ids) == self.store.count_chunks(GERMAN):
+                return updated
+            if updated is not None:  # a change that bypassed add/remove: never publish a stale BM25
+                log.warning("BM25 update did not match the store; building it from all chunks")
         documents = {doc.id: doc.metadata for doc in self.store.documents()}
         german = [
             (chunk_id, passage_text(documents[doc_id].title, heading, text))
@@ -235,7 +301,11 @@ class IndexWriter:
             chunks=chunks,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             files={name: (self.build / name).stat().st_size for name in DATA_FILES},
-            checksums={name: file_sha256(self.build / name) for name in DATA_FILES},
+            checksums={  # large files are checked by size only at load, so they are not hashed here either
+                name: file_sha256(self.build / name)
+                for name in DATA_FILES
+                if (self.build / name).stat().st_size <= CHECKSUM_MAX_BYTES
+            },
             encoder=self.settings.encoder,
         ).write(self.build)
         index_dir.publish(self.build, version)
@@ -308,10 +378,10 @@ class Ingestor:
         if curation:
             curation.close()
         current_folder = None if rebuild else self.index_dir.current()
-        current = LoadedIndex.open(current_folder) if current_folder else None
+        current = StoredVersion.open(current_folder) if current_folder else None
         reembed_all = False
         if current is not None:
-            current.check_model(self.settings.model)
+            check_model(current.folder, current.manifest, self.settings.model)
             reembed_all = current.manifest.chunking != chunking_settings(self.settings)
         known = current.store.hashes() if current else {}
         build = self.index_dir.start_build()
@@ -322,7 +392,8 @@ class Ingestor:
                     self.embedder,
                     build,
                     current.store.copy_to(build / STORE_FILE),
-                    Vectors.load(current.folder / VECTORS_FILE),
+                    Vectors.load(current.folder / VECTORS_FILE, ann_threshold=self.settings.ann_threshold),
+                    previous=current.folder,
                 )
                 current.store.close()
             else:

@@ -7,6 +7,13 @@ an editable list of domain synonyms and acronyms (``kb/data/synonyms.txt``). Onl
 here; other languages are served by the dense path.
 
 BM25 weights are precomputed into a sparse chunk × term matrix, so a query is a sum of a few matrix columns.
+
+A version also stores the raw term counts (``tf``) beside the weights, for the next writer: a write that changes
+a few documents analyses only their chunks and recomputes the weights from the counts
+(:meth:`LexicalIndex.updated`), instead of analysing every chunk again. Chunks kept from earlier versions keep
+the compound splits of the vocabulary they were analysed with; once the chunks changed this way since the last
+full build exceed :data:`FULL_REBUILD_FRACTION` of the index, the writer builds the whole index again. Readers
+never load the counts.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
@@ -47,6 +55,8 @@ _STEMMER = Stemmer.Stemmer("german")
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u"})
 MIN_COMPOUND = 8
 MIN_PART = 3
+#: Share of chunks added or removed since the last full build from which a writer builds BM25 from scratch.
+FULL_REBUILD_FRACTION = 0.2
 
 
 def fold(word: str) -> str:
@@ -73,10 +83,7 @@ class CompoundSplitter:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> CompoundSplitter:
-        counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(fold(w) for w in words(text) if len(w) >= MIN_PART and w not in STOPWORDS)
-        return cls(dict(counts))
+        return cls(dict(vocabulary_counts(texts)))
 
     def _known(self, part: str) -> int:
         return max(
@@ -104,6 +111,14 @@ class CompoundSplitter:
                         best = (score, (candidate, tail))
         self._cache[folded] = best[1]
         return best[1]
+
+
+def vocabulary_counts(texts: Iterable[str]) -> Counter[str]:
+    """How often each word (folded, no stop words) occurs in ``texts``: the compound splitter's dictionary."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(fold(w) for w in words(text) if len(w) >= MIN_PART and w not in STOPWORDS)
+    return counts
 
 
 class Analyzer:
@@ -152,49 +167,115 @@ class LexicalIndex:
     """BM25 over the chunks of German documents; rows are chunk ids in ascending order."""
 
     def __init__(
-        self, chunk_ids: np.ndarray, matrix: sparse.csc_matrix, terms: dict[str, int], analyzer: Analyzer
+        self,
+        chunk_ids: np.ndarray,
+        matrix: sparse.csc_matrix,
+        terms: dict[str, int],
+        analyzer: Analyzer,
+        counts: tuple[sparse.csr_matrix, int] | None = None,
     ):
         self.chunk_ids = chunk_ids
         self.matrix = matrix
         self.terms = terms
         self.analyzer = analyzer
+        #: Writers only: the term counts (rows as ``chunk_ids``) and how many chunks were added or removed
+        #: incrementally since the last full build.
+        self.counts = counts
         self._synonyms: list[tuple[list[str], list[list[str]]]] = []
 
     @classmethod
     def build(cls, chunks: list[tuple[int, str]]) -> LexicalIndex:
+        """Analyse every chunk (``(chunk id, passage text)``)."""
         chunks = sorted(chunks)
         analyzer = Analyzer(CompoundSplitter.from_texts(text for _, text in chunks))
         terms: dict[str, int] = {}
-        rows, cols, tfs = [], [], []
-        lengths = np.zeros(len(chunks), dtype=np.float32)
-        for row, (_, text) in enumerate(chunks):
-            counts = Counter(analyzer.terms(text))
-            lengths[row] = sum(counts.values())
-            for term, tf in counts.items():
-                rows.append(row)
-                cols.append(terms.setdefault(term, len(terms)))
-                tfs.append(tf)
-        tf = sparse.csr_matrix(
-            (np.asarray(tfs, dtype=np.float32), (rows, cols)), shape=(len(chunks), max(len(terms), 1))
-        )
-        df = np.bincount(np.asarray(cols, dtype=np.int64), minlength=tf.shape[1]).astype(np.float32)
-        idf = np.log1p((len(chunks) - df + 0.5) / (df + 0.5)).astype(np.float32)
-        norm = K1 * (1 - B + B * lengths / max(float(lengths.mean()) if len(chunks) else 1.0, 1e-6))
+        tf = _term_counts(analyzer, [text for _, text in chunks], terms)
+        ids = np.asarray([chunk_id for chunk_id, _ in chunks], dtype=np.int64)
+        return cls._weighted(ids, tf, terms, analyzer, changed=0)
+
+    @classmethod
+    def updated(
+        cls,
+        folder: Path,
+        removed: Iterable[int],
+        removed_vocabulary: Counter[str],
+        added: list[tuple[int, str]],
+    ) -> LexicalIndex | None:
+        """The index of the version in ``folder`` with the chunks ``removed`` taken out and ``added`` analysed
+        in; ``removed_vocabulary`` holds the :func:`vocabulary_counts` of the removed chunks' texts.
+
+        None when a full :meth:`build` is due: the version has no term counts (written by an older release) or
+        too much changed since its last full build (:data:`FULL_REBUILD_FRACTION`).
+        """
+        try:
+            with np.load(folder / LEXICAL_MATRIX) as arrays:
+                if "tf_data" not in arrays:
+                    return None
+                old_ids = arrays["chunk_ids"]
+                shape = tuple(int(n) for n in arrays["tf_shape"])
+                tf = sparse.csr_matrix(
+                    (arrays["tf_data"].astype(np.float32), arrays["tf_indices"], arrays["tf_indptr"]), shape=shape
+                )
+            payload = json.loads((folder / LEXICAL_TERMS).read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError):
+            return None  # unreadable: the caller builds from scratch
+        keep = ~np.isin(old_ids, np.fromiter(removed, dtype=np.int64))
+        changed = int(payload.get("changed", 0)) + int((~keep).sum()) + len(added)
+        if changed > FULL_REBUILD_FRACTION * max(int(keep.sum()) + len(added), 1):
+            return None
+        vocabulary = Counter(payload["vocabulary"])
+        vocabulary.subtract(removed_vocabulary)
+        added = sorted(added)
+        vocabulary.update(vocabulary_counts(text for _, text in added))
+        analyzer = Analyzer(CompoundSplitter({w: n for w, n in vocabulary.items() if n > 0}))
+        terms = {term: i for i, term in enumerate(payload["terms"])}
+        new_tf = _term_counts(analyzer, [text for _, text in added], terms)
+        tf.resize((tf.shape[0], len(terms)))
+        ids = np.concatenate([old_ids[keep], np.asarray([i for i, _ in added], dtype=np.int64)])
+        stacked = sparse.vstack([tf[keep], new_tf], format="csr")
+        order = np.argsort(ids, kind="stable")  # new chunk ids are larger, so this is usually the identity
+        return cls._weighted(ids[order], stacked[order], terms, analyzer, changed)
+
+    @classmethod
+    def _weighted(
+        cls, ids: np.ndarray, tf: sparse.csr_matrix, terms: dict[str, int], analyzer: Analyzer, changed: int
+    ) -> LexicalIndex:
+        """BM25 weights from term counts; terms that no chunk has any more are dropped (a purged document's
+        words leave the index)."""
+        df = np.bincount(tf.indices, minlength=tf.shape[1])
+        if len(terms) and not df.all():
+            used = np.flatnonzero(df)
+            tf = tf[:, used]
+            df = df[used]
+            names = list(terms)
+            terms = {names[column]: i for i, column in enumerate(used)}
+        rows = tf.shape[0]
+        lengths = np.asarray(tf.sum(axis=1)).ravel().astype(np.float32)
+        idf = np.log1p((rows - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = K1 * (1 - B + B * lengths / max(float(lengths.mean()) if rows else 1.0, 1e-6))
         weights = tf.tocoo()
         data = weights.data * (K1 + 1) / (weights.data + norm[weights.row]) * idf[weights.col]
-        matrix = sparse.csc_matrix((data.astype(np.float32), (weights.row, weights.col)), shape=tf.shape)
-        ids = np.asarray([chunk_id for chunk_id, _ in chunks], dtype=np.int64)
-        return cls(ids, matrix, terms, analyzer)
+        matrix = sparse.csc_matrix(
+            (data.astype(np.float32), (weights.row, weights.col)), shape=(rows, max(len(terms), 1))
+        )
+        return cls(ids, matrix, terms, analyzer, (tf, changed))
 
     def save(self, folder: Path) -> None:
         m = self.matrix
-        np.savez(folder / LEXICAL_MATRIX, data=m.data, indices=m.indices, indptr=m.indptr, shape=m.shape,
-                 chunk_ids=self.chunk_ids)  # fmt: skip
-        payload = {"terms": list(self.terms), "vocabulary": self.analyzer.splitter.vocabulary}
+        arrays = {"data": m.data, "indices": m.indices, "indptr": m.indptr, "shape": m.shape,
+                  "chunk_ids": self.chunk_ids}  # fmt: skip
+        changed = 0
+        if self.counts is not None:
+            tf, changed = self.counts
+            arrays |= {"tf_data": tf.data.astype(np.uint16), "tf_indices": tf.indices, "tf_indptr": tf.indptr,
+                       "tf_shape": np.asarray(tf.shape)}  # fmt: skip
+        np.savez(folder / LEXICAL_MATRIX, **arrays)
+        payload = {"terms": list(self.terms), "vocabulary": self.analyzer.splitter.vocabulary, "changed": changed}
         (folder / LEXICAL_TERMS).write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
+        """The index for searching (the weights; the term counts stay on disk)."""
         with np.load(folder / LEXICAL_MATRIX) as arrays:
             matrix = sparse.csc_matrix(
                 (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"])
@@ -259,3 +340,21 @@ class LexicalIndex:
 def _contains(terms: list[str], member: list[str]) -> bool:
     n = len(member)
     return any(terms[i : i + n] == member for i in range(len(terms) - n + 1))
+
+
+def _term_counts(analyzer: Analyzer, texts: list[str], terms: dict[str, int]) -> sparse.csr_matrix:
+    """Rows of term counts for ``texts``; new terms are added to ``terms`` (the column of each term)."""
+    # Typed arrays, not lists: at 1M chunks there are about 60M (row, term) pairs (0.7 GB here, 5 GB as lists).
+    rows, cols, tfs = array("i"), array("i"), array("f")
+    for row, text in enumerate(texts):
+        for term, tf in Counter(analyzer.terms(text)).items():
+            rows.append(row)
+            cols.append(terms.setdefault(term, len(terms)))
+            tfs.append(tf)
+    return sparse.csr_matrix(
+        (
+            np.frombuffer(tfs, dtype=np.float32),
+            (np.frombuffer(rows, dtype=np.int32), np.frombuffer(cols, dtype=np.int32)),
+        ),
+        shape=(len(texts), len(terms)),
+    )

@@ -214,9 +214,11 @@ class Store:
             result.setdefault(doc_id, []).append(chunk_id)
         return result
 
-    def chunk_texts(self) -> list[tuple[int, str, str, str]]:
-        """``(chunk id, document id, heading, text)`` of every chunk, by id."""
-        rows = self._query("SELECT id, doc_id, heading, text FROM chunks ORDER BY id")
+    def chunk_texts(self, *, unsigned_only: bool = False) -> list[tuple[int, str, str, str]]:
+        """``(chunk id, document id, heading, text)`` of every chunk, by id; with ``unsigned_only`` only those of
+        documents that have no near-duplicate signature yet."""
+        where = " WHERE doc_id NOT IN (SELECT doc_id FROM signatures)" if unsigned_only else ""
+        rows = self._query(f"SELECT id, doc_id, heading, text FROM chunks{where} ORDER BY id")
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     def chunks_of(self, doc_id: str) -> list[StoredChunk]:
@@ -225,6 +227,16 @@ class Store:
             (doc_id,),
         )
         return [StoredChunk(*row) for row in rows]
+
+    def count_chunks(self, languages: Iterable[str]) -> int:
+        """How many chunks belong to documents in one of ``languages``."""
+        wanted = list(languages)
+        rows = self._query(
+            "SELECT COUNT(*) FROM chunks JOIN documents ON documents.id = chunks.doc_id "
+            f"WHERE json_extract(documents.metadata, '$.language') IN ({','.join('?' * len(wanted))})",
+            wanted,
+        )
+        return int(rows[0][0])
 
     def counts(self) -> tuple[int, int]:
         """``(documents, chunks)``."""

@@ -9,14 +9,19 @@ Index type by size (``KB_ANN_THRESHOLD``, default 50,000 chunks, see docs/perfor
 
 Filtered searches (an id allow-list) are exact for both types: a flat index scans only the allowed ids
 (``IDSelectorBatch``); an HNSW index scores the allowed ids' vectors directly (one matrix product), since a graph
-walk under a selective filter misses results. Removing ids from an HNSW index turns it back into a flat one (the
-graph cannot delete); the next save rebuilds the graph. Searching readers load the file memory-mapped
-(``mmap=True``), so opening a large index costs no copy.
+walk under a selective filter misses results.
+
+An HNSW graph cannot delete: removed ids stay in the graph as tombstones, kept in a small file beside the index
+(``<name>.deleted.npy``) and skipped by every search. Updating a document in a large index therefore costs no
+graph rebuild; once tombstones are more than :data:`COMPACT_FRACTION` of the graph, the next save rebuilds it
+from the live vectors. Searching readers load the file memory-mapped (``mmap=True``), so opening a large index
+costs no copy.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
@@ -29,14 +34,20 @@ ANN_THRESHOLD = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 1024
+#: Share of removed (tombstoned) vectors in an HNSW graph above which a save rebuilds the graph.
+COMPACT_FRACTION = 0.1
 
 
 class Vectors:
     """Vectors keyed by chunk id; exact below the ANN threshold, HNSW above; filtered search always exact."""
 
-    def __init__(self, index: faiss.IndexIDMap2, ann_threshold: int | None = None) -> None:
+    def __init__(
+        self, index: faiss.IndexIDMap2, ann_threshold: int | None = None, deleted: np.ndarray | None = None
+    ) -> None:
         self._index = index
         self.ann_threshold = _default_threshold() if ann_threshold is None else ann_threshold
+        #: Sorted ids removed from an HNSW graph but still in it (tombstones); always empty for flat storage.
+        self._deleted = np.zeros(0, dtype=np.int64) if deleted is None else np.asarray(deleted, dtype=np.int64)
 
     @classmethod
     def new(cls, dimension: int, ann_threshold: int | None = None) -> Vectors:
@@ -59,18 +70,26 @@ class Vectors:
             raise IndexUnavailableError(
                 f"The vector file {path} is not an index of this program; run `kb ingest --rebuild`."
             )
-        return cls(index, ann_threshold)
+        deleted_path = deleted_file(path)
+        try:
+            deleted = np.load(deleted_path) if deleted_path.exists() else None  # absent in older indexes
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailableError(
+                f"The file {deleted_path} is unreadable ({exc}); rebuild the index with `kb ingest --rebuild`."
+            ) from exc
+        return cls(index, ann_threshold, deleted)
 
     def save(self, path: Path) -> None:
-        """Write atomically; from the ANN threshold on, as an HNSW graph (built here, once per version)."""
-        index = self._index
-        if len(self) >= self.ann_threshold and not self.is_ann:
-            index = self._as_hnsw()
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(index, str(tmp))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        """Write atomically, with the tombstone file beside it; from the ANN threshold on, as an HNSW graph
+        (built here when the index is flat or holds too many tombstones, else extended in place)."""
+        index, deleted = self._index, self._deleted
+        too_many_deleted = len(deleted) > COMPACT_FRACTION * int(index.ntotal)
+        if len(self) >= self.ann_threshold and (not self.is_ann or too_many_deleted):
+            index, deleted = self._as_hnsw(), np.zeros(0, dtype=np.int64)
+        elif len(self) < self.ann_threshold and self.is_ann:
+            index, deleted = self._as_flat(), np.zeros(0, dtype=np.int64)
+        _write(path, lambda tmp: faiss.write_index(index, str(tmp)))
+        _write(deleted_file(path), lambda tmp: _save_array(tmp, deleted))
 
     @property
     def is_ann(self) -> bool:
@@ -81,10 +100,12 @@ class Vectors:
         return int(self._index.d)
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal) - len(self._deleted)
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        """The ids of the stored vectors, in storage order (tombstones left out)."""
+        ids = self._all_ids()
+        return ids[self._live(ids)] if len(self._deleted) else ids
 
     def add(self, ids: list[int], vectors: np.ndarray) -> None:
         if len(ids) != len(vectors):
@@ -95,11 +116,17 @@ class Vectors:
             )
 
     def remove(self, ids: list[int]) -> int:
+        """Remove ``ids`` (unknown ones are ignored); from an HNSW graph as tombstones. Returns how many."""
         if not ids:
             return 0
-        if self.is_ann:
-            self._index = self._as_flat()
-        return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))  # type: ignore[arg-type]
+        wanted = np.asarray(ids, dtype=np.int64)
+        if not self.is_ann:
+            return int(self._index.remove_ids(wanted))  # type: ignore[arg-type]
+        all_ids = self._all_ids()
+        present = np.unique(wanted[np.isin(wanted, all_ids)])
+        present = present[~np.isin(present, self._deleted)]
+        self._deleted = np.union1d(self._deleted, present)
+        return len(present)
 
     def search(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
         """The ``k`` nearest chunk ids with their cosine scores; ``allowed`` restricts the search exactly."""
@@ -115,6 +142,8 @@ class Vectors:
             k = min(k, len(allowed))
         elif self.is_ann:
             params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]
+            if len(self._deleted):
+                params.sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(self._deleted))
         k = min(k, len(self))
         scores, ids = self._index.search(q, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
@@ -124,10 +153,14 @@ class Vectors:
         if not self.is_ann:
             return self.search(query, k)
         scores = self._stored() @ np.asarray(query, dtype=np.float32).reshape(-1)
-        k = min(k, len(scores))
+        ids = self._all_ids()
+        if len(self._deleted):
+            scores[~self._live(ids)] = -np.inf
+        k = min(k, len(self))
+        if k <= 0:
+            return []
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        ids = self.ids()
         return [(int(ids[t]), float(scores[t])) for t in top]
 
     def reconstruct(self, chunk_id: int) -> np.ndarray:
@@ -135,15 +168,25 @@ class Vectors:
 
     # ------------------------------------------------------------------------------------------ internals
 
+    def _all_ids(self) -> np.ndarray:
+        """The ids of all stored vectors in storage order, tombstones included."""
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def _live(self, ids: np.ndarray) -> np.ndarray:
+        """A mask over ``ids``: True where the id is not a tombstone."""
+        return ~np.isin(ids, self._deleted)
+
     def _stored(self) -> np.ndarray:
-        """All vectors in storage order (a view of the index's memory, no copy)."""
+        """All vectors in storage order, tombstones included (a view of the index's memory, no copy)."""
         inner = faiss.downcast_index(self._index.index)
         flat = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
         n, d = int(flat.ntotal), int(flat.d)
         return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)  # type: ignore[attr-defined]
 
     def _exact_among(self, query: np.ndarray, allowed: np.ndarray, k: int) -> list[tuple[int, float]]:
-        all_ids = self.ids()
+        all_ids = self._all_ids()
+        if len(self._deleted):
+            allowed = allowed[~np.isin(allowed, self._deleted)]
         order = np.argsort(all_ids, kind="stable")
         pos = np.clip(np.searchsorted(all_ids, allowed, sorter=order), 0, len(all_ids) - 1)
         rows = np.sort(order[pos][all_ids[order[pos]] == allowed])
@@ -155,17 +198,44 @@ class Vectors:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(all_ids[rows[t]]), float(scores[t])) for t in top]
 
+    def _live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        ids, stored = self._all_ids(), self._stored()
+        if not len(self._deleted):
+            return ids, np.ascontiguousarray(stored)
+        live = self._live(ids)
+        return ids[live], np.ascontiguousarray(stored[live])
+
     def _as_hnsw(self) -> faiss.IndexIDMap2:
         hnsw = faiss.IndexHNSWFlat(self.dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index = faiss.IndexIDMap2(hnsw)
-        index.add_with_ids(np.ascontiguousarray(self._stored()), self.ids())
+        ids, vectors = self._live_vectors()
+        index.add_with_ids(vectors, ids)
         return index
 
     def _as_flat(self) -> faiss.IndexIDMap2:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
-        index.add_with_ids(np.ascontiguousarray(self._stored()), self.ids())
+        ids, vectors = self._live_vectors()
+        index.add_with_ids(vectors, ids)
         return index
+
+
+def deleted_file(path: Path) -> Path:
+    """The tombstone file of the vector file ``path``."""
+    return path.with_name(path.stem + ".deleted.npy")
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a handle: np.save would append ".npy" to a path
+        np.save(handle, array)
+
+
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def _default_threshold() -> int:

@@ -1,12 +1,16 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from kb import lexical
+from kb import vectors as vectors_module
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, IngestLockedError
-from kb.index import IndexDir, open_current
-from kb.ingest import EXIT_PARTIAL, Ingestor
+from kb.index import VECTORS_DELETED_FILE, IndexDir, open_current
+from kb.ingest import EXIT_PARTIAL, GERMAN, Ingestor, passage_text
+from kb.lexical import LexicalIndex
 from kb.search import Searcher
 from kb.settings import Settings
 from tests import factories
@@ -81,6 +85,62 @@ def test_incremental_add_change_delete(fresh: Settings, embedder: Embedder) -> N
     assert "Radfahrkurse für Frauen" in titles and "Schwimmkurse für Mädchen" not in titles
     assert "Demenz und Migration in der Altenpflege" not in titles
     assert top_titles(fresh, embedder, "Fahrrad fahren lernen", 1) == ["Radfahrkurse für Frauen"]
+
+
+def test_an_update_in_an_hnsw_index_leaves_tombstones_not_a_rebuilt_graph(
+    fresh: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = fresh.model_copy(update={"ann_threshold": 5})  # the small corpus (8+ chunks) as an HNSW graph
+    monkeypatch.setattr(vectors_module, "COMPACT_FRACTION", 0.5)  # one chunk of 8 would be over the 10 %
+    ingestor = Ingestor(settings, embedder)
+    ingestor.run()
+    before = open_current(settings.index_dir)
+    assert before.vectors.is_ann
+    key = "wuppertal/schwimmkurs.md"
+    old_chunks = set(before.doc_chunks[next(d.id for d in before.store.documents() if d.key == key)].tolist())
+    (settings.corpus_dir / key).write_text(
+        factories.markdown("Radfahrkurse für Frauen", "Wuppertal", "Frauen lernen Fahrradfahren im Stadtteil."),
+        encoding="utf-8",
+    )
+    report = ingestor.run()
+    assert report.updated == [key]
+    after = open_current(settings.index_dir)
+    assert after.vectors.is_ann and len(after.vectors) == after.manifest.chunks
+    tombstones = np.load(after.folder / VECTORS_DELETED_FILE)
+    assert set(tombstones.tolist()) == old_chunks  # the graph kept them as tombstones: no rebuild
+    hits = Searcher(settings, embedder).search("Fahrrad fahren lernen", 20).hits
+    assert hits[0].document.metadata.title == "Radfahrkurse für Frauen"
+    assert not old_chunks & {hit.chunk.id for hit in hits}
+
+
+def test_an_update_analyses_only_the_changed_chunks_for_bm25(
+    fresh: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lexical, "FULL_REBUILD_FRACTION", 1.0)  # the small corpus would otherwise be rebuilt
+    ingestor = Ingestor(fresh, embedder)
+    ingestor.run()
+    built = []
+    monkeypatch.setattr(LexicalIndex, "build", lambda chunks, _b=LexicalIndex.build: built.append(1) or _b(chunks))
+    (fresh.corpus_dir / "wuppertal" / "schwimmkurs.md").write_text(
+        factories.markdown("Radfahrkurse für Frauen", "Wuppertal", "Frauen lernen Fahrradfahren im Stadtteil."),
+        encoding="utf-8",
+    )
+    assert ingestor.run().updated == ["wuppertal/schwimmkurs.md"]
+    assert not built  # updated from the previous version's term counts, not built from all chunks
+    index = open_current(fresh.index_dir)
+    meta = {d: doc.metadata for d, doc in index.documents.items()}
+    german = [
+        (c, passage_text(meta[d].title, h, t))
+        for c, d, h, t in index.store.chunk_texts()
+        if meta[d].language in GERMAN
+    ]
+    full = LexicalIndex.build(german)
+    assert index.lexical.chunk_ids.tolist() == full.chunk_ids.tolist()
+    assert set(index.lexical.terms) == set(full.terms) and "schwimmkurs" not in index.lexical.terms
+    for query in ("Fahrrad fahren lernen", "Schwimmkurse für Mädchen", "Eltern Zuwanderungsgeschichte"):
+        got = index.lexical.search(index.lexical.query_terms(query), 5)
+        assert [i for i, _ in got] == [i for i, _ in full.search(full.query_terms(query), 5)]
+    assert top_titles(fresh, embedder, "Fahrradfahren im Stadtteil", 1) == ["Radfahrkurse für Frauen"]
 
 
 def test_sidecar_change_counts_as_a_change(fresh: Settings, embedder: Embedder) -> None:

@@ -53,17 +53,55 @@ def test_filtered_search_is_exact_on_hnsw(tmp_path: Path, data: tuple[list[int],
     assert np.allclose([s for _, s in got], [s for s, _ in expected], atol=1e-5)
 
 
-def test_removing_from_hnsw_keeps_the_rest_searchable(
+def test_removing_from_hnsw_tombstones_without_a_rebuild(
     tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
 ) -> None:
     ids, x, q = data
     vectors = Vectors.load(_path_of(tmp_path, ids, x), mmap=False, ann_threshold=1000)
     assert vectors.is_ann
-    best = vectors.search_exact(q[0], 1)[0][0]
-    assert vectors.remove([best]) == 1 and len(vectors) == len(ids) - 1
-    assert best not in {i for i, _ in vectors.search(q[0], 10)}
+    best = [i for i, _ in vectors.search_exact(q[0], 3)]
+    assert vectors.remove([*best, best[0], 999_999]) == 3  # repeated and unknown ids are not counted
+    assert vectors.remove([best[0]]) == 0 and len(vectors) == len(ids) - 3
+    assert vectors.is_ann  # still the graph: no rebuild for a removal
+    assert not set(best) & {i for i, _ in vectors.search(q[0], 10)}
+    assert not set(best) & {i for i, _ in vectors.search_exact(q[0], 10)}
+    assert not set(best) & {i for i, _ in vectors.search(q[0], 10, allowed=[*best, ids[5]])}
+    assert set(best).isdisjoint(vectors.ids()) and len(vectors.ids()) == len(ids) - 3
+    vectors.add([9_000_000], x[:1])  # adding to a graph with tombstones extends it
     vectors.save(tmp_path / "again.faiss")
-    assert Vectors.load(tmp_path / "again.faiss").is_ann
+    again = Vectors.load(tmp_path / "again.faiss", mmap=True, ann_threshold=1000)
+    assert again.is_ann and len(again) == len(ids) - 2
+    assert not set(best) & {i for i, _ in again.search(q[0], 10)}
+    assert 9_000_000 in {i for i, _ in again.search(x[0], 3)}
+    recall = np.mean(
+        [len({i for i, _ in again.search(v, 10)} & {i for i, _ in again.search_exact(v, 10)}) / 10 for v in q]
+    )
+    assert recall >= 0.98
+
+
+def test_many_tombstones_rebuild_the_graph_on_save(
+    tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
+) -> None:
+    ids, x, q = data
+    vectors = Vectors.load(_path_of(tmp_path, ids, x), mmap=False, ann_threshold=1000)
+    removed = ids[::5]  # 20 % > COMPACT_FRACTION
+    assert vectors.remove(removed) == len(removed)
+    vectors.save(tmp_path / "compact.faiss")
+    compact = Vectors.load(tmp_path / "compact.faiss", ann_threshold=1000)
+    assert compact.is_ann and len(compact) == len(ids) - len(removed)
+    assert set(removed).isdisjoint(compact._all_ids())  # rebuilt from the live vectors only
+    assert not set(removed) & {i for v in q for i, _ in compact.search(v, 10)}
+
+
+def test_an_hnsw_index_shrunk_below_the_threshold_is_saved_flat(
+    tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
+) -> None:
+    ids, x, _ = data
+    vectors = Vectors.load(_path_of(tmp_path, ids, x), mmap=False, ann_threshold=1000)
+    vectors.remove(ids[999:])
+    vectors.save(tmp_path / "small.faiss")
+    small = Vectors.load(tmp_path / "small.faiss", ann_threshold=1000)
+    assert not small.is_ann and sorted(small.ids()) == ids[:999]
 
 
 def _path_of(tmp_path: Path, ids: list[int], x: np.ndarray) -> Path:

@@ -1,0 +1,79 @@
+"""BM25 kept up to date by a writer: analysing only the changed chunks gives the index a full build gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb import lexical
+from kb.lexical import LexicalIndex, vocabulary_counts
+
+TEXTS = [
+    "Das Elterncafé lädt Mütter und Väter mit Zuwanderungsgeschichte jede Woche in die Grundschule ein.",
+    "Sprachbildung im Fachunterricht: Lehrkräfte planen Wortspeicher für Mathematik und Sachunterricht.",
+    "Ehrenamtliche Lernpatinnen begleiten neu zugewanderte Kinder bei den Hausaufgaben.",
+    "Herkunftssprachlicher Unterricht in Türkisch und Arabisch stärkt die Mehrsprachigkeit.",
+    "Die Kommune bildet Sprach- und Kulturmittler für Elterngespräche in Kitas und Schulen aus.",
+    "Schwimmkurse für Mädchen finden im geschützten Raum mit Trainerinnen des Sportvereins statt.",
+    "Seiteneinsteigerinnen lernen Deutsch als Zweitsprache in Vorbereitungsklassen der Sekundarstufe.",
+    "Bildungsberatung für neu zugewanderte Jugendliche am Übergang von der Schule in den Beruf.",
+]
+REMOVED = {2, 6}  # chunk ids taken out by the writer
+ADDED = [
+    (20, "Ein Patenschaftsprogramm bringt Ehrenamtliche und neu zugewanderte Familien im Stadtteil zusammen."),
+    (21, "Der Quokkaverband übersetzt Zeugnisse für Eltern in mehrere Sprachen."),
+]
+QUERIES = ["Ehrenamtliche Paten für zugewanderte Familien", "Türkisch Mehrsprachigkeit", "Zeugnisse übersetzen"]
+
+
+@pytest.fixture
+def previous(tmp_path: Path) -> Path:
+    LexicalIndex.build(list(enumerate(TEXTS, start=1))).save(tmp_path)
+    return tmp_path
+
+
+def _update(folder: Path, removed: set[int], added: list[tuple[int, str]]) -> LexicalIndex | None:
+    gone = [text for i, text in enumerate(TEXTS, start=1) if i in removed]
+    return LexicalIndex.updated(folder, removed, vocabulary_counts(gone), added)
+
+
+def test_an_update_gives_the_index_a_full_build_gives(previous: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lexical, "FULL_REBUILD_FRACTION", 1.0)  # this tiny index would otherwise be rebuilt
+    updated = _update(previous, REMOVED, ADDED)
+    assert updated is not None
+    full = LexicalIndex.build([(i, t) for i, t in enumerate(TEXTS, start=1) if i not in REMOVED] + ADDED)
+    assert updated.chunk_ids.tolist() == full.chunk_ids.tolist() == [1, 3, 4, 5, 7, 8, 20, 21]
+    assert set(updated.terms) == set(full.terms)
+    assert updated.analyzer.splitter.vocabulary == full.analyzer.splitter.vocabulary
+    for query in QUERIES:
+        got, want = (index.search(index.query_terms(query), 5) for index in (updated, full))
+        assert got and [i for i, _ in got] == [i for i, _ in want]
+        assert np.allclose([s for _, s in got], [s for _, s in want], rtol=1e-5)
+
+
+def test_words_of_removed_chunks_leave_the_index(previous: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lexical, "FULL_REBUILD_FRACTION", 1.0)
+    updated = _update(previous, {6}, [])  # the swimming course: its words occur nowhere else
+    assert updated is not None
+    assert not {"schwimmkurs", "trainerin", "sportverein"} & set(updated.terms)
+    assert "schwimmkurse" not in updated.analyzer.splitter.vocabulary
+    assert updated.search(updated.query_terms("Schwimmkurse Mädchen"), 5) == []
+    updated.save(previous)  # and it stays out of the next version's files
+    assert "Schwimm" not in (previous / lexical.LEXICAL_TERMS).read_text(encoding="utf-8")
+
+
+def test_too_many_changes_or_an_older_version_ask_for_a_full_build(previous: Path, tmp_path: Path) -> None:
+    assert _update(previous, REMOVED, ADDED) is None  # 4 of 8 chunks changed: over FULL_REBUILD_FRACTION
+    older = tmp_path / "older"
+    older.mkdir()
+    built = LexicalIndex.build(list(enumerate(TEXTS, start=1)))
+    built.counts = None  # a version written before term counts were stored
+    built.save(older)
+    assert LexicalIndex.updated(older, set(), vocabulary_counts([]), ADDED[:1]) is None
+
+
+def test_readers_do_not_load_the_term_counts(previous: Path) -> None:
+    loaded = LexicalIndex.load(previous)
+    assert loaded.counts is None and loaded.search(loaded.query_terms("Elterncafé"), 1)[0][0] == 1
