@@ -52,7 +52,7 @@ from kb.embedder import Embedder
 from kb.evaluation import build_index, load_dataset, run
 from kb.index import IndexDir, open_current
 from kb.ingest import IndexWriter, Ingestor, passage_text
-from kb.search import Searcher
+from kb.search import Filters, Searcher
 from kb.settings import Settings
 from kb.vectors import Vectors
 
@@ -160,7 +160,7 @@ class _StubEncoder:
             other = self.vectors[self._rng.integers(0, pool, n)]
             noise = self._rng.normal(0, 0.005, (n, self.dimension)).astype(np.float32)
             out = weight * self.vectors[rows] + (1 - weight) * other + noise
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        return np.asarray(out / np.linalg.norm(out, axis=1, keepdims=True), dtype=np.float32)
 
 
 #: Chunks per synthetic document: the bundled corpus has 7.6 on average (486 chunks in 64 documents).
@@ -274,6 +274,18 @@ def bench_size(settings: Settings, embedder: Embedder, texts: list[str]) -> dict
     it4 = iter(texts * 10)
     row["lexical_p50"], row["lexical_p95"] = timed(
         lambda: searcher.search(next(it4), 10, mode="lexical"), len(texts)
+    )
+    # Searches that cannot use the graph, at their widest: a filter that allows every chunk (status=published
+    # named explicitly) and "similar documents" (all chunks but the document's own), both exact.
+    everything = Filters(status=("published",))
+    it6 = iter(texts * 10)
+    row["filtered_p50"], row["filtered_p95"] = timed(
+        lambda: searcher.search(next(it6), 10, filters=everything), 50
+    )
+    doc_ids = list(index.documents)[:: max(1, len(index.documents) // 50)][:50]
+    it7 = iter(doc_ids)
+    row["similar_p50"], row["similar_p95"] = timed(
+        lambda: searcher.similar(next(it7), 5, other_districts=False), len(doc_ids)
     )
     qv = embedder.encode_queries(texts[:100])
     it5 = iter(list(qv) * 10)
@@ -416,8 +428,8 @@ def scale_pool(
     cache.mkdir(parents=True, exist_ok=True)
     texts_file, vectors_file = cache / "pool.json", cache / "pool.npy"
     if texts_file.is_file() and vectors_file.is_file():
-        pool = [tuple(row) for row in json.loads(texts_file.read_text(encoding="utf-8"))]
-        return pool, np.load(vectors_file)  # type: ignore[return-value]
+        pool = [(str(a), str(b), str(c)) for a, b, c in json.loads(texts_file.read_text(encoding="utf-8"))]
+        return pool, np.load(vectors_file)
     Ingestor(settings, embedder).run()
     seed = open_current(settings.index_dir)
     pool = [(seed.documents[d].metadata.title, h, t) for _, d, h, t in seed.store.chunk_texts()]
@@ -788,16 +800,34 @@ def _scale_section(scale: dict[int, dict[str, Any]]) -> list[str]:
         "",
         "Where the time of one search goes (p50 / p95 of each part alone):",
         "",
-        "| chunks | query encoding | BM25 search (lexical mode) | vector index, k = 100 | ANN Recall@10 |",
-        "|---|---|---|---|---|",
+        "| chunks | query encoding | BM25 search (lexical mode) | vector index, k = 100 | ANN Recall@10 "
+        "| search filtered to all chunks (exact) | similar documents (exact) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for size, r in scale.items():
         recall = f"{r['recall10']:.3f}" if "recall10" in r else "exact"
+        exact = [
+            f"{_ms(r[f'{k}_p50'])} / {_ms(r[f'{k}_p95'])}" if f"{k}_p50" in r else "-"
+            for k in ("filtered", "similar")
+        ]
         lines.append(
             f"| {size:,} | {_ms(r['encode_p50'])} / {_ms(r['encode_p95'])} | "
             f"{_ms(r['lexical_p50'])} / {_ms(r['lexical_p95'])} | {_ms(r['dense_p50'])} / {_ms(r['dense_p95'])} "
-            f"| {recall} |"
+            f"| {recall} | {exact[0]} | {exact[1]} |"
         )
+    writes = [(size, r) for size, r in scale.items() if "write_upload_s" in r]
+    if writes:
+        lines += [
+            "",
+            "Writes (a curator's upload of a new Markdown file, a metadata change, a purge; each publishes a new",
+            "version and returns when it is searchable, as `POST/PATCH/DELETE /documents` do):",
+            "",
+            "| chunks | upload | metadata change | purge |",
+            "|---|---|---|---|",
+        ]
+        for size, r in writes:
+            upload, metadata, purge = r["write_upload_s"], r["write_metadata_s"], r["write_purge_s"]
+            lines.append(f"| {size:,} | {upload:.1f} s | {metadata:.1f} s | {purge:.1f} s |")
     return lines
 
 

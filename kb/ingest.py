@@ -497,13 +497,14 @@ class Ingestor:
         report: IngestReport,
     ) -> None:
         """Documents that were ingested from under ``roots`` but whose file is gone are removed."""
-        for stored in writer.store.documents():
-            if stored.key in seen or stored.key not in known:
+        prefixes = tuple(os.path.join(str(root), "") for root in roots)  # "…/corpus/" (string tests: fast)
+        exact = {str(root) for root in roots}
+        for doc_id, key, path in writer.store.locations():
+            if key in seen or key not in known:
                 continue
-            path = Path(stored.path)
-            if any(path == root or root in path.parents for root in roots) and not path.exists():
-                writer.remove(stored.id)
-                report.removed.append(stored.key)
+            if (path in exact or path.startswith(prefixes)) and not Path(path).exists():
+                writer.remove(doc_id)
+                report.removed.append(key)
 
 
 def _outside_problem(path: Path, roots: list[Path]) -> str | None:

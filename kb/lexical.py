@@ -327,10 +327,9 @@ class LexicalIndex:
         for column, weight in columns:
             start, end = self.matrix.indptr[column], self.matrix.indptr[column + 1]
             scores[self.matrix.indices[start:end]] += weight * self.matrix.data[start:end]
-        if allowed is not None:
-            mask = np.isin(self.chunk_ids, allowed, assume_unique=False)
-            scores[~mask] = 0.0
         candidates = np.flatnonzero(scores > 0)
+        if allowed is not None:  # only the rows that scored are checked, not every chunk
+            candidates = candidates[np.isin(self.chunk_ids[candidates], allowed)]
         if len(candidates) > k:
             candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
         order = candidates[np.argsort(-scores[candidates], kind="stable")]

@@ -291,7 +291,7 @@ class Searcher:
         allowed = np.concatenate(others)
 
         def candidates(pool: int) -> list[tuple[int, float]]:
-            return index.vectors.search(centroid, pool, allowed.tolist())
+            return index.vectors.search(centroid, pool, allowed)
 
         ranked = grouped(index, candidates, k)
         return self._hits(index, ranked, set())
@@ -313,12 +313,11 @@ def rank(
     allowed: np.ndarray | None,
 ) -> list[tuple[int, float]]:
     """Up to ``pool`` chunk ids with scores, best first, restricted to ``allowed`` exactly."""
-    allowed_list = allowed.tolist() if allowed is not None else None
     if mode == "lexical":
         return index.lexical.search(terms, pool, allowed)
     if vector is None:
         raise ValueError("dense and hybrid ranking need a query vector")
-    dense = index.vectors.search(vector, pool, allowed_list)
+    dense = index.vectors.search(vector, pool, allowed)
     if mode == "dense" or weight <= 0:
         return dense
     lexical = index.lexical.search(terms, pool, allowed)

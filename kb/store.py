@@ -124,6 +124,12 @@ class Store:
         rows = self._query(f"SELECT {self._DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,))
         return _document(rows[0]) if rows else None
 
+    def locations(self) -> list[tuple[str, str, str]]:
+        """``(document id, key, path)`` of every stored document (no metadata is parsed)."""
+        return [
+            (str(d), str(k), str(p)) for d, k, p in self._query("SELECT id, key, path FROM documents ORDER BY key")
+        ]
+
     def hashes(self) -> dict[str, tuple[str, str]]:
         """``key → (document id, content hash)`` for every stored document."""
         return {key: (doc_id, h) for doc_id, key, h in self._query("SELECT id, key, content_hash FROM documents")}
@@ -209,8 +215,10 @@ class Store:
         return found
 
     def chunk_ids_by_document(self) -> dict[str, list[int]]:
+        """The chunk ids of each document in reading order (from the ``chunks_doc`` index alone: the chunk
+        texts are not read, which matters at a million chunks)."""
         result: dict[str, list[int]] = {}
-        for chunk_id, doc_id in self._query("SELECT id, doc_id FROM chunks ORDER BY id"):
+        for doc_id, chunk_id in self._query("SELECT doc_id, id FROM chunks ORDER BY doc_id, ordinal"):
             result.setdefault(doc_id, []).append(chunk_id)
         return result
 
