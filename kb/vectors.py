@@ -49,6 +49,7 @@ class Vectors:
         #: Sorted ids removed from an HNSW graph but still in it (tombstones); always empty for flat storage.
         self._deleted = np.zeros(0, dtype=np.int64) if deleted is None else np.asarray(deleted, dtype=np.int64)
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # (all ids, their sort order), made on demand
+        self._mapped = False  # a memory-mapped index cannot change (faiss would abort the process)
 
     @classmethod
     def new(cls, dimension: int, ann_threshold: int | None = None) -> Vectors:
@@ -56,8 +57,12 @@ class Vectors:
 
     @classmethod
     def load(cls, path: Path, *, mmap: bool = False, ann_threshold: int | None = None) -> Vectors:
-        """Read an index file; ``mmap`` maps it read-only (for searching; adding or removing then fails)."""
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        """Read an index file; ``mmap`` maps it instead, for searching only (adding or removing then raises).
+
+        Mapped (``IO_FLAG_MMAP_IFC``), the vectors and the graph are file-backed pages: shared with the page
+        cache and other processes, loaded as touched, and given back to the kernel under memory pressure.
+        """
+        flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
         try:
             index = faiss.read_index(str(path), flags)
         except RuntimeError as exc:
@@ -78,7 +83,9 @@ class Vectors:
             raise IndexUnavailableError(
                 f"The file {deleted_path} is unreadable ({exc}); rebuild the index with `kb ingest --rebuild`."
             ) from exc
-        return cls(index, ann_threshold, deleted)
+        vectors = cls(index, ann_threshold, deleted)
+        vectors._mapped = mmap
+        return vectors
 
     def save(self, path: Path) -> None:
         """Write atomically, with the tombstone file beside it; from the ANN threshold on, as an HNSW graph
@@ -108,7 +115,14 @@ class Vectors:
         ids = self._all_ids()
         return ids[self._live(ids)] if len(self._deleted) else ids
 
+    def _check_writable(self) -> None:
+        if self._mapped:
+            raise ValueError(
+                "This vector index is memory-mapped for searching; load it with mmap=False to change it."
+            )
+
     def add(self, ids: list[int], vectors: np.ndarray) -> None:
+        self._check_writable()
         if len(ids) != len(vectors):
             raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
         if len(ids):
@@ -121,6 +135,7 @@ class Vectors:
         """Remove ``ids`` (unknown ones are ignored); from an HNSW graph as tombstones. Returns how many."""
         if not ids:
             return 0
+        self._check_writable()
         wanted = np.asarray(ids, dtype=np.int64)
         self._lookup = None
         if not self.is_ann:

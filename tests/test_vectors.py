@@ -107,3 +107,17 @@ def test_an_hnsw_index_shrunk_below_the_threshold_is_saved_flat(
 def _path_of(tmp_path: Path, ids: list[int], x: np.ndarray) -> Path:
     _saved(tmp_path, ids, x, threshold=1000)
     return tmp_path / "v.faiss"
+
+
+def test_a_memory_mapped_index_refuses_changes_instead_of_crashing(
+    tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
+) -> None:
+    ids, x, q = data
+    for threshold in (1000, len(ids) + 1):  # HNSW and flat
+        mapped = _saved(tmp_path, ids, x, threshold=threshold)
+        assert mapped.search(q[0], 3)
+        with pytest.raises(ValueError, match="memory-mapped"):
+            mapped.add([9_999_999], x[:1])
+        with pytest.raises(ValueError, match="memory-mapped"):
+            mapped.remove([ids[0]])
+        assert len(mapped) == len(ids)
