@@ -148,7 +148,7 @@ class _LexicalChanges:
 
     removed: list[int] = field(default_factory=list)
     removed_vocabulary: Counter[str] = field(default_factory=Counter)
-    added: list[tuple[int, str]] = field(default_factory=list)
+    added: dict[int, str] = field(default_factory=dict)
 
 
 class IndexWriter:
@@ -197,6 +197,8 @@ class IndexWriter:
             stored = self.store.document(doc_id)
             if stored is not None and stored.metadata.language in GERMAN:
                 for chunk in self.store.chunks_of(doc_id):
+                    if changes.added.pop(chunk.id, None) is not None:
+                        continue  # added by this writer: never in the previous version's BM25
                     text = passage_text(stored.metadata.title, chunk.heading, chunk.text)
                     changes.removed.append(chunk.id)
                     changes.removed_vocabulary.update(vocabulary_counts([text]))
@@ -229,10 +231,10 @@ class IndexWriter:
             ids = self.store.put_document(doc_id, key, content_hash, document, chunks)
             self.vectors.add(ids, vectors)
             if self._lexical_changes is not None and document.metadata.language in GERMAN:
-                self._lexical_changes.added += [
+                self._lexical_changes.added.update(
                     (i, passage_text(document.metadata.title, c.heading, c.text))
                     for i, c in zip(ids, chunks, strict=True)
-                ]
+                )
                 self._check_lexical_budget()
         self._pending, self._pending_chunks = [], 0
 
@@ -269,7 +271,7 @@ class IndexWriter:
         changes = self._lexical_changes
         if changes is not None and self._previous is not None:
             updated = LexicalIndex.updated(
-                self._previous, changes.removed, changes.removed_vocabulary, changes.added
+                self._previous, changes.removed, changes.removed_vocabulary, list(changes.added.items())
             )
             if updated is not None and len(updated.chunk_ids) == self.store.count_chunks(GERMAN):
                 return updated

@@ -1,3 +1,4 @@
+import logging
 import shutil
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_an_update_in_an_hnsw_index_leaves_tombstones_not_a_rebuilt_graph(
 
 
 def test_an_update_analyses_only_the_changed_chunks_for_bm25(
-    fresh: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    fresh: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(lexical, "FULL_REBUILD_FRACTION", 1.0)  # the small corpus would otherwise be rebuilt
     ingestor = Ingestor(fresh, embedder)
@@ -141,6 +142,25 @@ def test_an_update_analyses_only_the_changed_chunks_for_bm25(
         got = index.lexical.search(index.lexical.query_terms(query), 5)
         assert [i for i, _ in got] == [i for i, _ in full.search(full.query_terms(query), 5)]
     assert top_titles(fresh, embedder, "Fahrradfahren im Stadtteil", 1) == ["Radfahrkurse für Frauen"]
+
+    # Changed and purged in one run: the chunks this writer added are taken out again, and nothing falls back.
+    (fresh.corpus_dir / "wuppertal" / "schwimmkurs.md").write_text(
+        factories.markdown("Radfahrkurse für Seniorinnen", "Wuppertal", "Seniorinnen üben Radfahren im Park."),
+        encoding="utf-8",
+    )
+    built.clear()  # (the comparison above built one)
+    with caplog.at_level(logging.WARNING, logger="kb.ingest"):
+        report = ingestor.run(purge=["wuppertal/schwimmkurs.md"])
+    assert report.removed == ["wuppertal/schwimmkurs.md"] and not built and not caplog.records
+    index = open_current(fresh.index_dir)
+    assert "seniorin" not in index.lexical.terms and len(index.lexical.chunk_ids) == index.manifest.chunks
+    full = LexicalIndex.build(
+        [(c, passage_text(meta[d].title, h, t)) for c, d, h, t in index.store.chunk_texts() if d in meta]
+    )
+    assert index.lexical.chunk_ids.tolist() == full.chunk_ids.tolist()
+    # Kept chunks keep the compound splits of the vocabulary they were analysed with (docs/performance.md):
+    # a full build may split a word or two differently, nothing more.
+    assert len(set(index.lexical.terms) ^ set(full.terms)) <= 0.02 * len(full.terms)
 
 
 def test_sidecar_change_counts_as_a_change(fresh: Settings, embedder: Embedder) -> None:
