@@ -233,8 +233,11 @@ class LexicalIndex:
         tf.resize((tf.shape[0], len(terms)))
         ids = np.concatenate([old_ids[keep], np.asarray([i for i, _ in added], dtype=np.int64)])
         stacked = sparse.vstack([tf[keep], new_tf], format="csr")
-        order = np.argsort(ids, kind="stable")  # new chunk ids are larger, so this is usually the identity
-        return cls._weighted(ids[order], stacked[order], terms, analyzer, changed)
+        del tf
+        if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):  # new chunk ids are larger: sorted as a rule
+            order = np.argsort(ids, kind="stable")
+            ids, stacked = ids[order], stacked[order]
+        return cls._weighted(ids, stacked, terms, analyzer, changed)
 
     @classmethod
     def _weighted(
@@ -250,14 +253,13 @@ class LexicalIndex:
             names = list(terms)
             terms = {names[column]: i for i, column in enumerate(used)}
         rows = tf.shape[0]
-        lengths = np.asarray(tf.sum(axis=1)).ravel().astype(np.float32)
+        row_of = np.repeat(np.arange(rows, dtype=np.int32), np.diff(tf.indptr))  # the row of each posting
+        lengths = np.bincount(row_of, weights=tf.data, minlength=rows).astype(np.float32)
         idf = np.log1p((rows - df + 0.5) / (df + 0.5)).astype(np.float32)
         norm = K1 * (1 - B + B * lengths / max(float(lengths.mean()) if rows else 1.0, 1e-6))
-        weights = tf.tocoo()
-        data = weights.data * (K1 + 1) / (weights.data + norm[weights.row]) * idf[weights.col]
-        matrix = sparse.csc_matrix(
-            (data.astype(np.float32), (weights.row, weights.col)), shape=(rows, max(len(terms), 1))
-        )
+        data = (tf.data * (K1 + 1) / (tf.data + norm[row_of]) * idf[tf.indices]).astype(np.float32)
+        del row_of
+        matrix = sparse.csr_matrix((data, tf.indices, tf.indptr), shape=(rows, max(len(terms), 1))).tocsc()
         return cls(ids, matrix, terms, analyzer, (tf, changed))
 
     def save(self, folder: Path) -> None:
