@@ -18,6 +18,7 @@ Scripts, not timed tests: the numbers go into the docs with the machine they wer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import multiprocessing
@@ -490,6 +491,10 @@ def bench_writes(settings: Settings, embedder: Embedder, work: Path) -> dict[str
     principal = Principal(Role.CURATOR, "bench")
     text = (REPO / "corpus" / "bielefeld" / "elternsprechtag-mit-dolmetschenden.md").read_bytes()
     row: dict[str, float] = {}
+    gc.collect()
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current resident size
+    row["write_rss_before_mb"] = _status_kb(os.getpid())["VmRSS"] / 1024
     started = time.perf_counter()
     uploaded = curator.upload(principal, "neu.md", text, {"title": "Neuer Bericht", "district": "Bielefeld"})
     row["write_upload_s"] = time.perf_counter() - started
@@ -499,6 +504,7 @@ def bench_writes(settings: Settings, embedder: Embedder, work: Path) -> dict[str
     started = time.perf_counter()
     curator.purge(principal, uploaded.document.id)
     row["write_purge_s"] = time.perf_counter() - started
+    row["write_peak_mb"] = _status_kb(os.getpid())["VmHWM"] / 1024
     shutil.rmtree(copy, ignore_errors=True)
     return row
 
@@ -835,12 +841,18 @@ def _scale_section(scale: dict[int, dict[str, Any]]) -> list[str]:
             "Writes (a curator's upload of a new Markdown file, a metadata change, a purge; each publishes a new",
             "version and returns when it is searchable, as `POST/PATCH/DELETE /documents` do):",
             "",
-            "| chunks | upload | metadata change | purge |",
-            "|---|---|---|---|",
+            "Memory: the resident size of the benchmark process (model and the loaded index) before the writes",
+            "and its peak during them (the writer holds the vectors and BM25's term counts while it works).",
+            "",
+            "| chunks | upload | metadata change | purge | memory before / peak during the writes |",
+            "|---|---|---|---|---|",
         ]
         for size, r in writes:
             upload, metadata, purge = r["write_upload_s"], r["write_metadata_s"], r["write_purge_s"]
-            lines.append(f"| {size:,} | {upload:.1f} s | {metadata:.1f} s | {purge:.1f} s |")
+            memory = (
+                f"{r['write_rss_before_mb']:,.0f} / {r['write_peak_mb']:,.0f} MB" if "write_peak_mb" in r else "-"
+            )
+            lines.append(f"| {size:,} | {upload:.1f} s | {metadata:.1f} s | {purge:.1f} s | {memory} |")
     return lines
 
 
