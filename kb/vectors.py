@@ -215,7 +215,7 @@ class Vectors:
         if not len(rows):
             return []
         # A broad filter scores every vector in place: much cheaper than gathering the allowed rows
-        # (at 1M vectors, "all but one document" took 0.8 s so against 2.7 s by gathering).
+        # (at 1M vectors, "all but one document" took 0.8 s against 2.7 s by gathering).
         broad = len(rows) > len(all_ids) // 8
         scores = (self._stored() @ query)[rows] if broad else self._stored()[rows] @ query
         k = min(k, len(rows))
