@@ -50,6 +50,7 @@ class Vectors:
         self._deleted = np.zeros(0, dtype=np.int64) if deleted is None else np.asarray(deleted, dtype=np.int64)
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # (all ids, their sort order), made on demand
         self._mapped = False  # a memory-mapped index cannot change (faiss would abort the process)
+        self._skip: tuple[faiss.IDSelector, faiss.IDSelector] | None = None  # see _skip_deleted
 
     @classmethod
     def new(cls, dimension: int, ann_threshold: int | None = None) -> Vectors:
@@ -144,6 +145,7 @@ class Vectors:
         present = np.unique(wanted[np.isin(wanted, all_ids)])
         present = present[~np.isin(present, self._deleted)]
         self._deleted = np.union1d(self._deleted, present)
+        self._skip = None
         return len(present)
 
     def search(
@@ -161,9 +163,9 @@ class Vectors:
             params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
             k = min(k, len(allowed))
         elif self.is_ann:
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]
-            if len(self._deleted):
-                params.sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(self._deleted))
+            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                efSearch=max(HNSW_EF_SEARCH, k), sel=self._skip_deleted()
+            )
         k = min(k, len(self))
         scores, ids = self._index.search(q, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
@@ -187,6 +189,15 @@ class Vectors:
         return np.asarray(self._index.reconstruct(int(chunk_id)), dtype=np.float32)
 
     # ------------------------------------------------------------------------------------------ internals
+
+    def _skip_deleted(self) -> faiss.IDSelector | None:
+        """A selector that leaves out the tombstones, made once and kept (faiss holds only a raw pointer)."""
+        if not len(self._deleted):
+            return None
+        if self._skip is None:
+            inner = faiss.IDSelectorBatch(self._deleted)
+            self._skip = (inner, faiss.IDSelectorNot(inner))
+        return self._skip[1]
 
     def _all_ids(self) -> np.ndarray:
         """The ids of all stored vectors in storage order, tombstones included."""

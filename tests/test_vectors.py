@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,8 @@ def test_removing_from_hnsw_tombstones_without_a_rebuild(
     assert vectors.remove([*best, best[0], 999_999]) == 3  # repeated and unknown ids are not counted
     assert vectors.remove([best[0]]) == 0 and len(vectors) == len(ids) - 3
     assert vectors.is_ann  # still the graph: no rebuild for a removal
+    assert not set(best) & {i for i, _ in vectors.search(q[0], 10)}
+    gc.collect()  # the cached tombstone selector must outlive any temporary (faiss keeps a raw pointer)
     assert not set(best) & {i for i, _ in vectors.search(q[0], 10)}
     assert not set(best) & {i for i, _ in vectors.search_exact(q[0], 10)}
     assert not set(best) & {i for i, _ in vectors.search(q[0], 10, allowed=[*best, ids[5]])}
