@@ -127,12 +127,25 @@ class Analyzer:
     def __init__(self, splitter: CompoundSplitter) -> None:
         self.splitter = splitter
         self._cache: dict[str, tuple[str, ...]] = {}
+        self._tokens: dict[str, frozenset[str]] = {}
 
     def terms(self, text: str) -> list[str]:
         out: list[str] = []
         for word in words(text):
             out.extend(self.word_terms(word))
         return out
+
+    def token_terms(self, token: str) -> frozenset[str]:
+        """The terms of one whitespace-delimited token as it stands in a text ("Sprachbildung," with its comma).
+
+        Cached, because snippets test the same tokens of the same chunks at every search that shows them.
+        """
+        cached = self._tokens.get(token)
+        if cached is None:
+            cached = frozenset(self.terms(token))
+            if len(self._tokens) < 500_000:
+                self._tokens[token] = cached
+        return cached
 
     def stems(self, text: str) -> list[str]:
         """The stems of the words alone, without compound parts (what synonyms are matched against)."""

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
 
@@ -147,6 +147,40 @@ class IndexHandle:
             return self._loaded
 
 
+class ResultCache:
+    """The latest results of repeated identical searches, for one index version at a time (thread-safe LRU).
+
+    A search's key includes the index version's folder, and the cache empties when a new version is served, so a
+    cached result is always what the search would compute now.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._version = ""
+        self._items: OrderedDict[Hashable, SearchResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: str, key: Hashable) -> SearchResult | None:
+        with self._lock:
+            if version != self._version:
+                return None
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, version: str, key: Hashable, result: SearchResult) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            if version != self._version:
+                self._items.clear()
+                self._version = version
+            self._items[key] = result
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 class Searcher:
     """Search and read access to the knowledge base, as the CLI and the API use it."""
 
@@ -154,6 +188,7 @@ class Searcher:
         self.settings = settings
         self.embedder = embedder or Embedder(settings)
         self.handle = IndexHandle(settings, self.embedder)
+        self.results = ResultCache(settings.result_cache_size)
 
     @property
     def index(self) -> LoadedIndex:
@@ -187,11 +222,18 @@ class Searcher:
         started = time.perf_counter()
         text = self.validate(query, k, mode)
         chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
-        _ = self.index  # a missing or incompatible index fails here, before the model is loaded
+        index = self.index  # a missing or incompatible index fails here, before the model is loaded
+        filters = filters or None  # no restriction, however it is spelled
+        version, key = index.folder.name, (text, k, chosen, group, filters, facets)
+        cached = self.results.get(version, key)
+        if cached is not None:
+            return replace(cached, took_ms=(time.perf_counter() - started) * 1000)
         vector = self.embedder.encode_queries([text])[0] if chosen != "lexical" else None
-        return self.search_encoded(
-            text, vector, k, mode=chosen, group=group, filters=filters, facets=facets, started=started
+        result = self.search_encoded(
+            text, vector, k, mode=chosen, group=group, filters=filters, facets=facets, started=started, index=index
         )
+        self.results.put(version, key, result)
+        return result
 
     def search_encoded(
         self,
@@ -205,14 +247,16 @@ class Searcher:
         facets: bool = False,
         started: float | None = None,
         with_hits: bool = True,
+        index: LoadedIndex | None = None,
     ) -> SearchResult:
         """Search with a query vector that is already encoded (evaluation encodes all queries in one batch).
 
         ``with_hits=False`` only ranks: the result's ``ranking`` holds document ids and no hits are built (the
-        near-duplicates shown with a result follow it, as a reader sees them under "also from").
+        near-duplicates shown with a result follow it, as a reader sees them under "also from"). ``index`` is the
+        version to search (default: the live one).
         """
         started = time.perf_counter() if started is None else started
-        index = self.index
+        index = self.index if index is None else index
         allowed = allowed_chunks(index, filters) if filters else None
         weight = lexical_weight(index.lexical, text) if mode == "hybrid" else float(mode == "lexical")
         terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
@@ -453,15 +497,11 @@ def snippet(
 ) -> tuple[str, list[tuple[int, int]]]:
     """The window of ``size`` words that matches the most query terms, and the matched words' character spans."""
     tokens = [(m.start(), m.end()) for m in _SPACE.finditer(text)]
-    seen: dict[str, bool] = {}  # words repeat: analyse each distinct one once
-
-    def matches(word: str) -> bool:
-        found = seen.get(word)
-        if found is None:
-            found = seen[word] = bool(set(analyzer.terms(word)) & terms)
-        return found
-
-    matched = [bool(terms) and matches(text[a:b]) for a, b in tokens]
+    if terms:
+        token_terms = analyzer.token_terms
+        matched = [not terms.isdisjoint(token_terms(text[a:b])) for a, b in tokens]
+    else:
+        matched = [False] * len(tokens)
     best = 0
     if len(tokens) > size and any(matched):
         window = sum(matched[:size])

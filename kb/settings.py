@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         description="'onnx-int8' (ONNX Runtime, int8 weights, exported once) or 'torch' (float32).",
     )
     query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept for repeated queries; 0 = off.")
+    result_cache_size: int = Field(
+        256, ge=0, description="Results kept for repeated identical searches on the same index version; 0 = off."
+    )
     ann_threshold: int = Field(
         50_000, ge=0, description="From this many chunks on, dense search uses an HNSW index instead of exact."
     )

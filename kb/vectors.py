@@ -4,8 +4,8 @@ Index type by size (``KB_ANN_THRESHOLD``, default 50,000 chunks, see docs/perfor
 
 - below it, exact flat search (``IndexFlatIP``): at 100k chunks one query takes about 15 ms on two cores;
 - from it on, the saved file holds an HNSW graph (``IndexHNSWFlat``, M = 32) built at save time; unfiltered
-  searches walk the graph (``efSearch`` 1024; Recall@10 against exact is measured by the benchmark), scores
-  are the exact inner products of the vectors it finds.
+  searches walk the graph (``efSearch`` 512 up to 200k vectors, 1024 beyond; Recall@10 against exact is
+  measured by the benchmark), scores are the exact inner products of the vectors it finds.
 
 Filtered searches (an id allow-list) are exact for both types: a flat index scans only the allowed ids
 (``IDSelectorBatch``); an HNSW index scores the allowed ids' vectors directly (one matrix product), since a graph
@@ -21,7 +21,8 @@ costs no copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -33,7 +34,10 @@ from kb.errors import IndexUnavailableError
 ANN_THRESHOLD = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 1024
+#: efSearch of an unfiltered graph walk: 512 up to :data:`SMALL_GRAPH` vectors (Recall@10 0.996 at 100k, 1.9 ms
+#: here), 1024 beyond (0.998 at 100k but 4.1 ms; 0.925 at 1M): see docs/performance.md.
+HNSW_EF_SEARCH_SMALL, HNSW_EF_SEARCH = 512, 1024
+SMALL_GRAPH = 200_000
 #: Share of removed (tombstoned) vectors in an HNSW graph above which a save rebuilds the graph.
 COMPACT_FRACTION = 0.1
 
@@ -163,11 +167,13 @@ class Vectors:
             params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
             k = min(k, len(allowed))
         elif self.is_ann:
+            ef = HNSW_EF_SEARCH_SMALL if self._index.ntotal <= SMALL_GRAPH else HNSW_EF_SEARCH
             params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
-                efSearch=max(HNSW_EF_SEARCH, k), sel=self._skip_deleted()
+                efSearch=max(ef, k), sel=self._skip_deleted()
             )
         k = min(k, len(self))
-        scores, ids = self._index.search(q, k, params=params)
+        with _one_thread():
+            scores, ids = self._index.search(q, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def search_exact(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -272,6 +278,21 @@ def _write(path: Path, write: Callable[[Path], None]) -> None:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run faiss calls of this thread on one OpenMP thread (the setting is per calling thread; restored after).
+
+    One query gains nothing from a team of threads, and the team's idle threads spin after each search, taking the
+    second core from the query encoder: with two threads, a search at 100k chunks took 32 ms instead of 19 ms.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _default_threshold() -> int:

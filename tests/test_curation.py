@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from kb.api.app import create_app
 from kb.curation.db import CurationDB
-from kb.curation.keys import create_key, revoke_key
+from kb.curation.keys import Principal, Role, create_key, revoke_key
+from kb.curation.service import Curator
 from kb.embedder import Embedder
 from kb.ingest import Ingestor
-from kb.search import Searcher
+from kb.search import Filters, Searcher
 from kb.settings import Settings
 from tests import factories
 from tests.conftest import curated_installation, make_small_corpus, serving
@@ -379,3 +380,37 @@ def test_the_first_upload_of_a_new_installation_builds_the_index(tmp_path: Path,
         assert response.status_code == 201, response.text
         hits = client.get("/search", params={"q": "Theater in zwei Sprachen"}).json()["results"]
         assert hits[0]["document_id"] == response.json()["id"]
+
+
+def test_repeated_searches_come_from_the_result_cache_until_the_index_changes(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, _ = curated_installation(tmp_path, embedder)
+    searcher = Searcher(settings, embedder)
+    curator = Curator(searcher)
+    computed: list[str] = []
+    compute = searcher.search_encoded
+
+    def counting(text: str, *args: Any, **kwargs: Any) -> Any:
+        computed.append(text)
+        return compute(text, *args, **kwargs)
+
+    monkeypatch.setattr(searcher, "search_encoded", counting)
+    query = "Wie gewinnen Kommunen Ehrenamtliche für die Arbeit mit Neuzugewanderten?"
+    first = searcher.search(query, 5)
+    again = searcher.search("  " + query.replace(" ", "   "), 5)  # the same question, spaced differently
+    assert len(computed) == 1
+    assert [h.chunk_id for h in again.hits] == [h.chunk_id for h in first.hits] and first.hits
+    searcher.search(query, 3)
+    searcher.search(query, 5, mode="lexical")
+    searcher.search(query, 5, filters=Filters(district=(first.hits[0].document.metadata.district,)))
+    assert len(computed) == 4  # another k, mode or filter is another search
+
+    retired = first.hits[0].document
+    curator.retire(Principal(Role.CURATOR, "test"), retired.id)  # publishes a new index version
+    after = searcher.search(query, 5)
+    assert len(computed) == 5
+    assert retired.id not in [h.document.id for h in after.hits]
+
+    uncached = Searcher(settings.model_copy(update={"result_cache_size": 0}), embedder)
+    assert uncached.search(query, 5).hits[0].chunk_id == after.hits[0].chunk_id

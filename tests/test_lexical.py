@@ -77,3 +77,12 @@ def test_too_many_changes_or_an_older_version_ask_for_a_full_build(previous: Pat
 def test_readers_do_not_load_the_term_counts(previous: Path) -> None:
     loaded = LexicalIndex.load(previous)
     assert loaded.counts is None and loaded.search(loaded.query_terms("Elterncafé"), 1)[0][0] == 1
+
+
+def test_a_token_as_it_stands_in_a_text_has_the_terms_of_its_word() -> None:
+    analyzer = lexical.Analyzer(lexical.CompoundSplitter.from_texts([*TEXTS, "Bildung"]))
+    assert analyzer.token_terms("„Sprachbildung,") == frozenset(analyzer.terms("Sprachbildung"))
+    assert {"sprach", "bildung"} <= analyzer.token_terms("Sprachbildung")  # compound parts too
+    assert analyzer.token_terms("Sprach-") == frozenset(analyzer.terms("Sprach"))
+    assert analyzer.token_terms("und") == frozenset()  # a stop word has no terms
+    assert analyzer.token_terms("„Sprachbildung,") is analyzer.token_terms("„Sprachbildung,")  # cached

@@ -134,6 +134,10 @@ def test_the_page_has_security_headers(client: TestClient) -> None:
     assert response.headers["content-security-policy"] == PAGE_CSP
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "same-origin"
+    docs, api = client.get("/docs"), client.get("/health")
+    assert docs.headers["content-type"].startswith("text/html") and "content-security-policy" not in docs.headers
+    assert "content-security-policy" not in api.headers  # a JSON answer is no page
+    assert docs.headers["x-content-type-options"] == api.headers["x-content-type-options"] == "nosniff"
 
 
 def test_service_binds_to_loopback_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.api import curation, page, routes
-from kb.api.middleware import BodyLimit, RequestObservation
+from kb.api.middleware import BodyLimit, RequestObservation, SecurityHeaders
 from kb.api.startup import Startup
 from kb.embedder import Embedder
 from kb.errors import AuthError, KBError, StartingError
@@ -122,16 +122,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _install_security_headers(app: FastAPI) -> None:
     """CSP, nosniff and a same-origin referrer on HTML pages (not on /docs: Swagger UI needs its CDN)."""
     own_docs = tuple(url for url in (app.docs_url, app.redoc_url) if url)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        html = response.headers.get("content-type", "").startswith("text/html")
-        if html and not request.url.path.startswith(own_docs):
-            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.add_middleware(SecurityHeaders, csp=PAGE_CSP, exempt=own_docs)
 
 
 def describe_validation(exc: RequestValidationError | ValidationError) -> str:
