@@ -1,8 +1,9 @@
 """The int8 ONNX Runtime encoder: the same model as the torch path, exported once and quantised; faster on CPUs.
 
 ``KB_ENCODER=onnx-int8`` uses it. :func:`prepare_onnx_model` exports the prepared sentence-transformers folder
-(transformer + mean pooling + L2 normalisation, as one graph) with the TorchScript exporter, quantises its
-``MatMul`` and ``Gather`` weights to int8 per channel (except the feed-forward outputs) with
+(transformer + mean pooling + L2 normalisation, as one graph) with the TorchScript exporter, fuses each layer's
+attention into one ``Attention`` operator (``onnxruntime.transformers.optimizer``), quantises its ``MatMul`` and
+``Gather`` weights to int8 per channel (except the feed-forward outputs) with
 ``onnxruntime.quantization.quantize_dynamic`` and writes the result beside the source folder
 (``<model>-onnx-int8``), in a temporary sibling renamed into place under a file lock, so a half-written export is
 never used. A marker records the source it was made from; a changed source means a new export.
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bump when the exported folder changes, so that existing exports are redone.
-EXPORT_VERSION = 3  # 3: 7-bit weights (reduce_range), see _quantise
+EXPORT_VERSION = 4  # 3: 7-bit weights (reduce_range), see _quantise; 4: fused attention, see _fuse
 MODEL_FILE = "model-int8.onnx"
 MARKER_NAME = "kb-onnx-export.json"
 _COPIED = ("tokenizer.json", "config.json", "sentence_bert_config.json", "config_sentence_transformers.json")
@@ -126,10 +127,12 @@ def _export(source: Path, target: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        float_model = staging / "model-float32.onnx"
+        float_model, fused_model = staging / "model-float32.onnx", staging / "model-fused.onnx"
         _export_float(source, float_model)
-        _quantise(float_model, staging / MODEL_FILE)
+        _fuse(float_model, fused_model, source)
+        _quantise(fused_model, staging / MODEL_FILE)
         float_model.unlink()
+        fused_model.unlink()
         for name in _COPIED:
             if (source / name).is_file():
                 shutil.copy2(source / name, staging / name)
@@ -173,8 +176,8 @@ def _export_float(source: Path, path: Path) -> None:
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
-    try:
-        model = AutoModel.from_pretrained(str(source), local_files_only=True).eval()
+    try:  # eager attention: the graph pattern that _fuse recognises (SDPA exports as other operators)
+        model = AutoModel.from_pretrained(str(source), local_files_only=True, attn_implementation="eager").eval()
     except Exception as exc:  # the model folder itself is broken, not the export: say so, as the torch path does
         raise ModelError(
             f"The model in {source} cannot be loaded ({type(exc).__name__}: {exc}); "
@@ -195,6 +198,45 @@ def _export_float(source: Path, path: Path) -> None:
         )
 
 
+def _fuse(source: Path, target: Path, model_folder: Path) -> None:
+    """Each layer's attention as one ``Attention`` operator, bias + GELU and residual + LayerNorm fused.
+
+    Fewer, larger operators: on the two-core machine of 2026-12-01, 10-25 % more passages per second than the
+    unfused graph on XQuAD's passages (about 150 tokens; short queries take as long as before), and nDCG@10 on
+    xquad-tr-de 0.821 against 0.819. The fused attention keeps float32 weights: quantising them too made queries
+    15 % faster but cost 0.004 nDCG@10 on xquad-tr-de. A graph the optimiser does not recognise (another
+    architecture) is written unfused: slower, not wrong.
+    """
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    config = _read_json(model_folder / "config.json")
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = False  # it would take the embedding table out of the int8 Gather
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the optimiser logs every fusion it tries
+    try:
+        model = optimizer.optimize_model(
+            str(source),
+            model_type="bert",
+            num_heads=int(config.get("num_attention_heads") or 0),
+            hidden_size=int(config.get("hidden_size") or 0),
+            optimization_options=options,
+            opt_level=0,
+        )
+        fused = model.get_fused_operator_statistics().get("Attention", 0)
+        model.save_model_to_file(str(target))
+    except Exception as exc:  # an optimiser that cannot handle the graph: export it unfused
+        log.warning("Attention fusion failed (%s: %s); the ONNX model stays unfused.", type(exc).__name__, exc)
+        shutil.copy2(source, target)
+        return
+    finally:
+        root.setLevel(level)
+    if not fused:
+        log.warning("No attention was fused in %s; the ONNX model is slower than it could be.", model_folder)
+
+
 def _quantise(source: Path, target: Path) -> None:
     """int8 weights per output channel for MatMul and the embedding tables; activations quantised on the fly.
 
@@ -209,6 +251,7 @@ def _quantise(source: Path, target: Path) -> None:
     was measured with 8-bit weights on a machine whose CPU flags were not recorded).
     """
     import onnx
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(source), load_external_data=False).graph
@@ -226,6 +269,8 @@ def _quantise(source: Path, target: Path) -> None:
             reduce_range=True,
             op_types_to_quantize=["MatMul", "Gather"],
             nodes_to_exclude=keep_float,
+            # Outputs of the fused operators (com.microsoft domain) have no inferred type; they are float32.
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
     finally:
         root.setLevel(level)
