@@ -259,7 +259,7 @@ def timed(fn: Callable[[], object], items: int) -> tuple[float, float]:
 def bench_size(settings: Settings, embedder: Embedder, texts: list[str]) -> dict[str, float]:
     """Latency (in process and over HTTP), load time, memory and ANN recall of the index in settings.index_dir."""
     gc.collect()
-    embedder._cache_size = 0  # unique-query latency: every search encodes its query
+    embedder._cache.size = 0  # unique-query latency: every search encodes its query
     searcher = Searcher(settings, embedder)
     searcher.results.size = 0  # and computes its results (the stages below repeat the same questions)
     before = rss_mb()
@@ -309,7 +309,7 @@ def bench_size(settings: Settings, embedder: Embedder, texts: list[str]) -> dict
         )
         # Repeated queries: the caches are the point. First the query-vector cache alone (every search is
         # computed), then with the result cache too (the default).
-        embedder._cache_size = settings.query_cache_size
+        embedder._cache.size = settings.query_cache_size
         row["concurrent_qps_vectors"] = concurrent(url, texts[:20])
         searcher.results.size = settings.result_cache_size
         row["concurrent_qps"] = concurrent(url, texts[:20])
@@ -673,8 +673,9 @@ DESIGN = [
     "- **Query cache** (`KB_QUERY_CACHE_SIZE`, 1,024): an LRU of query vectors keyed by the normalised query text",
     "  in the embedder (one encoder per embedder), thread-safe; a repeated query costs no model call.",
     "- **Result cache** (`KB_RESULT_CACHE_SIZE`, 256): the results of repeated identical searches (same text,",
-    "  k, mode, grouping, filters, facets), for the index version being served; a new version empties it, so a",
-    "  cached answer is always what the search would compute now. Popular questions (the page's examples, a",
+    "  k, mode, grouping, filters, facets), keyed by the index version too: an older version's results are",
+    "  never served (they age out), so a cached answer is always what the search would compute now.",
+    "  Popular questions (the page's examples, a",
     "  link shared in a training) then cost a dictionary lookup and the HTTP round trip.",
     "- **Index type** (`KB_ANN_THRESHOLD`, 50,000 chunks): below it exact flat search (about 15 ms for 100k",
     "  vectors on this machine and linear in the size); from it on the saved vector file is an HNSW graph (M",

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kb.errors import ModelError
+from kb.lru import LRU
 from kb.settings import BUNDLED_MODEL, Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,9 +63,7 @@ class Embedder:
         self._model: SentenceTransformer | None = None
         self._onnx: OnnxEncoder | None = None
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = settings.query_cache_size
-        self._cache_lock = threading.Lock()
+        self._cache: LRU[str, np.ndarray] = LRU(settings.query_cache_size)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -132,23 +130,12 @@ class Embedder:
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         """Query vectors; the ones seen recently come from the LRU cache (a copy, so callers may modify it)."""
-        found: dict[int, np.ndarray] = {}
-        if self._cache_size:
-            with self._cache_lock:
-                for i, query in enumerate(queries):
-                    cached = self._cache.get(query)
-                    if cached is not None:
-                        self._cache.move_to_end(query)
-                        found[i] = cached
+        found = {i: vector for i, query in enumerate(queries) if (vector := self._cache.get(query)) is not None}
         missing = [i for i in range(len(queries)) if i not in found]
         fresh = self._encode_queries([queries[i] for i in missing]) if missing else None
-        if fresh is not None and self._cache_size:
-            with self._cache_lock:
-                for row, i in enumerate(missing):
-                    self._cache[queries[i]] = fresh[row].copy()
-                    self._cache.move_to_end(queries[i])
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+        if fresh is not None:
+            for row, i in enumerate(missing):
+                self._cache.put(queries[i], fresh[row].copy())
         if fresh is not None and not found:
             return fresh
         out = np.empty((len(queries), self.dimension), dtype=np.float32)

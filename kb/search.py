@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -25,6 +25,7 @@ from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
 from kb.index import IndexDir, LoadedIndex, open_current
 from kb.lexical import Analyzer, LexicalIndex, load_synonyms
+from kb.lru import LRU
 from kb.settings import Settings
 from kb.store import StoredChunk, StoredDocument
 
@@ -147,40 +148,6 @@ class IndexHandle:
             return self._loaded
 
 
-class ResultCache:
-    """The latest results of repeated identical searches, for one index version at a time (thread-safe LRU).
-
-    A search's key includes the index version's folder, and the cache empties when a new version is served, so a
-    cached result is always what the search would compute now.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._version = ""
-        self._items: OrderedDict[Hashable, SearchResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, version: str, key: Hashable) -> SearchResult | None:
-        with self._lock:
-            if version != self._version:
-                return None
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, version: str, key: Hashable, result: SearchResult) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            if version != self._version:
-                self._items.clear()
-                self._version = version
-            self._items[key] = result
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-
 class Searcher:
     """Search and read access to the knowledge base, as the CLI and the API use it."""
 
@@ -188,7 +155,9 @@ class Searcher:
         self.settings = settings
         self.embedder = embedder or Embedder(settings)
         self.handle = IndexHandle(settings, self.embedder)
-        self.results = ResultCache(settings.result_cache_size)
+        #: Results of repeated identical searches; keyed by the index version too, so an older version's
+        #: results are never served (they age out).
+        self.results: LRU[Hashable, SearchResult] = LRU(settings.result_cache_size)
 
     @property
     def index(self) -> LoadedIndex:
@@ -224,15 +193,15 @@ class Searcher:
         chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
         index = self.index  # a missing or incompatible index fails here, before the model is loaded
         filters = filters or None  # no restriction, however it is spelled
-        version, key = index.folder.name, (text, k, chosen, group, filters, facets)
-        cached = self.results.get(version, key)
+        key = (index.folder.name, text, k, chosen, group, filters, facets)
+        cached = self.results.get(key)
         if cached is not None:
             return replace(cached, took_ms=(time.perf_counter() - started) * 1000)
         vector = self.embedder.encode_queries([text])[0] if chosen != "lexical" else None
         result = self.search_encoded(
             text, vector, k, mode=chosen, group=group, filters=filters, facets=facets, started=started, index=index
         )
-        self.results.put(version, key, result)
+        self.results.put(key, result)
         return result
 
     def search_encoded(
