@@ -8,27 +8,57 @@ The public API is small: settings, ingestion, search, curation and the errors.
 >>> Searcher(settings).search("Elterncafé an Grundschulen").hits   # doctest: +SKIP
 """
 
-from kb.curation.service import Curator, UploadResult
-from kb.errors import (
-    AuthError,
-    ConfigError,
-    ConflictError,
-    CurationError,
-    ForbiddenError,
-    IndexMissingError,
-    IndexUnavailableError,
-    IngestLockedError,
-    KBError,
-    LoaderError,
-    ModelError,
-    NotFoundError,
-    QueryError,
-    UnsupportedFileError,
-    UploadTooLargeError,
-)
-from kb.ingest import Ingestor, IngestReport
-from kb.search import Hit, Searcher, SearchResult
-from kb.settings import Settings, get_settings
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kb.curation.service import Curator, UploadResult
+    from kb.errors import (
+        AuthError,
+        ConfigError,
+        ConflictError,
+        CurationError,
+        ForbiddenError,
+        IndexMissingError,
+        IndexUnavailableError,
+        IngestLockedError,
+        KBError,
+        LoaderError,
+        ModelError,
+        NotFoundError,
+        QueryError,
+        UnsupportedFileError,
+        UploadTooLargeError,
+    )
+    from kb.ingest import Ingestor, IngestReport
+    from kb.search import Hit, Searcher, SearchResult
+    from kb.settings import Settings, get_settings
+
+#: Where each public name lives. They are imported on first use, so that importing one module of the package
+#: (the file reader process imports only ``kb.loaders``) does not import all of it.
+_HOMES = {
+    "Curator": "kb.curation.service",
+    "UploadResult": "kb.curation.service",
+    "Ingestor": "kb.ingest",
+    "IngestReport": "kb.ingest",
+    "Hit": "kb.search",
+    "Searcher": "kb.search",
+    "SearchResult": "kb.search",
+    "Settings": "kb.settings",
+    "get_settings": "kb.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name) or ("kb.errors" if name.endswith("Error") and name in __all__ else None)
+    if home is None:
+        raise AttributeError(f"module 'kb' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

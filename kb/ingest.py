@@ -14,6 +14,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,9 +53,12 @@ log = logging.getLogger(__name__)
 CHUNKER_VERSION = 2
 #: Language codes whose documents get German lexical analysis.
 GERMAN = frozenset({"de", "de-de", "de-at", "de-ch", "deu", "ger"})
-#: Chunks of this many encoder batches are collected before encoding: the encoder sorts them by length, so
-#: larger collections pad less (with 4 batches the pipeline reached 0.81 of the raw encoder, measured).
+#: At most this many encoder batches of chunks are collected before they are handed to the encoder: it sorts
+#: them by length, so larger groups pad less (groups of 4 batches reached 0.81 of the raw encoder, measured).
 FLUSH_BATCHES = 16
+#: While the encoder is idle, a group is handed over as soon as it holds this many batches, so that encoding
+#: starts early and reading and chunking the following files overlap with it.
+FIRST_BATCHES = 4
 #: Exit code of `kb ingest` when some files failed and the rest was ingested.
 EXIT_PARTIAL = 6
 _IGNORED_NAMES = {"readme.md", "readme.txt", "readme", "license", "license.md", "licence.md"}
@@ -151,8 +155,23 @@ class _LexicalChanges:
     added: dict[int, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Encoding:
+    """A group of documents whose rows are in the store and whose passages are being encoded in the background:
+    ``parts`` holds each document's chunk ids and its reused vectors (None: its rows of ``vectors``)."""
+
+    doc_ids: set[str]
+    parts: list[tuple[list[int], np.ndarray | None]]
+    vectors: Future[np.ndarray]
+
+
 class IndexWriter:
-    """Writes documents into a version being built; chunks of many documents are encoded in one batch."""
+    """Writes documents into a version being built.
+
+    Chunks of many documents are encoded as one group, on a background thread: while one group is encoded, the
+    caller goes on reading and chunking files and the group's rows are written to the store. At most one group
+    is encoded at a time; its vectors are added before the next group is handed over, and by :meth:`publish`.
+    """
 
     def __init__(
         self,
@@ -173,6 +192,8 @@ class IndexWriter:
         # What changed in BM25's rows since ``previous``; tracking stops (None) once a full build is due anyway.
         self._lexical_changes: _LexicalChanges | None = _LexicalChanges() if previous is not None else None
         self._lexical_budget = lexical.FULL_REBUILD_FRACTION * max(len(vectors), 1)
+        self._encoding: _Encoding | None = None
+        self._encoder: ThreadPoolExecutor | None = None
 
     @classmethod
     def empty(cls, settings: Settings, embedder: Embedder, build: Path) -> IndexWriter:
@@ -188,10 +209,19 @@ class IndexWriter:
         chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
         self._pending.append((doc_id, key, content_hash, document, chunks))
         self._pending_chunks += len(chunks)
-        if self._pending_chunks >= self.settings.batch_size * FLUSH_BATCHES:
+        batches = self._pending_chunks / self.settings.batch_size
+        if batches >= FLUSH_BATCHES or (batches >= FIRST_BATCHES and self._encoder_idle()):
             self.flush()
 
+    def _encoder_idle(self) -> bool:
+        return self._encoding is None or self._encoding.vectors.done()
+
     def remove(self, doc_id: str) -> None:
+        if self._encoding is not None and doc_id in self._encoding.doc_ids:
+            self._collect()  # its vectors are added before its rows are removed
+        self._remove(doc_id)
+
+    def _remove(self, doc_id: str) -> None:
         changes = self._lexical_changes
         if changes is not None:
             stored = self.store.document(doc_id)
@@ -211,32 +241,54 @@ class IndexWriter:
             self._lexical_changes = None  # too much changed: publish builds BM25 from scratch
 
     def flush(self) -> None:
+        """Hand the collected documents to the encoder (after adding the vectors of the group before them) and
+        write their rows to the store while they are encoded."""
         if not self._pending:
             return
-        reused = {i: self._reusable(doc, d, chunks) for i, (doc, _, _, d, chunks) in enumerate(self._pending)}
+        self._collect()
+        pending, self._pending, self._pending_chunks = self._pending, [], 0
+        reused = [self._reusable(doc_id, document, chunks) for doc_id, _, _, document, chunks in pending]
         texts = [
-            passage_text(d.metadata.title, c.heading, c.text)
-            for i, (*_, d, chunks) in enumerate(self._pending)
-            if reused[i] is None
+            passage_text(document.metadata.title, c.heading, c.text)
+            for (*_, document, chunks), vectors in zip(pending, reused, strict=True)
+            if vectors is None
             for c in chunks
         ]
-        embeddings = self.embedder.encode_documents(texts, batch_size=self.settings.batch_size)
-        offset = 0
-        for i, (doc_id, key, content_hash, document, chunks) in enumerate(self._pending):
-            vectors = reused[i]
-            if vectors is None:
-                vectors = embeddings[offset : offset + len(chunks)]
-                offset += len(chunks)
-            self.remove(doc_id)
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-encoder")
+        encoding = self._encoder.submit(self.embedder.encode_documents, texts, self.settings.batch_size)
+        parts: list[tuple[list[int], np.ndarray | None]] = []
+        for (doc_id, key, content_hash, document, chunks), vectors in zip(pending, reused, strict=True):
+            self._remove(doc_id)
             ids = self.store.put_document(doc_id, key, content_hash, document, chunks)
-            self.vectors.add(ids, vectors)
+            parts.append((ids, vectors))
             if self._lexical_changes is not None and document.metadata.language in GERMAN:
                 self._lexical_changes.added.update(
                     (i, passage_text(document.metadata.title, c.heading, c.text))
                     for i, c in zip(ids, chunks, strict=True)
                 )
                 self._check_lexical_budget()
-        self._pending, self._pending_chunks = [], 0
+        self._encoding = _Encoding({doc_id for doc_id, *_ in pending}, parts, encoding)
+
+    def _collect(self) -> None:
+        """Wait for the group being encoded, if any, and add its vectors."""
+        encoding, self._encoding = self._encoding, None
+        if encoding is None:
+            return
+        embeddings = encoding.vectors.result()
+        offset = 0
+        for ids, vectors in encoding.parts:
+            if vectors is None:
+                vectors = embeddings[offset : offset + len(ids)]
+                offset += len(ids)
+            self.vectors.add(ids, vectors)
+
+    def close(self) -> None:
+        """Stop the encoder thread (a group still being encoded is abandoned; nothing of it is published)."""
+        self._encoding = None
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=False, cancel_futures=True)
+            self._encoder = None
 
     def _reusable(self, doc_id: str, document: Document, chunks: list[Chunk]) -> np.ndarray | None:
         """The stored vectors of a document whose passages did not change (only its metadata did), or None."""
@@ -287,10 +339,12 @@ class IndexWriter:
 
     def publish(self, index_dir: IndexDir) -> tuple[int, int, int]:
         """Write vectors and manifest and make the build the live version; ``(version, documents, chunks)``."""
-        self.flush()
-        self.vectors.save(self.build / VECTORS_FILE)
+        self.flush()  # the store is complete now: BM25 and near-duplicates overlap with the last encoding
         self._lexical().save(self.build)
         self._near_duplicates()
+        self._collect()
+        self.close()
+        self.vectors.save(self.build / VECTORS_FILE)
         documents, chunks = self.store.counts()
         self.store.close()
         version = index_dir.next_version()
@@ -387,6 +441,7 @@ class Ingestor:
             reembed_all = current.manifest.chunking != chunking_settings(self.settings)
         known = current.store.hashes() if current else {}
         build = self.index_dir.start_build()
+        writer: IndexWriter | None = None
         try:
             if current is not None:
                 writer = IndexWriter(
@@ -419,6 +474,8 @@ class Ingestor:
             report.version, report.documents, report.chunks = writer.publish(self.index_dir)
             return report
         finally:
+            if writer is not None:
+                writer.close()
             if build.exists():
                 shutil.rmtree(build, ignore_errors=True)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +56,7 @@ def test_hostile_files_are_reported_one_by_one_and_the_rest_is_ingested(
         h for h in searcher.search("Stadtteilbibliothek", 5).hits if h.document.key.endswith("skripte.html")
     )
     assert "document.cookie" not in html.snippet and "alert" not in html.snippet
-    assert multiprocessing.active_children() == []  # the file reader was shut down
+    assert _file_readers() == []  # the file reader was shut down
 
 
 def test_a_file_that_takes_too_long_is_stopped_and_the_next_file_is_read(tmp_path: Path) -> None:
@@ -108,3 +112,52 @@ def test_files_are_still_read_when_the_worker_cannot_start(
     results = list(load_isolated([(1, good), (2, empty)], Limits(timeout_s=5, memory_mb=64, max_file_mb=1)))
 
     assert results[0].document is not None and results[1].reason == "empty file (0 bytes)"
+
+
+def test_the_file_reader_process_imports_only_the_loaders() -> None:
+    """It is started for every ingestion and after every timeout: the model, FAISS and the rest stay out."""
+    heavy = ["faiss", "kb.ingest", "kb.search", "onnxruntime", "torch", "transformers"]
+    code = f"import sys; import kb.sandbox, kb.loaders; print(sorted(set({heavy!r}) & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def _file_readers() -> list[int]:
+    """The process ids of file reader processes still running on this machine."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"from kb.sandbox import _serve" in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return found
+
+
+def test_a_file_reader_that_dies_is_reported_with_its_exit_code_and_replaced(tmp_path: Path) -> None:
+    from kb.sandbox import LoaderWorker
+
+    good = tmp_path / "gut.md"
+    good.write_text("# Gut\n\nKlein und harmlos.\n", encoding="utf-8")
+    worker = LoaderWorker(Limits(timeout_s=30, memory_mb=256, max_file_mb=10))
+    try:
+        worker.send(good)
+        assert worker.receive(good, time.monotonic())[0] is not None
+        [reader] = _file_readers()
+        os.kill(reader, signal.SIGSTOP)  # it cannot answer before it dies, as in a parser crash
+        sent = worker.send(good)
+        os.kill(reader, signal.SIGKILL)
+        document, reason = worker.receive(good, sent)
+        assert document is None and reason.startswith("stopped the file reader (exit code -9)"), reason
+
+        worker.send(good)  # a fresh reader reads the next file
+        assert worker.receive(good, time.monotonic())[0] is not None and worker.restarts == 1
+        [reader] = _file_readers()
+        os.kill(reader, signal.SIGKILL)  # dies while idle, between two files
+        while Path(f"/proc/{reader}/stat").read_text().split()[2] != "Z":  # until it has exited (not reaped)
+            time.sleep(0.01)
+        worker.send(good)
+        assert worker.receive(good, time.monotonic())[0] is not None and worker.restarts == 2
+    finally:
+        worker.close()
+    assert _file_readers() == []

@@ -234,3 +234,88 @@ def test_leftover_build_of_a_dead_writer_is_cleaned_up(fresh: Settings, embedder
     shutil.copy(fresh.corpus_dir / "hagen" / "demenz.md", fresh.corpus_dir / "hagen" / "kopie.md")
     Ingestor(fresh, embedder).run()
     assert not stale.exists()
+
+
+def _chunk_rows(settings: Settings) -> tuple[list[int], list[str], np.ndarray]:
+    """Chunk ids and passage texts of the live version, and the stored vector of each chunk."""
+    index = open_current(settings.index_dir)
+    rows = list(index.store.chunk_texts())
+    texts = [passage_text(index.documents[doc].metadata.title, heading, text) for _, doc, heading, text in rows]
+    vectors = np.stack([index.vectors.reconstruct(chunk_id) for chunk_id, *_ in rows])
+    assert sorted(index.vectors.ids().tolist()) == sorted(chunk_id for chunk_id, *_ in rows)
+    return [chunk_id for chunk_id, *_ in rows], texts, vectors
+
+
+def test_groups_encoded_in_the_background_give_each_chunk_its_own_vector(
+    fresh: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one passage per batch, groups go to the encoder thread while later files are still being read."""
+    groups: list[int] = []
+    encode = embedder.encode_documents
+    monkeypatch.setattr(
+        embedder, "encode_documents", lambda texts, batch_size=32: groups.append(len(texts)) or encode(texts, 8)
+    )
+    settings = fresh.model_copy(update={"batch_size": 1})
+
+    report = Ingestor(settings, embedder).run()
+
+    assert len(groups) >= 2 and sum(groups) == report.chunks
+    _, texts, stored = _chunk_rows(settings)
+    similarity = stored @ encode(texts).T  # each stored vector is closest to its own passage's
+    assert similarity.argmax(axis=1).tolist() == list(range(len(texts)))
+    assert float(np.diag(similarity).min()) > 0.99
+
+
+def test_a_document_removed_while_its_group_is_encoded_leaves_no_vector(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from kb.documents import Document, Metadata, Section, document_id
+    from kb.ingest import IndexWriter
+
+    settings = Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index")
+    index_dir = IndexDir(settings.index_dir)
+    subjects = ["Elterncafé in der Grundschule", "Sprachförderung in der Kita", "Lotsen für Neuzugewanderte"]
+    with index_dir.acquire():
+        writer = IndexWriter.empty(settings, embedder, index_dir.start_build())
+        for subject in subjects:
+            document = Document(
+                path=Path(f"{subject}.md"),
+                file_type="text",
+                metadata=Metadata(title=subject),
+                sections=(Section(subject),),
+            )
+            writer.add(document_id(subject), subject, "", document)
+        writer.flush()  # the group is now being encoded in the background
+        writer.remove(document_id(subjects[1]))
+        writer.publish(index_dir)
+
+    index = open_current(settings.index_dir)
+    assert sorted(d.metadata.title for d in index.documents.values()) == [subjects[0], subjects[2]]
+    ids, texts, stored = _chunk_rows(settings)
+    assert len(ids) == 2 and float((stored * embedder.encode_documents(texts)).sum(axis=1).min()) > 0.99
+
+
+def test_an_encoder_failure_in_the_background_keeps_the_previous_version(
+    fresh: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = fresh.model_copy(update={"batch_size": 1})
+    assert Ingestor(settings, embedder).run().version == 1
+    _add_lotsen_documents(settings.corpus_dir, 6)
+
+    def broken(texts: list[str], batch_size: int = 32) -> np.ndarray:
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(embedder, "encode_documents", broken)
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        Ingestor(settings, embedder).run()
+
+    assert open_current(settings.index_dir).manifest.version == 1
+    assert not list((settings.index_dir / "versions").glob(".build-*"))
+
+
+def _add_lotsen_documents(corpus: Path, count: int) -> None:
+    for i in range(count):
+        (corpus / f"lotsen-{i}.md").write_text(
+            factories.markdown(f"Lotsen {i}", "Bochum", "Ehrenamtliche begleiten Familien zu Ämtern. " * 40),
+            encoding="utf-8",
+        )
