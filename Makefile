@@ -52,7 +52,7 @@ fuzz: install-dev
 eval: install
 	$(BIN)/python bench/quality.py
 
-## bench: ingestion, search latency at 1k–100k chunks, memory, quality per encoder → docs/performance.md (~30 min)
+## bench: ingestion, search latency at 1k–100k chunks, memory, quality per encoder → docs/performance.md (about 1.5 h on 2 cores: 3 ingestion rounds per corpus and encoder)
 ## (add BENCH_ARGS="--sizes 1000 10000 100000 1000000" for the 1M size)
 bench: install-dev
 	$(BIN)/python bench/performance.py $(BENCH_ARGS)
