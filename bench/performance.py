@@ -127,10 +127,10 @@ def _ingest_rounds(
     encode = embedder.encode_documents
     busy: list[float] = []
 
-    def timed_encode(passages: list[str], batch_size: int = 32) -> np.ndarray:
+    def timed_encode(passages: list[str], batch_size: int = 32, stop: threading.Event | None = None) -> np.ndarray:
         started = time.perf_counter()
         try:
-            return encode(passages, batch_size)
+            return encode(passages, batch_size, stop)
         finally:
             busy.append(time.perf_counter() - started)
 
@@ -186,7 +186,9 @@ class _StubEncoder:
         self.vectors, self.dimension, self.mode, self._next = vectors, int(vectors.shape[1]), mode, 0
         self._rng = np.random.default_rng(0)
 
-    def encode_documents(self, passages: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode_documents(
+        self, passages: list[str], batch_size: int = 32, stop: threading.Event | None = None
+    ) -> np.ndarray:
         n, pool = len(passages), len(self.vectors)
         rows = np.arange(self._next, self._next + n) % pool
         self._next += n

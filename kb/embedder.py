@@ -153,11 +153,29 @@ class Embedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def encode_documents(self, passages: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode_documents(
+        self, passages: list[str], batch_size: int = 32, stop: threading.Event | None = None
+    ) -> np.ndarray:
+        """Passage vectors, in the order given. Once ``stop`` is set, ``kb.onnx_encoder.EncodingStoppedError`` is
+        raised before the next batch (an ingestion that ends does not wait for the rest)."""
         if not passages:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.encoder == "onnx-int8":
-            return self.onnx.encode(passages, "document", batch_size=batch_size)
+            return self.onnx.encode(passages, "document", batch_size=batch_size, stop=stop)
+        if stop is None:
+            return self._encode_torch(passages, batch_size)
+        from kb.onnx_encoder import EncodingStoppedError
+
+        order = sorted(range(len(passages)), key=lambda i: len(passages[i]))  # as sentence-transformers batches
+        out = np.empty((len(passages), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            if stop.is_set():
+                raise EncodingStoppedError(f"stopped after {start} of {len(passages)} passages")
+            rows = order[start : start + batch_size]
+            out[rows] = self._encode_torch([passages[i] for i in rows], batch_size)
+        return out
+
+    def _encode_torch(self, passages: list[str], batch_size: int) -> np.ndarray:
         vectors = self.model.encode(
             passages,
             prompt_name=self._prompt("document"),

@@ -11,10 +11,11 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,13 +157,22 @@ class _LexicalChanges:
 
 
 @dataclass
+class _Encoder:
+    """The thread encoding one group: its result, and the event that stops it between two batches."""
+
+    vectors: Future[np.ndarray]
+    stop: threading.Event
+    thread: threading.Thread | None = None
+
+
+@dataclass
 class _Encoding:
     """A group of documents whose rows are in the store and whose passages are being encoded in the background:
-    ``parts`` holds each document's chunk ids and its reused vectors (None: its rows of ``vectors``)."""
+    ``parts`` holds each document's chunk ids and its reused vectors (None: its rows of ``encoder``'s result)."""
 
     doc_ids: set[str]
     parts: list[tuple[list[int], np.ndarray | None]]
-    vectors: Future[np.ndarray]
+    encoder: _Encoder
 
 
 class IndexWriter:
@@ -193,7 +203,6 @@ class IndexWriter:
         self._lexical_changes: _LexicalChanges | None = _LexicalChanges() if previous is not None else None
         self._lexical_budget = lexical.FULL_REBUILD_FRACTION * max(len(vectors), 1)
         self._encoding: _Encoding | None = None
-        self._encoder: ThreadPoolExecutor | None = None
 
     @classmethod
     def empty(cls, settings: Settings, embedder: Embedder, build: Path) -> IndexWriter:
@@ -214,7 +223,7 @@ class IndexWriter:
             self.flush()
 
     def _encoder_idle(self) -> bool:
-        return self._encoding is None or self._encoding.vectors.done()
+        return self._encoding is None or self._encoding.encoder.vectors.done()
 
     def remove(self, doc_id: str) -> None:
         if self._encoding is not None and doc_id in self._encoding.doc_ids:
@@ -254,9 +263,7 @@ class IndexWriter:
             if vectors is None
             for c in chunks
         ]
-        if self._encoder is None:
-            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-encoder")
-        encoding = self._encoder.submit(self.embedder.encode_documents, texts, self.settings.batch_size)
+        encoding = self._encode_in_background(texts)
         parts: list[tuple[list[int], np.ndarray | None]] = []
         for (doc_id, key, content_hash, document, chunks), vectors in zip(pending, reused, strict=True):
             self._remove(doc_id)
@@ -270,12 +277,28 @@ class IndexWriter:
                 self._check_lexical_budget()
         self._encoding = _Encoding({doc_id for doc_id, *_ in pending}, parts, encoding)
 
+    def _encode_in_background(self, texts: list[str]) -> _Encoder:
+        """The vectors of ``texts``, encoded on a thread; :meth:`close` stops it after the batch it is on."""
+        encoder = _Encoder(Future(), threading.Event())
+
+        def encode() -> None:
+            if encoder.vectors.set_running_or_notify_cancel():
+                try:
+                    vectors = self.embedder.encode_documents(texts, self.settings.batch_size, stop=encoder.stop)
+                    encoder.vectors.set_result(vectors)
+                except BaseException as exc:  # handed to the thread that collects the group
+                    encoder.vectors.set_exception(exc)
+
+        encoder.thread = threading.Thread(target=encode, name="kb-encoder")
+        encoder.thread.start()
+        return encoder
+
     def _collect(self) -> None:
         """Wait for the group being encoded, if any, and add its vectors."""
         encoding, self._encoding = self._encoding, None
         if encoding is None:
             return
-        embeddings = encoding.vectors.result()
+        embeddings = encoding.encoder.vectors.result()
         offset = 0
         for ids, vectors in encoding.parts:
             if vectors is None:
@@ -284,11 +307,12 @@ class IndexWriter:
             self.vectors.add(ids, vectors)
 
     def close(self) -> None:
-        """Stop the encoder thread (a group still being encoded is abandoned; nothing of it is published)."""
-        self._encoding = None
-        if self._encoder is not None:
-            self._encoder.shutdown(wait=False, cancel_futures=True)
-            self._encoder = None
+        """Stop encoding the group in flight, if any, after its current batch (after an error or Ctrl-C:
+        nothing of it is published), and wait for the encoder thread."""
+        encoding, self._encoding = self._encoding, None
+        if encoding is not None and encoding.encoder.thread is not None:
+            encoding.encoder.stop.set()
+            encoding.encoder.thread.join()
 
     def _reusable(self, doc_id: str, document: Document, chunks: list[Chunk]) -> np.ndarray | None:
         """The stored vectors of a document whose passages did not change (only its metadata did), or None."""

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,8 +307,11 @@ class OnnxEncoder:
             str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
 
-    def encode(self, texts: list[str], prompt: str | None, batch_size: int = 32) -> np.ndarray:
-        """Unit vectors of ``texts`` (each prefixed with the named prompt), in the order given."""
+    def encode(
+        self, texts: list[str], prompt: str | None, batch_size: int = 32, stop: threading.Event | None = None
+    ) -> np.ndarray:
+        """Unit vectors of ``texts`` (each prefixed with the named prompt), in the order given; once ``stop`` is
+        set, :class:`EncodingStoppedError` is raised before the next batch."""
         prefix = self.prompts.get(prompt, "") if prompt else ""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
@@ -317,6 +321,8 @@ class OnnxEncoder:
         order = np.argsort(-lengths, kind="stable")
         start = 0
         while start < len(order):
+            if stop is not None and stop.is_set():
+                raise EncodingStoppedError(f"stopped after {start} of {len(texts)} passages")
             # Longest first; a batch is capped by rows and by padded tokens (bounds the activations' memory).
             width = int(lengths[order[start]])
             rows = order[start : start + max(1, min(batch_size, self.max_batch_tokens // max(width, 1)))]
@@ -330,6 +336,10 @@ class OnnxEncoder:
             (vectors,) = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
             out[rows] = vectors
         return out
+
+
+class EncodingStoppedError(Exception):
+    """Encoding was stopped between two batches (the ingestion it was for is ending)."""
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -253,7 +253,9 @@ def test_groups_encoded_in_the_background_give_each_chunk_its_own_vector(
     groups: list[int] = []
     encode = embedder.encode_documents
     monkeypatch.setattr(
-        embedder, "encode_documents", lambda texts, batch_size=32: groups.append(len(texts)) or encode(texts, 8)
+        embedder,
+        "encode_documents",
+        lambda texts, batch_size=32, stop=None: groups.append(len(texts)) or encode(texts, 8),
     )
     settings = fresh.model_copy(update={"batch_size": 1})
 
@@ -302,7 +304,7 @@ def test_an_encoder_failure_in_the_background_keeps_the_previous_version(
     assert Ingestor(settings, embedder).run().version == 1
     _add_lotsen_documents(settings.corpus_dir, 6)
 
-    def broken(texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def broken(texts: list[str], batch_size: int = 32, stop: object = None) -> np.ndarray:
         raise RuntimeError("encoder crashed")
 
     monkeypatch.setattr(embedder, "encode_documents", broken)
@@ -319,3 +321,38 @@ def _add_lotsen_documents(corpus: Path, count: int) -> None:
             factories.markdown(f"Lotsen {i}", "Bochum", "Ehrenamtliche begleiten Familien zu Ämtern. " * 40),
             encoding="utf-8",
         )
+
+
+def test_closing_a_writer_stops_its_encoder_after_the_current_batch(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an error or Ctrl-C during an ingestion does: the group in flight is not encoded to its end."""
+    import threading
+
+    from kb.documents import Document, Metadata, Section, document_id
+    from kb.ingest import IndexWriter
+    from kb.onnx_encoder import EncodingStoppedError
+
+    stopped: list[str] = []
+    encode = embedder.encode_documents
+
+    def recording(texts: list[str], batch_size: int = 32, stop: threading.Event | None = None) -> np.ndarray:
+        try:
+            return encode(texts, batch_size, stop)
+        except EncodingStoppedError as exc:
+            stopped.append(str(exc))
+            raise
+
+    monkeypatch.setattr(embedder, "encode_documents", recording)
+    settings = Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index", batch_size=1)
+    index_dir = IndexDir(settings.index_dir)
+    with index_dir.acquire():
+        writer = IndexWriter.empty(settings, embedder, index_dir.start_build())
+        for i in range(40):
+            text = f"Bericht {i} über Sprachförderung in der Kita."
+            writer.add(document_id(str(i)), str(i), "", Document(path=Path(f"{i}.md"), file_type="text",
+                       metadata=Metadata(title=f"Bericht {i}"), sections=(Section(text),)))  # fmt: skip
+        writer.flush()
+        writer.close()
+    assert not [t for t in threading.enumerate() if t.name == "kb-encoder"]
+    assert len(stopped) == 1 and stopped[0].startswith("stopped after")  # between two batches of the group
