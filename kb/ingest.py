@@ -157,22 +157,16 @@ class _LexicalChanges:
 
 
 @dataclass
-class _Encoder:
-    """The thread encoding one group: its result, and the event that stops it between two batches."""
-
-    vectors: Future[np.ndarray]
-    stop: threading.Event
-    thread: threading.Thread | None = None
-
-
-@dataclass
 class _Encoding:
-    """A group of documents whose rows are in the store and whose passages are being encoded in the background:
-    ``parts`` holds each document's chunk ids and its reused vectors (None: its rows of ``encoder``'s result)."""
+    """A group of documents whose rows are in the store and whose passages are being encoded on ``thread``:
+    ``parts`` holds each document's chunk ids and its reused vectors (None: its rows of ``vectors``); setting
+    ``stop`` ends the encoding after the current batch."""
 
     doc_ids: set[str]
     parts: list[tuple[list[int], np.ndarray | None]]
-    encoder: _Encoder
+    vectors: Future[np.ndarray]
+    stop: threading.Event
+    thread: threading.Thread
 
 
 class IndexWriter:
@@ -223,7 +217,7 @@ class IndexWriter:
             self.flush()
 
     def _encoder_idle(self) -> bool:
-        return self._encoding is None or self._encoding.encoder.vectors.done()
+        return self._encoding is None or self._encoding.vectors.done()
 
     def remove(self, doc_id: str) -> None:
         if self._encoding is not None and doc_id in self._encoding.doc_ids:
@@ -259,46 +253,47 @@ class IndexWriter:
         reused = [self._reusable(doc_id, document, chunks) for doc_id, _, _, document, chunks in pending]
         texts = [
             passage_text(document.metadata.title, c.heading, c.text)
-            for (*_, document, chunks), vectors in zip(pending, reused, strict=True)
-            if vectors is None
+            for (*_, document, chunks), kept in zip(pending, reused, strict=True)
+            if kept is None
             for c in chunks
         ]
-        encoding = self._encode_in_background(texts)
+        stop = threading.Event()
+        vectors, thread = self._encode_in_background(texts, stop)
         parts: list[tuple[list[int], np.ndarray | None]] = []
-        for (doc_id, key, content_hash, document, chunks), vectors in zip(pending, reused, strict=True):
+        for (doc_id, key, content_hash, document, chunks), kept in zip(pending, reused, strict=True):
             self._remove(doc_id)
             ids = self.store.put_document(doc_id, key, content_hash, document, chunks)
-            parts.append((ids, vectors))
+            parts.append((ids, kept))
             if self._lexical_changes is not None and document.metadata.language in GERMAN:
                 self._lexical_changes.added.update(
                     (i, passage_text(document.metadata.title, c.heading, c.text))
                     for i, c in zip(ids, chunks, strict=True)
                 )
                 self._check_lexical_budget()
-        self._encoding = _Encoding({doc_id for doc_id, *_ in pending}, parts, encoding)
+        self._encoding = _Encoding({doc_id for doc_id, *_ in pending}, parts, vectors, stop, thread)
 
-    def _encode_in_background(self, texts: list[str]) -> _Encoder:
-        """The vectors of ``texts``, encoded on a thread; :meth:`close` stops it after the batch it is on."""
-        encoder = _Encoder(Future(), threading.Event())
+    def _encode_in_background(
+        self, texts: list[str], stop: threading.Event
+    ) -> tuple[Future[np.ndarray], threading.Thread]:
+        """The vectors of ``texts``, encoded on a new thread that ``stop`` ends after the batch it is on."""
+        vectors: Future[np.ndarray] = Future()
 
         def encode() -> None:
-            if encoder.vectors.set_running_or_notify_cancel():
-                try:
-                    vectors = self.embedder.encode_documents(texts, self.settings.batch_size, stop=encoder.stop)
-                    encoder.vectors.set_result(vectors)
-                except BaseException as exc:  # handed to the thread that collects the group
-                    encoder.vectors.set_exception(exc)
+            try:
+                vectors.set_result(self.embedder.encode_documents(texts, self.settings.batch_size, stop=stop))
+            except BaseException as exc:  # handed to the thread that collects the group
+                vectors.set_exception(exc)
 
-        encoder.thread = threading.Thread(target=encode, name="kb-encoder")
-        encoder.thread.start()
-        return encoder
+        thread = threading.Thread(target=encode, name="kb-encoder")
+        thread.start()
+        return vectors, thread
 
     def _collect(self) -> None:
         """Wait for the group being encoded, if any, and add its vectors."""
         encoding, self._encoding = self._encoding, None
         if encoding is None:
             return
-        embeddings = encoding.encoder.vectors.result()
+        embeddings = encoding.vectors.result()
         offset = 0
         for ids, vectors in encoding.parts:
             if vectors is None:
@@ -310,9 +305,9 @@ class IndexWriter:
         """Stop encoding the group in flight, if any, after its current batch (after an error or Ctrl-C:
         nothing of it is published), and wait for the encoder thread."""
         encoding, self._encoding = self._encoding, None
-        if encoding is not None and encoding.encoder.thread is not None:
-            encoding.encoder.stop.set()
-            encoding.encoder.thread.join()
+        if encoding is not None:
+            encoding.stop.set()
+            encoding.thread.join()
 
     def _reusable(self, doc_id: str, document: Document, chunks: list[Chunk]) -> np.ndarray | None:
         """The stored vectors of a document whose passages did not change (only its metadata did), or None."""
@@ -367,7 +362,6 @@ class IndexWriter:
         self._lexical().save(self.build)
         self._near_duplicates()
         self._collect()
-        self.close()
         self.vectors.save(self.build / VECTORS_FILE)
         documents, chunks = self.store.counts()
         self.store.close()
