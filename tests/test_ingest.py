@@ -329,6 +329,7 @@ def test_closing_a_writer_stops_its_encoder_after_the_current_batch(
     """What an error or Ctrl-C during an ingestion does: the group in flight is not encoded to its end."""
     import threading
 
+    import kb.ingest
     from kb.documents import Document, Metadata, Section, document_id
     from kb.ingest import IndexWriter
     from kb.onnx_encoder import EncodingStoppedError
@@ -336,14 +337,30 @@ def test_closing_a_writer_stops_its_encoder_after_the_current_batch(
     stopped: list[str] = []
     encode = embedder.encode_documents
 
+    class AfterFirstBatch:
+        """The writer's stop event, as the encoder sees it: after the first batch it waits until the writer
+        sets it, so that close() always finds the group in flight (no race with a fast encoder)."""
+
+        def __init__(self, stop: threading.Event) -> None:
+            self.stop, self.checks = stop, 0
+
+        def is_set(self) -> bool:
+            self.checks += 1
+            if self.checks > 1:
+                self.stop.wait(timeout=60)
+            return self.stop.is_set()
+
     def recording(texts: list[str], batch_size: int = 32, stop: threading.Event | None = None) -> np.ndarray:
+        assert stop is not None
         try:
-            return encode(texts, batch_size, stop)
+            return encode(texts, batch_size, AfterFirstBatch(stop))  # type: ignore[arg-type]
         except EncodingStoppedError as exc:
             stopped.append(str(exc))
             raise
 
     monkeypatch.setattr(embedder, "encode_documents", recording)
+    monkeypatch.setattr(kb.ingest, "FIRST_BATCHES", 1000)  # one group of 40 batches, handed over by flush()
+    monkeypatch.setattr(kb.ingest, "FLUSH_BATCHES", 1000)
     settings = Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index", batch_size=1)
     index_dir = IndexDir(settings.index_dir)
     with index_dir.acquire():
@@ -355,4 +372,4 @@ def test_closing_a_writer_stops_its_encoder_after_the_current_batch(
         writer.flush()
         writer.close()
     assert not [t for t in threading.enumerate() if t.name == "kb-encoder"]
-    assert len(stopped) == 1 and stopped[0].startswith("stopped after")  # between two batches of the group
+    assert stopped == ["stopped after 1 of 40 passages"]  # between two batches of the group
