@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import islice
 from typing import Literal
 
 import numpy as np
@@ -464,33 +465,38 @@ _SPACE = re.compile(r"\S+")
 def snippet(
     text: str, terms: set[str], analyzer: Analyzer, size: int = SNIPPET_WORDS
 ) -> tuple[str, list[tuple[int, int]]]:
-    """The window of ``size`` words that matches the most query terms, and the matched words' character spans."""
-    tokens = [(m.start(), m.end()) for m in _SPACE.finditer(text)]
+    """The window of ``size`` words that matches the most query terms, and the matched words' character spans.
+
+    Each distinct word is analysed once (a chunk repeats many), and character offsets are found for the chosen
+    window only: this runs for every hit of every search.
+    """
+    words_ = text.split()  # the same tokens as _SPACE (both split at str.isspace)
     if terms:
         token_terms = analyzer.token_terms
-        matched = [not terms.isdisjoint(token_terms(text[a:b])) for a, b in tokens]
+        hits = {w for w in set(words_) if not terms.isdisjoint(token_terms(w))}
+        matched = [w in hits for w in words_] if hits else []
     else:
-        matched = [False] * len(tokens)
+        matched = []
     best = 0
-    if len(tokens) > size and any(matched):
+    if len(words_) > size and matched:
         window = sum(matched[:size])
         best_score = window
-        for start in range(1, len(tokens) - size + 1):
+        for start in range(1, len(words_) - size + 1):
             window += matched[start + size - 1] - matched[start - 1]
             if window > best_score:
                 best, best_score = start, window
-    chosen = tokens[best : best + size]
+    chosen = [(m.start(), m.end()) for m in islice(_SPACE.finditer(text), best, best + size)]
     if not chosen:
         return "", []
     prefix = "… " if best > 0 else ""
-    suffix = " …" if best + size < len(tokens) else ""
+    suffix = " …" if best + size < len(words_) else ""
     offset = chosen[0][0] - len(prefix)
     body = text[chosen[0][0] : chosen[-1][1]]
     spans = []
-    for (a, b), hit in zip(tokens[best : best + size], matched[best : best + size], strict=True):
-        if hit:
+    for position, (a, b) in enumerate(chosen, start=best):
+        if matched and matched[position]:
             word = text[a:b]
-            lead = len(word) - len(word.lstrip("„“\"'(«»[")) if word else 0
+            lead = len(word) - len(word.lstrip("„“\"'(«»["))
             trail = len(word) - len(word.rstrip(".,;:!?…)“\"'»«]"))
             spans.append((a - offset + lead, b - offset - trail))
     return prefix + body + suffix, spans

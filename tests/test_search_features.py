@@ -5,7 +5,7 @@ import pytest
 from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
 from kb.lexical import Analyzer, CompoundSplitter
-from kb.search import Filters, Searcher
+from kb.search import Filters, Searcher, snippet
 from kb.settings import Settings
 
 
@@ -81,6 +81,20 @@ def test_snippet_highlights_stem_and_umlaut_variants(searcher: Searcher) -> None
     marked = [hit.snippet[a:b] for a, b in hit.highlights]
     assert "Mütter" in marked and "Väter" in marked
     assert all(hit.snippet[a:b].strip() == hit.snippet[a:b] and b > a for a, b in hit.highlights)
+
+
+def test_snippet_is_the_window_with_most_matches_and_marks_each_matched_word() -> None:
+    analyzer = Analyzer(CompoundSplitter.from_texts(["Sprache und Bildung in der Kita."]))
+    filler = " ".join(f"Wort{i}" for i in range(60))
+    text = f"{filler}  Die Sprachbildung\u00a0beginnt „früh“, in der Kita.\n{filler}"
+    terms = set(analyzer.terms("Bildung in der Kita"))
+
+    body, spans = snippet(text, terms, analyzer, size=10)
+
+    assert body.startswith("… ") and body.endswith(" …")
+    assert [body[a:b] for a, b in spans] == ["Sprachbildung", "Kita"]
+    assert snippet(" ".join(["Wort"] * 5), terms, analyzer, size=10) == (" ".join(["Wort"] * 5), [])
+    assert snippet("  ", terms, analyzer) == ("", [])
 
 
 def test_similar_documents_from_other_districts(searcher: Searcher) -> None:

@@ -6,6 +6,7 @@ import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from kb.curation.db import CurationDB
 from kb.curation.keys import ANONYMOUS, Principal, authenticate
@@ -16,11 +17,20 @@ from kb.search import Searcher
 _curator_lock = threading.Lock()
 
 
-def get_searcher(request: Request) -> Searcher:
+def searcher_of(request: Request) -> Searcher:
     """The searcher, once start-up has loaded the model (waits for it a little, then 503 with the reason)."""
     startup = getattr(request.app.state, "startup", None)
     if startup is not None:
         startup.require()
+    searcher: Searcher = request.app.state.searcher
+    return searcher
+
+
+async def get_searcher(request: Request) -> Searcher:
+    """:func:`searcher_of` without a trip to the thread pool once start-up is over (every search asks)."""
+    startup = getattr(request.app.state, "startup", None)
+    if startup is not None and startup.state != "ready":
+        return await run_in_threadpool(searcher_of, request)  # waits for the model off the event loop
     searcher: Searcher = request.app.state.searcher
     return searcher
 
@@ -30,21 +40,21 @@ def get_curator(request: Request) -> Curator:
     state = request.app.state
     with _curator_lock:
         if getattr(state, "curator", None) is None:
-            searcher = get_searcher(request)
+            searcher = searcher_of(request)
             state.curator = Curator(searcher, CurationDB(searcher.settings.data_dir))
     curator: Curator = state.curator
     return curator
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Anonymous reader without an ``Authorization`` header; the key's principal with ``Bearer <key>``."""
     header = request.headers.get("authorization")
     if not header:
-        return ANONYMOUS
+        return ANONYMOUS  # most requests: no trip to the thread pool
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthError("The Authorization header must be 'Bearer <key>'.")
-    return authenticate(get_curator(request).db, secret)
+    return await run_in_threadpool(lambda: authenticate(get_curator(request).db, secret))
 
 
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]

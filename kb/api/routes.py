@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import (
@@ -42,6 +43,8 @@ _MEDIA_TYPES = {
 
 
 def _response(searcher: Searcher, request: SearchRequest, principal: Principal) -> SearchResponse:
+    """The search and its response model, in one trip to the thread pool (the async endpoints' only one: the
+    response is then checked on the event loop, not in a second trip)."""
     if request.filters.status:
         principal.require_writer()  # drafts and archived documents are for editors and curators
     result = searcher.search(
@@ -65,7 +68,7 @@ def _response(searcher: Searcher, request: SearchRequest, principal: Principal) 
 
 
 @router.get("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
-def search(
+async def search(
     searcher: SearcherDep,
     principal: PrincipalDep,
     q: Annotated[str, Query(description="The question or words to search for, in any language.")] = "",
@@ -106,13 +109,13 @@ def search(
         status=status or [],
     )
     request = SearchRequest(q=q, k=k, mode=mode, group=group, facets=facets, filters=filters)
-    return _response(searcher, request, principal)
+    return await run_in_threadpool(_response, searcher, request, principal)
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
-def search_post(searcher: SearcherDep, principal: PrincipalDep, request: SearchRequest) -> SearchResponse:
+async def search_post(searcher: SearcherDep, principal: PrincipalDep, request: SearchRequest) -> SearchResponse:
     """The same search with a JSON body (for long queries and many filters)."""
-    return _response(searcher, request, principal)
+    return await run_in_threadpool(_response, searcher, request, principal)
 
 
 @router.get("/documents/{doc_id}/similar", response_model=SimilarResponse, responses=ERRORS, tags=["documents"])
