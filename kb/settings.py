@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         256, ge=0, description="Results kept for repeated identical searches on the same index version; 0 = off."
     )
     ann_threshold: int = Field(
-        50_000, ge=0, description="From this many chunks on, dense search uses an HNSW index instead of exact."
+        50_000, ge=0, description="From this many chunks on, dense search uses an inverted file (IVF), not exact."
     )
 
     @property

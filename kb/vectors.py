@@ -3,19 +3,25 @@
 Index type by size (``KB_ANN_THRESHOLD``, default 50,000 chunks, see docs/performance.md):
 
 - below it, exact flat search (``IndexFlatIP``): at 100k chunks one query takes about 15 ms on two cores;
-- from it on, the saved file holds an HNSW graph (``IndexHNSWFlat``, M = 32) built at save time; unfiltered
-  searches walk the graph (``efSearch`` 512 up to 200k vectors, 1024 beyond; Recall@10 against exact is
-  measured by the benchmark), scores are the exact inner products of the vectors it finds.
+- from it on, the saved file holds an inverted-file index (``IndexIVFFlat``: the vectors grouped into about
+  4·√n lists around k-means centres, trained at save time); an unfiltered search scans the
+  :data:`IVF_NPROBE` lists nearest to the query (Recall@10 against exact is measured by the benchmark), and
+  scores are the exact inner products of the vectors in them. Later writes add to the lists in place; once the
+  index has grown fourfold since its lists were made, the next save makes them anew.
 
-Filtered searches (an id allow-list) are exact for both types: a flat index scans only the allowed ids
-(``IDSelectorBatch``); an HNSW index scores the allowed ids' vectors directly (one matrix product), since a graph
-walk under a selective filter misses results.
+Filtered searches (an id allow-list) are exact for every type: a flat index scans only the allowed ids
+(``IDSelectorBatch``); an inverted file scans all its lists with a bitmap of the allowed ids.
 
-An HNSW graph cannot delete: removed ids stay in the graph as tombstones, kept in a small file beside the index
+Indexes written before 2026-12-01 hold an HNSW graph (``IndexHNSWFlat``) instead: they are still searched (the
+graph walk, ``efSearch`` 512 up to 200k vectors and 1024 beyond; filtered searches score the allowed ids'
+vectors directly), and the next save turns them into an inverted file (at 1M synthetic vectors the graph reached
+Recall@10 0.928, the inverted file 0.987-0.989, and it is built in two minutes instead of about an hour).
+
+An ANN index does not delete: removed ids stay in it as tombstones, kept in a small file beside the index
 (``<name>.deleted.npy``) and skipped by every search. Updating a document in a large index therefore costs no
-graph rebuild; once tombstones are more than :data:`COMPACT_FRACTION` of the graph, the next save rebuilds it
-from the live vectors. Searching readers load the file memory-mapped (``mmap=True``), so opening a large index
-costs no copy.
+rebuild; once tombstones are more than :data:`COMPACT_FRACTION` of the index, the next save rebuilds it from the
+live vectors. Searching readers load the file memory-mapped (``mmap=True``), so opening a large index costs no
+copy.
 """
 
 from __future__ import annotations
@@ -30,27 +36,34 @@ import numpy as np
 
 from kb.errors import IndexUnavailableError
 
-#: Default size from which a saved index is an HNSW graph (``KB_ANN_THRESHOLD`` overrides it).
+#: Default size from which a saved index is an inverted file (``KB_ANN_THRESHOLD`` overrides it).
 ANN_THRESHOLD = 50_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-#: efSearch of an unfiltered graph walk: 512 up to :data:`SMALL_GRAPH` vectors (Recall@10 0.996 at 100k, 1.9 ms
-#: here), 1024 beyond (0.998 at 100k but 4.1 ms; 0.925 at 1M): see docs/performance.md.
+#: Lists an unfiltered search scans. Recall@10 against exact on the benchmark's synthetic vectors, 2 cores: 0.988
+#: in 1.7 ms at 100k (1,264 lists; 96 lists: 0.993 in 2.4 ms) and 0.988 in 3.3 ms at 1M (4,000 lists; 96: 0.990
+#: in 4.5 ms; 32: 0.979 in 2.2 ms); see docs/performance.md.
+IVF_NPROBE = 64
+#: k-means of the lists is trained on at most this many vectors per list (a sample; all of them if fewer).
+IVF_TRAIN_PER_LIST = 64
+#: Fewer vectors per list than this and k-means has too little to go on: a small index gets fewer lists.
+IVF_MIN_PER_LIST = 39
+#: efSearch of an unfiltered walk of an HNSW graph (indexes written before 2026-12-01): 512 up to
+#: :data:`SMALL_GRAPH` vectors (Recall@10 0.996 at 100k), 1024 beyond (0.928 at 1M).
 HNSW_EF_SEARCH_SMALL, HNSW_EF_SEARCH = 512, 1024
 SMALL_GRAPH = 200_000
-#: Share of removed (tombstoned) vectors in an HNSW graph above which a save rebuilds the graph.
+#: Share of removed (tombstoned) vectors in an ANN index above which a save rebuilds it.
 COMPACT_FRACTION = 0.1
 
 
 class Vectors:
-    """Vectors keyed by chunk id; exact below the ANN threshold, HNSW above; filtered search always exact."""
+    """Vectors keyed by chunk id; exact below the ANN threshold, an inverted file above; filtered search always
+    exact."""
 
     def __init__(
         self, index: faiss.IndexIDMap2, ann_threshold: int | None = None, deleted: np.ndarray | None = None
     ) -> None:
         self._index = index
         self.ann_threshold = _default_threshold() if ann_threshold is None else ann_threshold
-        #: Sorted ids removed from an HNSW graph but still in it (tombstones); always empty for flat storage.
+        #: Sorted ids removed from an ANN index but still in it (tombstones); always empty for flat storage.
         self._deleted = np.zeros(0, dtype=np.int64) if deleted is None else np.asarray(deleted, dtype=np.int64)
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # (all ids, their sort order), made on demand
         self._mapped = False  # a memory-mapped index cannot change (faiss would abort the process)
@@ -64,8 +77,8 @@ class Vectors:
     def load(cls, path: Path, *, mmap: bool = False, ann_threshold: int | None = None) -> Vectors:
         """Read an index file; ``mmap`` maps it instead, for searching only (adding or removing then raises).
 
-        Mapped (``IO_FLAG_MMAP_IFC``), the vectors and the graph are file-backed pages: shared with the page
-        cache and other processes, loaded as touched, and given back to the kernel under memory pressure.
+        Mapped (``IO_FLAG_MMAP_IFC``), the vectors (and an HNSW graph) are file-backed pages: shared with the
+        page cache and other processes, loaded as touched, and given back to the kernel under memory pressure.
         """
         flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
         try:
@@ -93,12 +106,15 @@ class Vectors:
         return vectors
 
     def save(self, path: Path) -> None:
-        """Write atomically, with the tombstone file beside it; from the ANN threshold on, as an HNSW graph
-        (built here when the index is flat or holds too many tombstones, else extended in place)."""
+        """Write atomically, with the tombstone file beside it; from the ANN threshold on, as an inverted file
+        (made here when the index is flat or an HNSW graph, holds too many tombstones or has grown fourfold
+        since its lists were made; else extended in place)."""
         index, deleted = self._index, self._deleted
         too_many_deleted = len(deleted) > COMPACT_FRACTION * int(index.ntotal)
-        if len(self) >= self.ann_threshold and (not self.is_ann or too_many_deleted):
-            index, deleted = self._as_hnsw(), np.zeros(0, dtype=np.int64)
+        ivf = self._ivf()
+        outgrown = ivf is not None and ivf_lists(len(self)) >= 2 * int(ivf.nlist)
+        if len(self) >= self.ann_threshold and (ivf is None or too_many_deleted or outgrown):
+            index, deleted = self._as_ivf(), np.zeros(0, dtype=np.int64)
         elif len(self) < self.ann_threshold and self.is_ann:
             index, deleted = self._as_flat(), np.zeros(0, dtype=np.int64)
         _write(path, lambda tmp: faiss.write_index(index, str(tmp)))
@@ -106,7 +122,19 @@ class Vectors:
 
     @property
     def is_ann(self) -> bool:
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSW)
+        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSW | faiss.IndexIVF)
+
+    @property
+    def kind(self) -> str:
+        """``flat``, ``ivf`` (an inverted file) or ``hnsw`` (a graph, in indexes written before 2026-12-01)."""
+        inner = faiss.downcast_index(self._index.index)
+        if isinstance(inner, faiss.IndexIVF):
+            return "ivf"
+        return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
+
+    def _ivf(self) -> faiss.IndexIVF | None:
+        inner = faiss.downcast_index(self._index.index)
+        return inner if isinstance(inner, faiss.IndexIVF) else None
 
     @property
     def dimension(self) -> int:
@@ -137,7 +165,7 @@ class Vectors:
             )
 
     def remove(self, ids: list[int]) -> int:
-        """Remove ``ids`` (unknown ones are ignored); from an HNSW graph as tombstones. Returns how many."""
+        """Remove ``ids`` (unknown ones are ignored); from an ANN index as tombstones. Returns how many."""
         if not ids:
             return 0
         self._check_writable()
@@ -159,6 +187,10 @@ class Vectors:
         if len(self) == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        ivf = self._ivf()
+        if allowed is not None and ivf is not None:
+            bitmap = self._allowed_bitmap(np.asarray(allowed, dtype=np.int64))
+            return self._scan_lists(q, k, bitmap) if bitmap is not None else []
         if allowed is not None and self.is_ann:
             return self._exact_among(q[0], np.asarray(allowed, dtype=np.int64), k)
         params: faiss.SearchParameters | None = None
@@ -166,20 +198,54 @@ class Vectors:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
             params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
             k = min(k, len(allowed))
+        elif ivf is not None:
+            params = faiss.SearchParametersIVF(  # type: ignore[call-arg]
+                nprobe=min(IVF_NPROBE, int(ivf.nlist)), sel=self._skip_deleted()
+            )
         elif self.is_ann:
             ef = HNSW_EF_SEARCH_SMALL if self._index.ntotal <= SMALL_GRAPH else HNSW_EF_SEARCH
             params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
                 efSearch=max(ef, k), sel=self._skip_deleted()
             )
+        return self._search(q, k, params)
+
+    def _search(self, q: np.ndarray, k: int, params: faiss.SearchParameters | None) -> list[tuple[int, float]]:
         k = min(k, len(self))
+        if k <= 0:
+            return []
         with _one_thread():
             scores, ids = self._index.search(q, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _scan_lists(self, q: np.ndarray, k: int, selector: faiss.IDSelector | None) -> list[tuple[int, float]]:
+        """Exact top ``k`` of an inverted file: every list scanned, only ids the selector passes scored."""
+        ivf = self._ivf()
+        assert ivf is not None
+        params = faiss.SearchParametersIVF(nprobe=int(ivf.nlist), sel=selector)  # type: ignore[call-arg]
+        return self._search(q, k, params)
+
+    def _allowed_bitmap(self, allowed: np.ndarray) -> faiss.IDSelector | None:
+        """A selector of the allowed ids without tombstones (None if none is left): a bitmap over the id range,
+        one bit test per vector. The bitmap is kept alive on the selector (faiss holds a raw pointer)."""
+        allowed = allowed[allowed >= 0]
+        if len(self._deleted):
+            allowed = allowed[~np.isin(allowed, self._deleted)]
+        if not len(allowed):
+            return None
+        bits = np.zeros(int(allowed.max()) + 1, dtype=bool)
+        bits[allowed] = True
+        bitmap = np.packbits(bits, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        selector.bitmap_array = bitmap  # type: ignore[attr-defined]
+        return selector
 
     def search_exact(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Exact top ``k`` whatever the index type (the benchmark's reference for ANN recall)."""
         if not self.is_ann:
             return self.search(query, k)
+        if self._ivf() is not None:
+            q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+            return self._scan_lists(q, k, self._skip_deleted())
         scores = self._stored() @ np.asarray(query, dtype=np.float32).reshape(-1)
         ids = self._all_ids()
         if len(self._deleted):
@@ -241,17 +307,29 @@ class Vectors:
         return [(int(all_ids[rows[t]]), float(scores[t])) for t in top]
 
     def _live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        ids, stored = self._all_ids(), self._stored()
+        ids = self._all_ids()
+        if self._ivf() is not None:  # its vectors are in the lists: gathered in storage order
+            stored = self._index.index.reconstruct_n(0, int(self._index.ntotal))
+        else:
+            stored = self._stored()
         if not len(self._deleted):
             return ids, np.ascontiguousarray(stored)
         live = self._live(ids)
         return ids[live], np.ascontiguousarray(stored[live])
 
-    def _as_hnsw(self) -> faiss.IndexIDMap2:
-        hnsw = faiss.IndexHNSWFlat(self.dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index = faiss.IndexIDMap2(hnsw)
+    def _as_ivf(self) -> faiss.IndexIDMap2:
+        """An inverted file of the live vectors, its lists trained on a sample of them."""
         ids, vectors = self._live_vectors()
+        lists = ivf_lists(len(ids))
+        quantizer = faiss.IndexFlatIP(self.dimension)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dimension, lists, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.min_points_per_centroid = 1  # a sample of IVF_TRAIN_PER_LIST per list, drawn here
+        ivf.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
+        sample = min(len(ids), lists * IVF_TRAIN_PER_LIST)
+        ivf.train(vectors[np.sort(np.random.default_rng(0).choice(len(ids), sample, replace=False))])
+        # Vectors reconstructed by position ("similar documents", rebuilds): a map from position to list entry.
+        ivf.set_direct_map_type(faiss.DirectMap.Array)  # type: ignore[attr-defined]
+        index = faiss.IndexIDMap2(ivf)  # faiss's Python wrappers keep the inner index and quantizer alive
         index.add_with_ids(vectors, ids)
         return index
 
@@ -260,6 +338,11 @@ class Vectors:
         ids, vectors = self._live_vectors()
         index.add_with_ids(vectors, ids)
         return index
+
+
+def ivf_lists(count: int) -> int:
+    """Lists of an inverted file over ``count`` vectors: about 4·√n, with at least IVF_MIN_PER_LIST per list."""
+    return max(1, min(int(4 * count**0.5), count // IVF_MIN_PER_LIST))
 
 
 def deleted_file(path: Path) -> Path:

@@ -1,14 +1,16 @@
-"""Index type by size: HNSW above the threshold with high recall, filtered search exact, memory-mapped loading."""
+"""Index type by size: an inverted file above the threshold with high recall (older HNSW files still searched and
+converted), filtered search exact, tombstones, memory-mapped loading."""
 
 from __future__ import annotations
 
 import gc
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
-from kb.vectors import Vectors
+from kb.vectors import Vectors, ivf_lists
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +36,30 @@ def test_small_index_stays_exact(tmp_path: Path, data: tuple[list[int], np.ndarr
     assert not _saved(tmp_path, ids, x, threshold=len(ids) + 1).is_ann
 
 
-def test_hnsw_recall_at_10_against_exact(tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]) -> None:
+def _recall(vectors: Vectors, queries: np.ndarray) -> float:
+    return float(
+        np.mean(
+            [
+                len({i for i, _ in vectors.search(v, 10)} & {i for i, _ in vectors.search_exact(v, 10)}) / 10
+                for v in queries
+            ]
+        )
+    )
+
+
+def test_ann_recall_at_10_against_exact(tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]) -> None:
     ids, x, q = data
     ann = _saved(tmp_path, ids, x, threshold=1000)
     assert ann.is_ann and len(ann) == len(ids)
-    recall = np.mean(
-        [len({i for i, _ in ann.search(v, 10)} & {i for i, _ in ann.search_exact(v, 10)}) / 10 for v in q]
-    )
-    assert recall >= 0.98
+    assert ann._ivf() is not None and int(ann._ivf().nlist) == ivf_lists(len(ids)) > 1
+    exact = sorted(((float(x[i - 100] @ q[0]), i) for i in ids), reverse=True)[:10]
+    assert [i for i, _ in ann.search_exact(q[0], 10)] == [i for _, i in exact]
+    assert _recall(ann, q) >= 0.98
 
 
-def test_filtered_search_is_exact_on_hnsw(tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]) -> None:
+def test_filtered_search_is_exact_on_an_inverted_file(
+    tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
+) -> None:
     ids, x, q = data
     ann = _saved(tmp_path, ids, x, threshold=1000)
     allowed = [*ids[::37], 999_999]  # an unknown id is ignored
@@ -52,9 +67,11 @@ def test_filtered_search_is_exact_on_hnsw(tmp_path: Path, data: tuple[list[int],
     got = ann.search(q[0], 5, allowed)
     assert [i for i, _ in got] == [i for _, i in expected]
     assert np.allclose([s for _, s in got], [s for s, _ in expected], atol=1e-5)
+    assert ann.search(q[0], 10, allowed=ids) == ann.search_exact(q[0], 10)  # a filter allowing everything
+    assert ann.search(q[0], 5, allowed=[999_999]) == []
 
 
-def test_removing_from_hnsw_tombstones_without_a_rebuild(
+def test_removing_from_an_ann_index_tombstones_without_a_rebuild(
     tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
 ) -> None:
     ids, x, q = data
@@ -63,26 +80,23 @@ def test_removing_from_hnsw_tombstones_without_a_rebuild(
     best = [i for i, _ in vectors.search_exact(q[0], 3)]
     assert vectors.remove([*best, best[0], 999_999]) == 3  # repeated and unknown ids are not counted
     assert vectors.remove([best[0]]) == 0 and len(vectors) == len(ids) - 3
-    assert vectors.is_ann  # still the graph: no rebuild for a removal
+    assert vectors.is_ann  # still the same index: no rebuild for a removal
     assert not set(best) & {i for i, _ in vectors.search(q[0], 10)}
     gc.collect()  # the cached tombstone selector must outlive any temporary (faiss keeps a raw pointer)
     assert not set(best) & {i for i, _ in vectors.search(q[0], 10)}
     assert not set(best) & {i for i, _ in vectors.search_exact(q[0], 10)}
     assert not set(best) & {i for i, _ in vectors.search(q[0], 10, allowed=[*best, ids[5]])}
     assert set(best).isdisjoint(vectors.ids()) and len(vectors.ids()) == len(ids) - 3
-    vectors.add([9_000_000], x[:1])  # adding to a graph with tombstones extends it
+    vectors.add([9_000_000], x[:1])  # adding to an index with tombstones extends it
     vectors.save(tmp_path / "again.faiss")
     again = Vectors.load(tmp_path / "again.faiss", mmap=True, ann_threshold=1000)
     assert again.is_ann and len(again) == len(ids) - 2
     assert not set(best) & {i for i, _ in again.search(q[0], 10)}
     assert 9_000_000 in {i for i, _ in again.search(x[0], 3)}
-    recall = np.mean(
-        [len({i for i, _ in again.search(v, 10)} & {i for i, _ in again.search_exact(v, 10)}) / 10 for v in q]
-    )
-    assert recall >= 0.98
+    assert _recall(again, q) >= 0.98
 
 
-def test_many_tombstones_rebuild_the_graph_on_save(
+def test_many_tombstones_rebuild_the_index_on_save(
     tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
 ) -> None:
     ids, x, q = data
@@ -96,7 +110,7 @@ def test_many_tombstones_rebuild_the_graph_on_save(
     assert not set(removed) & {i for v in q for i, _ in compact.search(v, 10)}
 
 
-def test_an_hnsw_index_shrunk_below_the_threshold_is_saved_flat(
+def test_an_ann_index_shrunk_below_the_threshold_is_saved_flat(
     tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
 ) -> None:
     ids, x, _ = data
@@ -116,7 +130,7 @@ def test_a_memory_mapped_index_refuses_changes_instead_of_crashing(
     tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
 ) -> None:
     ids, x, q = data
-    for threshold in (1000, len(ids) + 1):  # HNSW and flat
+    for threshold in (1000, len(ids) + 1):  # inverted file and flat
         mapped = _saved(tmp_path, ids, x, threshold=threshold)
         assert mapped.search(q[0], 3)
         with pytest.raises(ValueError, match="memory-mapped"):
@@ -124,3 +138,44 @@ def test_a_memory_mapped_index_refuses_changes_instead_of_crashing(
         with pytest.raises(ValueError, match="memory-mapped"):
             mapped.remove([ids[0]])
         assert len(mapped) == len(ids)
+
+
+def test_an_index_grown_fourfold_gets_new_lists_on_save(
+    tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
+) -> None:
+    ids, x, q = data
+    small = Vectors.new(x.shape[1], ann_threshold=1000)
+    small.add(ids[:1200], x[:1200])
+    small.save(tmp_path / "small.faiss")
+    grown = Vectors.load(tmp_path / "small.faiss", ann_threshold=1000)
+    lists = int(grown._ivf().nlist)
+    grown.add(ids[1200:2000], x[1200:2000])
+    grown.save(tmp_path / "grown.faiss")  # under fourfold: extended in place
+    assert int(Vectors.load(tmp_path / "grown.faiss")._ivf().nlist) == lists
+    grown.add(ids[2000:], x[2000:])
+    grown.save(tmp_path / "grown.faiss")
+    again = Vectors.load(tmp_path / "grown.faiss", ann_threshold=1000)
+    assert int(again._ivf().nlist) == ivf_lists(len(ids)) > lists and len(again) == len(ids)
+    assert _recall(again, q) >= 0.98
+
+
+def test_an_hnsw_file_of_an_older_version_is_searched_and_saved_as_an_inverted_file(
+    tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
+) -> None:
+    ids, x, q = data
+    graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT))
+    graph.add_with_ids(x, np.asarray(ids, dtype=np.int64))
+    faiss.write_index(graph, str(tmp_path / "old.faiss"))
+
+    old = Vectors.load(tmp_path / "old.faiss", ann_threshold=1000)
+    assert old.is_ann and old._ivf() is None and _recall(old, q) >= 0.98
+    allowed = ids[::37]
+    expected = sorted(((float(x[i - 100] @ q[1]), i) for i in allowed), reverse=True)[:5]
+    assert [i for i, _ in old.search(q[1], 5, allowed)] == [i for _, i in expected]
+    old.remove(ids[:3])
+    old.save(tmp_path / "new.faiss")
+
+    new = Vectors.load(tmp_path / "new.faiss", mmap=True, ann_threshold=1000)
+    assert new._ivf() is not None and len(new) == len(ids) - 3 and set(ids[:3]).isdisjoint(new.ids())
+    assert _recall(new, q) >= 0.98
+    assert np.allclose(new.reconstruct(ids[10]), x[10], atol=1e-6)
