@@ -122,7 +122,7 @@ class Vectors:
 
     @property
     def is_ann(self) -> bool:
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSW | faiss.IndexIVF)
+        return self.kind != "flat"
 
     @property
     def kind(self) -> str:
@@ -190,7 +190,7 @@ class Vectors:
         ivf = self._ivf()
         if allowed is not None and ivf is not None:
             bitmap = self._allowed_bitmap(np.asarray(allowed, dtype=np.int64))
-            return self._scan_lists(q, k, bitmap) if bitmap is not None else []
+            return self._scan_lists(ivf, q, k, bitmap) if bitmap is not None else []
         if allowed is not None and self.is_ann:
             return self._exact_among(q[0], np.asarray(allowed, dtype=np.int64), k)
         params: faiss.SearchParameters | None = None
@@ -217,10 +217,10 @@ class Vectors:
             scores, ids = self._index.search(q, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def _scan_lists(self, q: np.ndarray, k: int, selector: faiss.IDSelector | None) -> list[tuple[int, float]]:
-        """Exact top ``k`` of an inverted file: every list scanned, only ids the selector passes scored."""
-        ivf = self._ivf()
-        assert ivf is not None
+    def _scan_lists(
+        self, ivf: faiss.IndexIVF, q: np.ndarray, k: int, selector: faiss.IDSelector | None
+    ) -> list[tuple[int, float]]:
+        """Exact top ``k`` of the inverted file ``ivf``: every list scanned, only ids the selector passes."""
         params = faiss.SearchParametersIVF(nprobe=int(ivf.nlist), sel=selector)  # type: ignore[call-arg]
         return self._search(q, k, params)
 
@@ -243,9 +243,10 @@ class Vectors:
         """Exact top ``k`` whatever the index type (the benchmark's reference for ANN recall)."""
         if not self.is_ann:
             return self.search(query, k)
-        if self._ivf() is not None:
+        ivf = self._ivf()
+        if ivf is not None:
             q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
-            return self._scan_lists(q, k, self._skip_deleted())
+            return self._scan_lists(ivf, q, k, self._skip_deleted())
         scores = self._stored() @ np.asarray(query, dtype=np.float32).reshape(-1)
         ids = self._all_ids()
         if len(self._deleted):

@@ -31,8 +31,7 @@ async def get_searcher(request: Request) -> Searcher:
     startup = getattr(request.app.state, "startup", None)
     if startup is not None and startup.state != "ready":
         return await run_in_threadpool(searcher_of, request)  # waits for the model off the event loop
-    searcher: Searcher = request.app.state.searcher
-    return searcher
+    return searcher_of(request)  # start-up is over: nothing to wait for
 
 
 def get_curator(request: Request) -> Curator:
