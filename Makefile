@@ -48,18 +48,18 @@ test: install-dev
 fuzz: install-dev
 	$(BIN)/python -m pytest -m fuzz
 
-## eval: every search mode on ../shared/eval and eval/bundled → docs/quality.md (about 15 minutes)
+## eval: every search mode on ../shared/eval and eval/bundled → the tables of docs/quality.md (about 15 minutes)
 eval: install
-	$(BIN)/python bench/quality.py
+	$(BIN)/python -m bench.quality
 
-## bench: ingestion, search latency at 1k–100k chunks, memory, quality per encoder → docs/performance.md (about 1.5 h on 2 cores: 3 ingestion rounds per corpus and encoder)
+## bench: ingestion, search latency at 1k–100k chunks, memory, quality per encoder → the tables of docs/performance.md (about 1.5 h on 2 cores: 3 ingestion rounds per corpus and encoder)
 ## (add BENCH_ARGS="--sizes 1000 10000 100000 1000000" for the 1M size)
 bench: install-dev
-	$(BIN)/python bench/performance.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.performance $(BENCH_ARGS)
 
-## load: 1, 8 and 32 concurrent clients against kb serve on loopback → docs/performance.md (about 2 minutes)
+## load: 1, 8 and 32 concurrent clients against kb serve on loopback → the load table of docs/performance.md (about 2 minutes)
 load: install-dev
-	$(BIN)/python bench/load.py
+	$(BIN)/python -m bench.load
 
 lint: install-dev
 	$(BIN)/ruff check kb tests tools bench

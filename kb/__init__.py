@@ -60,7 +60,8 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__version__ = "0.1.0"
+#: The one place the version is written (pyproject.toml reads it; CHANGELOG.md says what each version holds).
+__version__ = "0.2.0"
 
 __all__ = [
     "AuthError",

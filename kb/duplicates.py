@@ -56,7 +56,7 @@ def groups(signatures: dict[str, np.ndarray]) -> list[list[str]]:
     """Groups (of two or more document ids) of near-duplicates, each sorted, in a stable order.
 
     Vectorised over the bands (one 64-bit key per band and document, sorted per band), so that only documents
-    sharing a band cost Python work: about a second for 100,000 documents.
+    sharing a band cost Python work (timings in docs/performance.md).
     """
     ids = list(signatures)
     parent = list(range(len(ids)))

@@ -358,7 +358,7 @@ def _contains(terms: list[str], member: list[str]) -> bool:
 
 def _term_counts(analyzer: Analyzer, texts: list[str], terms: dict[str, int]) -> sparse.csr_matrix:
     """Rows of term counts for ``texts``; new terms are added to ``terms`` (the column of each term)."""
-    # Typed arrays, not lists: at 1M chunks there are about 60M (row, term) pairs (0.7 GB here, 5 GB as lists).
+    # Typed arrays, not lists: a large index has tens of millions of (row, term) pairs, too many for Python lists.
     rows, cols, tfs = array("i"), array("i"), array("f")
     for row, text in enumerate(texts):
         for term, tf in Counter(analyzer.terms(text)).items():

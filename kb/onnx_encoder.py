@@ -202,11 +202,10 @@ def _export_float(source: Path, path: Path) -> None:
 def _fuse(source: Path, target: Path, model_folder: Path) -> None:
     """Each layer's attention as one ``Attention`` operator, bias + GELU and residual + LayerNorm fused.
 
-    Fewer, larger operators: on the two-core machine of 2026-12-01, 10-25 % more passages per second than the
-    unfused graph on XQuAD's passages (about 150 tokens; short queries take as long as before), and nDCG@10 on
-    xquad-tr-de 0.821 against 0.819. The fused attention keeps float32 weights: quantising them too made queries
-    15 % faster but cost 0.004 nDCG@10 on xquad-tr-de. A graph the optimiser does not recognise (another
-    architecture) is written unfused: slower, not wrong.
+    Fewer, larger operators: more passages per second than the unfused graph, at the same quality (figures in
+    docs/performance.md). The fused attention keeps float32 weights: quantising them too made queries faster but
+    cost quality on cross-lingual questions. A graph the optimiser does not recognise (another architecture) is
+    written unfused: slower, not wrong.
     """
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
@@ -242,14 +241,12 @@ def _quantise(source: Path, target: Path) -> None:
     """int8 weights per output channel for MatMul and the embedding tables; activations quantised on the fly.
 
     The feed-forward down-projections (``layer.N/output/dense``) stay float32: their input, after GELU, has
-    outliers that one dynamic int8 scale per tensor flattens. Quantising them too cost 0.014 nDCG@10 on
-    xquad-tr-de (0.815 against 0.829 with torch); without them the loss is 0.003 (docs/performance.md).
+    outliers that one dynamic int8 scale per tensor flattens: quantising them too cost several times the quality
+    that the rest of the quantisation costs (docs/performance.md).
 
     Weights use 7 bits (``reduce_range``): on CPUs without VNNI (AVX2 or AVX-512 alone) ONNX Runtime multiplies
     u8 activations by s8 weights with an instruction that saturates 16-bit sums, and full 8-bit weights then
-    cost 0.015 nDCG@10 on xquad-tr-de there (0.811 against torch's 0.826, passage ranking alone); with 7 bits
-    the loss is 0.007, at the same speed (measured 2026-12-01 on an AVX2-only EPYC; the 0.003 of 2026-11-25
-    was measured with 8-bit weights on a machine whose CPU flags were not recorded).
+    lose about twice the quality against torch that 7-bit weights lose, at the same speed (docs/performance.md).
     """
     import onnx
     from onnx import TensorProto

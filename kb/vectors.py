@@ -2,7 +2,7 @@
 
 Index type by size (``KB_ANN_THRESHOLD``, default 50,000 chunks, see docs/performance.md):
 
-- below it, exact flat search (``IndexFlatIP``): at 100k chunks one query takes about 15 ms on two cores;
+- below it, exact flat search (``IndexFlatIP``), whose time per query grows linearly with the size;
 - from it on, the saved file holds an inverted-file index (``IndexIVFFlat``: the vectors grouped into about
   4·√n lists around k-means centres, trained at save time); an unfiltered search scans the
   :data:`IVF_NPROBE` lists nearest to the query (Recall@10 against exact is measured by the benchmark), and
@@ -38,9 +38,9 @@ from kb.errors import IndexUnavailableError
 
 #: Default size from which a saved index is an inverted file (``KB_ANN_THRESHOLD`` overrides it).
 ANN_THRESHOLD = 50_000
-#: Lists an unfiltered search scans. Recall@10 against exact on the benchmark's synthetic vectors, 2 cores: 0.988
-#: in 1.7 ms at 100k (1,264 lists; 96 lists: 0.993 in 2.4 ms) and 0.988 in 3.3 ms at 1M (4,000 lists; 96: 0.990
-#: in 4.5 ms; 32: 0.979 in 2.2 ms); see docs/performance.md.
+#: Lists an unfiltered search scans: enough for Recall@10 against exact above the 0.98 target at 100k and 1M
+#: chunks on the benchmark's synthetic vectors; fewer lists fall below it, more cost time for little recall
+#: (docs/performance.md).
 IVF_NPROBE = 64
 #: k-means of the lists is trained on at most this many vectors per list (a sample; all of them if fewer).
 IVF_TRAIN_PER_LIST = 64
@@ -369,7 +369,7 @@ def _one_thread() -> Iterator[None]:
     """Run faiss calls of this thread on one OpenMP thread (the setting is per calling thread; restored after).
 
     One query gains nothing from a team of threads, and the team's idle threads spin after each search, taking the
-    second core from the query encoder: with two threads, a search at 100k chunks took 32 ms instead of 19 ms.
+    second core from the query encoder and made a whole search clearly slower (docs/performance.md).
     """
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kb import __version__
 from kb.api import curation, page, routes
 from kb.api.middleware import BodyLimit, RequestObservation, SecurityHeaders
 from kb.api.startup import Startup
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     app = FastAPI(
         title="KI-Wissensbasis",
         description="Semantic search over the materials of the Kommunale Integrationszentren in NRW.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.include_router(routes.router)
