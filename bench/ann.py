@@ -6,7 +6,9 @@ on two kinds of synthetic vectors: ``mixed`` (as the scale rows) and ``copies`` 
 
 from __future__ import annotations
 
+import functools
 import gc
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,17 +79,13 @@ def _ann_row(tmp: Path, size: int, queries: np.ndarray, make: Callable[[int, int
         started = time.perf_counter()
         loaded = Vectors.load(path, mmap=mmap)
         row[f"load_s_mmap{int(mmap)}"] = time.perf_counter() - started
-        it = iter(list(queries) * 2)
         row[f"ann_p50_mmap{int(mmap)}"], row[f"ann_p95_mmap{int(mmap)}"] = timed(
-            lambda loaded=loaded, it=it: loaded.search(next(it), 100), len(queries)
+            _each(loaded.search, queries), len(queries)
         )
         row[f"rss_mb_mmap{int(mmap)}"] = rss_mb() - before
         row["index_type"] = loaded.kind
         if mmap:
-            it = iter(list(queries) * 2)
-            row["exact_p50"], row["exact_p95"] = timed(
-                lambda loaded=loaded, it=it: loaded.search_exact(next(it), 100), len(queries)
-            )
+            row["exact_p50"], row["exact_p95"] = timed(_each(loaded.search_exact, queries), len(queries))
             row["recall10"] = float(
                 np.mean(
                     [
@@ -97,10 +95,14 @@ def _ann_row(tmp: Path, size: int, queries: np.ndarray, make: Callable[[int, int
                 )
             )
             allowed = list(range(0, size, 50))
-            row["filtered_p50"], _ = timed(
-                lambda loaded=loaded, allowed=allowed: loaded.search(queries[0], 10, allowed), 20
-            )
+            row["filtered_p50"], _ = timed(functools.partial(loaded.search, queries[0], 10, allowed), 20)
         del loaded
         gc.collect()
     path.unlink()
     return row
+
+
+def _each(search: Callable[[np.ndarray, int], object], queries: np.ndarray) -> Callable[[], object]:
+    """A call that runs ``search`` (k = 100) on the next of ``queries`` each time, round and round."""
+    cycle = itertools.cycle(queries)
+    return lambda: search(next(cycle), 100)
