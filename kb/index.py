@@ -14,7 +14,6 @@ then replaces ``CURRENT``. A crash at any point leaves the previous version live
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
+from kb.files import file_sha256, fsync_path, write_atomic
 from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
 from kb.store import Store, StoredDocument
 from kb.vectors import Vectors, deleted_file
@@ -62,7 +62,7 @@ class Manifest:
     encoder: str | None = None
 
     def write(self, folder: Path) -> None:
-        _write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+        write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -80,24 +80,6 @@ class Manifest:
                 f"{FORMAT_VERSION}; run `kb ingest --rebuild`."
             )
         return manifest
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class IndexDir:
@@ -164,12 +146,11 @@ class IndexDir:
     def publish(self, build: Path, version: int) -> Path:
         """Make a finished build the live version (atomic), then prune old versions."""
         for name in (*DATA_FILES, MANIFEST_FILE):
-            with open(build / name, "rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_path(build / name)
         final = self.versions / f"v{version:06d}"
         os.rename(build, final)
-        _fsync_dir(self.versions)
-        _write_atomic(self.current_file, final.name + "\n")
+        fsync_path(self.versions)
+        write_atomic(self.current_file, final.name + "\n")
         self._prune(keep=final.name)
         return final
 
@@ -281,14 +262,6 @@ def check_model(folder: Path, manifest: Manifest, model: str, dimension: int | N
             + (f" (dimension {dimension})" if dimension is not None else "")
             + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
         )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_files(folder: Path, manifest: Manifest) -> None:
