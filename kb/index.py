@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.files import file_sha256, fsync_path, write_atomic
 from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
-from kb.store import Store, StoredDocument
+from kb.store import Store, StoredChunk, StoredDocument
 from kb.vectors import Vectors, deleted_file
 
 FORMAT_VERSION = 1
@@ -191,6 +191,17 @@ class LoadedIndex:
         )
         order = np.argsort(ids, kind="stable")
         self._chunk_order, self._chunk_owner = ids[order], owners[order]
+
+    @property
+    def name(self) -> str:
+        """The version's folder name ("v000007"), as ``CURRENT`` names it."""
+        return self.folder.name
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        return self.store.chunks(ids)
+
+    def chunks_of(self, doc_id: str) -> list[StoredChunk]:
+        return self.store.chunks_of(doc_id)
 
     def near_duplicates_of(self, doc_id: str) -> list[StoredDocument]:
         """The documents of this version with nearly the same text as ``doc_id``."""
