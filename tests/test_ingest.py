@@ -7,10 +7,10 @@ import pytest
 
 from kb import lexical
 from kb import vectors as vectors_module
+from kb.chunking import passage_text
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, IngestLockedError
 from kb.index import VECTORS_DELETED_FILE, IndexDir, open_current
-from kb.chunking import passage_text
 from kb.ingest import EXIT_PARTIAL, Ingestor
 from kb.lexical import GERMAN, LexicalIndex
 from kb.search import Searcher
