@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from kb import duplicates
+from kb import duplicates, lexical
 from kb.chunking import passage_text
 from kb.documents import Chunk, Document
 from kb.errors import IndexUnavailableError
@@ -40,7 +40,7 @@ from kb.index import (
     check_model,
     open_current,
 )
-from kb.lexical import FULL_REBUILD_FRACTION, GERMAN, LexicalIndex, vocabulary_counts
+from kb.lexical import GERMAN, LexicalIndex, vocabulary_counts
 from kb.store import DocumentLocation, KnownDocument, Store, StoredChunk, StoredDocument
 from kb.vectors import ANN_THRESHOLD, Vectors
 
@@ -121,7 +121,7 @@ class LocalWriter:
         self._base, self._previous = base, previous
         # What changed in BM25's rows since ``previous``; tracking stops (None) once a full build is due anyway.
         self._lexical_changes: _LexicalChanges | None = _LexicalChanges() if previous is not None else None
-        self._lexical_budget = FULL_REBUILD_FRACTION * max(len(vectors), 1)
+        self._lexical_budget = lexical.FULL_REBUILD_FRACTION * max(len(vectors), 1)
         self._rows_finished = False
         self._done = False
 
