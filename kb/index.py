@@ -10,6 +10,9 @@
 
 A writer builds a complete new version beside the live one, fsyncs it, renames it into ``versions/`` and only
 then replaces ``CURRENT``. A crash at any point leaves the previous version live and searchable.
+
+These are the parts of the ``local`` storage engine; the rest of the program reaches them through
+:mod:`kb.storage` (:class:`kb.storage.local.LocalStorage`), except for ``kb doctor``, which checks the files.
 """
 
 from __future__ import annotations

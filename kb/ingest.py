@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -126,14 +126,30 @@ def with_curated_metadata(document: Document, curated: dict[str, Any] | None) ->
     return replace(document, metadata=build_metadata(merged, document.path, document.metadata.title))
 
 
+class _Pending(NamedTuple):
+    """A document chunked and waiting to be handed to the encoder."""
+
+    doc_id: str
+    key: str
+    content_hash: str
+    document: Document
+    chunks: list[Chunk]
+
+
+class _Part(NamedTuple):
+    """A document's stored chunk ids and its reused vectors (None: its rows of the group's encoding)."""
+
+    chunk_ids: list[int]
+    reused: np.ndarray | None
+
+
 @dataclass
 class _Encoding:
-    """A group of documents whose rows are in the store and whose passages are being encoded on ``thread``:
-    ``parts`` holds each document's chunk ids and its reused vectors (None: its rows of ``vectors``); setting
-    ``stop`` ends the encoding after the current batch."""
+    """A group of documents whose rows are in the store and whose passages are being encoded on ``thread``;
+    setting ``stop`` ends the encoding after the current batch."""
 
     doc_ids: set[str]
-    parts: list[tuple[list[int], np.ndarray | None]]
+    parts: list[_Part]
     vectors: Future[np.ndarray]
     stop: threading.Event
     thread: threading.Thread
@@ -149,7 +165,7 @@ class IndexWriter:
 
     def __init__(self, settings: Settings, embedder: Embedder, storage: StorageWriter) -> None:
         self.settings, self.embedder, self.storage = settings, embedder, storage
-        self._pending: list[tuple[str, str, str, Document, list[Chunk]]] = []
+        self._pending: list[_Pending] = []
         self._pending_chunks = 0
         self._encoding: _Encoding | None = None
 
@@ -163,7 +179,7 @@ class IndexWriter:
 
     def add(self, doc_id: str, key: str, content_hash: str, document: Document) -> None:
         chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
-        self._pending.append((doc_id, key, content_hash, document, chunks))
+        self._pending.append(_Pending(doc_id, key, content_hash, document, chunks))
         self._pending_chunks += len(chunks)
         batches = self._pending_chunks / self.settings.batch_size
         if batches >= FLUSH_BATCHES or (batches >= FIRST_BATCHES and self._encoder_idle()):
@@ -184,20 +200,20 @@ class IndexWriter:
             return
         self._collect()
         pending, self._pending, self._pending_chunks = self._pending, [], 0
-        reused = [self._reusable(doc_id, document, chunks) for doc_id, _, _, document, chunks in pending]
+        reused = [self._reusable(p.doc_id, p.document, p.chunks) for p in pending]
         texts = [
-            passage_text(document.metadata.title, c.heading, c.text)
-            for (*_, document, chunks), kept in zip(pending, reused, strict=True)
+            passage_text(p.document.metadata.title, c.heading, c.text)
+            for p, kept in zip(pending, reused, strict=True)
             if kept is None
-            for c in chunks
+            for c in p.chunks
         ]
         stop = threading.Event()
         vectors, thread = self._encode_in_background(texts, stop)
-        parts: list[tuple[list[int], np.ndarray | None]] = []
-        for (doc_id, key, content_hash, document, chunks), kept in zip(pending, reused, strict=True):
-            ids = self.storage.put_document(doc_id, key, content_hash, document, chunks)
-            parts.append((ids, kept))
-        self._encoding = _Encoding({doc_id for doc_id, *_ in pending}, parts, vectors, stop, thread)
+        parts = [
+            _Part(self.storage.put_document(p.doc_id, p.key, p.content_hash, p.document, p.chunks), kept)
+            for p, kept in zip(pending, reused, strict=True)
+        ]
+        self._encoding = _Encoding({p.doc_id for p in pending}, parts, vectors, stop, thread)
 
     def _encode_in_background(
         self, texts: list[str], stop: threading.Event
@@ -222,11 +238,12 @@ class IndexWriter:
             return
         embeddings = encoding.vectors.result()
         offset = 0
-        for ids, vectors in encoding.parts:
+        for part in encoding.parts:
+            vectors = part.reused
             if vectors is None:
-                vectors = embeddings[offset : offset + len(ids)]
-                offset += len(ids)
-            self.storage.add_vectors(ids, vectors)
+                vectors = embeddings[offset : offset + len(part.chunk_ids)]
+                offset += len(part.chunk_ids)
+            self.storage.add_vectors(part.chunk_ids, vectors)
 
     def close(self) -> None:
         """Stop encoding the group in flight, if any, after its current batch, wait for the encoder thread and
