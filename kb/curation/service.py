@@ -20,10 +20,10 @@ from kb.curation.db import CurationDB
 from kb.curation.keys import Principal, Role
 from kb.documents import METADATA_FIELDS, Metadata, document_id
 from kb.errors import ConflictError, CurationError, IndexMissingError, LoaderError, NotFoundError
-from kb.index import LoadedIndex
 from kb.ingest import UPLOAD_PREFIX, Ingestor, IngestReport
 from kb.loaders.metadata import build_metadata
 from kb.search import Searcher
+from kb.storage import StorageReader
 from kb.store import StoredDocument
 
 #: Fields only curators may set: a LaKI recommendation is the coordinating office's call.
@@ -46,7 +46,7 @@ class Curator:
         self.db = db or CurationDB(self.settings.data_dir)
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def _index(self) -> LoadedIndex:
+    def _index(self) -> StorageReader:
         return self.searcher.index
 
     def document(self, doc_id: str) -> StoredDocument:
