@@ -29,6 +29,7 @@ from kb.lexical import Analyzer, LexicalIndex, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
 from kb.store import StoredChunk, StoredDocument
+from kb.visibility import visible_to
 
 Mode = Literal["hybrid", "dense", "lexical"]
 #: A ranked chunk: (chunk id, score, further chunks of its document among the candidates, document id).
@@ -74,7 +75,7 @@ class Filters:
 
     def matches(self, doc: StoredDocument) -> bool:
         m = doc.metadata
-        if m.status not in (self.status or ("published",)):
+        if not visible_to(doc, self.status):
             return False
         has = {
             "district": (m.district,),
@@ -232,7 +233,7 @@ class Searcher:
         terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
 
         hidden = frozenset() if filters else index.hidden
-        visible = filters.matches if filters else (lambda doc: doc.metadata.published)
+        visible = filters.matches if filters else visible_to
 
         def candidates(pool: int) -> list[tuple[int, float]]:
             return rank(index, terms, vector, pool, mode, weight, allowed)
