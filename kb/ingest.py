@@ -414,7 +414,7 @@ class Ingestor:
         """``curation``: the curated metadata and exclusions to apply (default: none; the CLI and the Curator
         pass the curation database of ``KB_DATA_DIR``)."""
         self.settings = settings
-        self.curation: CuratedOverrides = curation or NoCuration()
+        self.curation: CuratedOverrides = NoCuration() if curation is None else curation
         self.embedder = embedder or Embedder(settings)
         self.index_dir = IndexDir(settings.index_dir)
         self.limits = Limits(settings.file_timeout_s, settings.file_memory_mb, settings.max_file_mb)
