@@ -9,23 +9,23 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kb"
 
-#: Lowest first. A module belongs to the layer of the longest prefix that names it (``kb.api`` covers
-#: ``kb.api.routes``); the package itself (``kb/__init__.py``, the public API) sits on top with the edges.
+#: Lowest first. An entry names a module, or a package with all its modules (``kb.api.*``); a module belongs to
+#: the layer of the longest entry that names it. The package itself (``kb``, the public API) is on top.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Settings, the error tree, the document types and small helpers every other module may use.
     ("foundation", ("kb.settings", "kb.errors", "kb.documents", "kb.fields", "kb.files", "kb.lru", "kb.logs",
                     "kb.visibility", "kb.preparation")),
     # Reading files and turning text into vectors: no index, no database.
-    ("content", ("kb.loaders", "kb.sandbox", "kb.chunking", "kb.duplicates", "kb.bundled_model",
+    ("content", ("kb.loaders.*", "kb.sandbox", "kb.chunking", "kb.duplicates", "kb.bundled_model",
                  "kb.onnx_encoder", "kb.embedder")),
     # The index on disk: SQLite store, vectors, BM25, the versioned folder.
-    ("storage", ("kb.store", "kb.vectors", "kb.lexical", "kb.index", "kb.storage")),
+    ("storage", ("kb.store", "kb.vectors", "kb.lexical", "kb.index", "kb.storage.*")),
     # What is done with an index: building it and searching it.
     ("pipeline", ("kb.ingest", "kb.search", "kb.evaluation")),
     # Write access: keys, roles, the curation database, the audit log; it drives ingestion.
-    ("curation", ("kb.curation",)),
+    ("curation", ("kb.curation.*",)),
     # Where requests and commands come in and results go out.
-    ("edge", ("kb", "kb.api", "kb.cli", "kb.__main__", "kb.doctor", "kb.metrics")),
+    ("edge", ("kb", "kb.api.*", "kb.cli", "kb.__main__", "kb.doctor", "kb.metrics")),
 )  # fmt: skip
 
 #: Imports that the layers allow but the design does not: ``(importer prefix, imported prefix)``.
@@ -48,13 +48,18 @@ def _covers(prefix: str, module: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
+def _names(entry: str, module: str) -> bool:
+    package = entry.removesuffix(".*")
+    return module == package or (entry.endswith(".*") and module.startswith(package + "."))
+
+
 def _layer(module: str) -> int | None:
-    """The rank of ``module``'s layer (0 lowest), by the longest prefix that names it; None if unplaced."""
+    """The rank of ``module``'s layer (0 lowest), by the longest entry that names it; None if unplaced."""
     best: tuple[int, int] | None = None
-    for rank, (_, prefixes) in enumerate(LAYERS):
-        for prefix in prefixes:
-            if _covers(prefix, module) and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), rank)
+    for rank, (_, entries) in enumerate(LAYERS):
+        for entry in entries:
+            if _names(entry, module) and (best is None or len(entry) > best[0]):
+                best = (len(entry), rank)
     return None if best is None else best[1]
 
 
@@ -124,4 +129,4 @@ def test_the_check_sees_lazy_imports_and_higher_layers(tmp_path: Path) -> None:
     layer_of = {name: rank for rank, (name, _) in enumerate(LAYERS)}
     assert _layer("kb.curation.db") == layer_of["curation"] > _layer("kb.ingest") == layer_of["pipeline"]
     assert _layer("kb.api.routes") == layer_of["edge"] and _layer("kb.loaders.pdf") == layer_of["content"]
-    assert _layer("kbx") is None
+    assert _layer("kbx") is None and _layer("kb.unplaced") is None and _layer("kb") == layer_of["edge"]
