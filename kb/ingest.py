@@ -16,18 +16,16 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from kb.chunking import chunk_sections, passage_text
-from kb.curation.db import CurationDB
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
 from kb.errors import LoaderError
 from kb.files import write_atomic
 from kb.loaders.metadata import build_metadata, sidecar_path
-from kb.metrics import LAST_INGEST_FILE
 from kb.sandbox import Limits, load_isolated, size_problem
 from kb.settings import Settings
 from kb.storage import KnownDocument, StorageWriter, open_storage
@@ -50,6 +48,27 @@ EXIT_PARTIAL = 6
 _IGNORED_NAMES = {"readme.md", "readme.txt", "readme", "license", "license.md", "licence.md"}
 #: Key prefix of documents uploaded through the API (stored in ``KB_DATA_DIR/files``).
 UPLOAD_PREFIX = "upload/"
+#: Written by every ingestion next to CURRENT, for /metrics of a server running in another process.
+LAST_INGEST_FILE = "last-ingest.json"
+
+
+class CuratedOverrides(Protocol):
+    """What curators decided about files, asked for afresh by every ingestion while it holds the writer lock:
+    metadata laid over a file's own (``key → fields``) and the keys of purged files, never ingested again."""
+
+    def overrides(self) -> dict[str, dict[str, Any]]: ...
+
+    def excluded(self) -> set[str]: ...
+
+
+class NoCuration:
+    """No curated metadata and no exclusions: the files as they are."""
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def excluded(self) -> set[str]:
+        return set()
 
 
 @dataclass(frozen=True)
@@ -282,8 +301,13 @@ class IndexWriter:
 class Ingestor:
     """Runs one ingestion into ``settings.index_dir`` (holding the writer lock throughout)."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, curation: CuratedOverrides | None = None
+    ) -> None:
+        """``curation``: the curated metadata and exclusions to apply (default: none; the CLI and the Curator
+        pass the curation database of ``KB_DATA_DIR``)."""
         self.settings = settings
+        self.curation: CuratedOverrides = NoCuration() if curation is None else curation
         self.embedder = embedder or Embedder(settings)
         self.storage = open_storage(settings)
         self.limits = Limits(settings.file_timeout_s, settings.file_memory_mb, settings.max_file_mb)
@@ -337,11 +361,8 @@ class Ingestor:
         self, roots: list[Path], rebuild: bool, on_file: Callable[[str], None] | None, purge: Sequence[str] = ()
     ) -> IngestReport:
         report = IngestReport()
-        curation = CurationDB.open_existing(self.settings.data_dir)
-        self._curated = curation.overrides() if curation else {}
-        self._excluded = curation.excluded() if curation else set()
-        if curation:
-            curation.close()
+        self._curated = self.curation.overrides()
+        self._excluded = self.curation.excluded()
         storage = self.storage.open_writer(
             model=self.settings.model, dimension=lambda: self.embedder.dimension, rebuild=rebuild
         )

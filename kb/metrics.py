@@ -13,11 +13,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from kb.ingest import LAST_INGEST_FILE
 from kb.storage import StorageReader
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: Written by every ingestion next to CURRENT; read when /metrics is scraped (ingestion runs in other processes).
-LAST_INGEST_FILE = "last-ingest.json"
 OUTCOMES = ("added", "updated", "removed", "unchanged", "failed")
 
 

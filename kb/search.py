@@ -28,6 +28,7 @@ from kb.lexical import Analyzer, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
 from kb.storage import LexicalSearch, StorageReader, StoredChunk, StoredDocument, open_storage
+from kb.visibility import visible_to
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -71,7 +72,7 @@ class Filters:
 
     def matches(self, doc: StoredDocument) -> bool:
         m = doc.metadata
-        if m.status not in (self.status or ("published",)):
+        if not visible_to(doc, self.status):
             return False
         has = {
             "district": (m.district,),
@@ -238,7 +239,7 @@ class Searcher:
         terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
 
         hidden = frozenset() if filters else index.hidden
-        visible = filters.matches if filters else (lambda doc: doc.metadata.published)
+        visible = filters.matches if filters else visible_to
 
         def candidates(pool: int) -> list[tuple[int, float]]:
             return rank(index, terms, vector, pool, mode, weight, allowed)

@@ -24,6 +24,7 @@ from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
 from kb.errors import IndexMissingError, IndexUnavailableError, KBError, NotFoundError, QueryError
 from kb.search import MODES, Filters, Hit, Mode, Searcher
 from kb.store import StoredChunk
+from kb.visibility import LINKED, visible_to
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -256,7 +257,7 @@ def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLR
     context: dict[str, Any] = {"query": query, "back_url": query.url() if query.q.strip() else None}
     try:
         document = searcher.document(doc_id)
-        if document.metadata.status == "draft":  # not public yet
+        if not visible_to(document, LINKED):  # a draft: not public yet
             raise NotFoundError(f"document {doc_id} is a draft")
         index = searcher.index
         chunks = index.chunks_of(doc_id)
@@ -265,7 +266,7 @@ def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLR
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "document.html", {**context, "error": message}, status)
     near = index.near_duplicates_of(doc_id)
-    out = DocumentOut.of(document, [d for d in near if d.metadata.published])
+    out = DocumentOut.of(document, [d for d in near if visible_to(d)])
     newer = index.documents.get(document.metadata.superseded_by)
     context.update(
         superseded_by=DocumentRef.of(newer) if newer is not None else None,
@@ -300,7 +301,7 @@ def german_error(exc: Exception, max_chars: int) -> tuple[str, int]:
 
 def corpus_stats(searcher: Searcher) -> tuple[int, int]:
     """Documents and districts in the live index (raises when there is none)."""
-    documents = [d for d in searcher.index.documents.values() if d.metadata.published]
+    documents = [d for d in searcher.index.documents.values() if visible_to(d)]
     return len(documents), len({d.metadata.district for d in documents if d.metadata.district})
 
 

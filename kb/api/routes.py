@@ -26,6 +26,7 @@ from kb.curation.keys import Principal
 from kb.errors import KBError, NotFoundError
 from kb.search import Searcher
 from kb.store import StoredDocument
+from kb.visibility import visible_to
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -148,9 +149,9 @@ def list_documents(
     """The documents in the index, ordered by path, one page at a time (published ones unless asked)."""
     if status:
         principal.require_writer()
-    wanted = set(status or ["published"])
+    wanted = status or ()
     documents = sorted(
-        (d for d in searcher.index.documents.values() if d.metadata.status in wanted), key=lambda d: d.key
+        (d for d in searcher.index.documents.values() if visible_to(d, wanted)), key=lambda d: d.key
     )
     page = documents[offset : offset + limit]
     return DocumentList(total=len(documents), offset=offset, limit=limit, items=[DocumentOut.of(d) for d in page])
@@ -184,7 +185,7 @@ def get_document_file(searcher: SearcherDep, principal: PrincipalDep, doc_id: st
 def visible_document(searcher: Searcher, principal: Principal, doc_id: str) -> StoredDocument:
     """The document, unless it is a draft and the caller a reader (drafts are not public yet)."""
     document = searcher.document(doc_id)
-    if document.metadata.status == "draft" and principal.role == "reader":
+    if not visible_to(document, principal.may_open):
         raise NotFoundError(f"There is no document with id {doc_id!r}; search again to get current ids.")
     return document
 

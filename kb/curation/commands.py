@@ -90,13 +90,12 @@ def keys_create(
     district: Annotated[str, typer.Option(help="The district an editor may edit.")] = "",
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
-    from kb.curation import audit
     from kb.curation.keys import create_key
 
     db = _db(ctx)
     key, secret = create_key(db, role, label, district)
     with db.transaction() as tx:
-        audit.write(tx, _principal().actor, "key-create", note=f"{key.id} {key.role} {key.label} {key.district}")
+        tx.audit(_principal().actor, "key-create", note=f"{key.id} {key.role} {key.label} {key.district}")
     typer.echo(
         f"created {key.role} key {key.id} for {key.label!r}" + (f" ({key.district})" if key.district else "")
     )
@@ -121,13 +120,12 @@ def keys_revoke(
     ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="Id from `kb keys list`.")]
 ) -> None:
     """Revoke a key at once; requests with it get 401 from then on."""
-    from kb.curation import audit
     from kb.curation.keys import revoke_key
 
     db = _db(ctx)
     key = revoke_key(db, key_id)
     with db.transaction() as tx:
-        audit.write(tx, _principal().actor, "key-revoke", note=f"{key.id} {key.role} {key.label}")
+        tx.audit(_principal().actor, "key-revoke", note=f"{key.id} {key.role} {key.label}")
     typer.echo(f"revoked key {key.id} ({key.label})")
 
 
@@ -197,9 +195,7 @@ def audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The audit log, newest first: who, when, what, metadata before and after."""
-    from kb.curation import audit
-
-    for entry in audit.entries(_db(ctx), document or None, limit):
+    for entry in _db(ctx).audit(document or None, limit):
         if as_json:
             typer.echo(json.dumps(entry.__dict__, ensure_ascii=False))
             continue
