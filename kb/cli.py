@@ -15,16 +15,14 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
 from kb.errors import KBError
 from kb.fields import filter_field, filtered
+from kb.filters import Filters
 from kb.settings import Settings
-
-if TYPE_CHECKING:
-    from kb.filters import Filters
 
 _FILTER_KEYS = ", ".join(f.key for f in filtered())
 P = ParamSpec("P")
@@ -184,7 +182,6 @@ def _print_hits(hits: list[Any]) -> None:
 def parse_filters(items: list[str]) -> Filters:
     """``["district=Dortmund", "year=2019..2023"]`` → :class:`kb.filters.Filters` (any filter of the registry)."""
     from kb.errors import QueryError
-    from kb.filters import Filters
 
     values: dict[str, list[str]] = {}
     bounds: dict[str, int | None] = {}

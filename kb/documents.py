@@ -35,21 +35,22 @@ class Metadata:
         """Values already valid for their fields (parsing and checking is the loaders' job); the others get
         their field's default. An unknown name is a :class:`TypeError`, as for any other constructor."""
         registry = fields.FIELDS
-        unknown = set(values).difference(f.name for f in registry)
-        if unknown:
-            raise TypeError(f"Metadata has no field {sorted(unknown)[0]!r}")
-        for f in registry:
-            object.__setattr__(self, f.name, values.get(f.name, f.empty))
+        if len(values) > sum(f.name in values for f in registry):
+            unknown = sorted(set(values).difference(f.name for f in registry))
+            raise TypeError(f"Metadata has no field {unknown[0]!r}")
+        self.__dict__.update({f.name: values.get(f.name, f.empty) for f in registry})
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Metadata:
         """Metadata as :meth:`as_dict` wrote it (lists back to tuples); keys of unknown fields are ignored."""
-        values: dict[str, Value] = {}
-        for f in fields.FIELDS:
-            if f.name in raw:
-                value = raw[f.name]
-                values[f.name] = tuple(value) if f.kind == "list" else value
-        return cls(**values)
+        meta = cls.__new__(cls)  # one pass over the registry: every stored document is read this way
+        meta.__dict__.update(
+            {
+                f.name: (tuple(raw[f.name]) if f.kind == "list" else raw[f.name]) if f.name in raw else f.empty
+                for f in fields.FIELDS
+            }
+        )
+        return meta
 
     def get(self, name: str) -> Value:
         """The value of the field ``name``."""

@@ -43,7 +43,7 @@ class Field:
     name: str
     kind: Kind = "text"
     label: str = ""  # German, on the web page (facet heading, active filter)
-    help: str = ""  # English, in the API documentation and the CLI help
+    help: str = ""  # English, for the API documentation; for a filter field: what the filter keeps
     param: str = ""  # default: ``name``
     filter: bool = False
     facet: bool = False

@@ -19,24 +19,22 @@ from kb.store import StoredDocument
 Fields = dict[str, tuple[Any, Any]]  # name: (type, pydantic Field)
 
 
-def _choice(f: fields.Field) -> Any:
-    return Literal[f.choices] if f.choices else str
+def _value_type(f: fields.Field, date: Any = str) -> Any:
+    """The JSON type of the field's values (a date is sent as ``date`` and shown as an ISO text)."""
+    text = Literal[f.choices] if f.choices else str
+    return {"text": text, "list": list[str], "year": int | None, "bool": bool, "date": date}[f.kind]
 
 
-def _out_type(f: fields.Field) -> Any:
-    return {"text": _choice(f), "list": list[str], "year": int | None, "bool": bool, "date": str}[f.kind]
+def _description(f: fields.Field) -> str | None:
+    """What the field holds (a filter field's help describes the filter instead)."""
+    if f.filter:
+        return f"One of {', '.join(f.choices)}." if f.choices else None
+    return " ".join((f.help, "Curators only." if f.curators_only else "")).strip() or None
 
 
 def _metadata_out() -> Fields:
     """Every metadata field as a response shows it."""
-    described = {f.name: f.help for f in fields.FIELDS if not f.filter}
-    return {
-        f.name: (
-            _out_type(f),
-            Field(description=described.get(f.name) or (f"One of {', '.join(f.choices)}." if f.choices else None)),
-        )
-        for f in fields.FIELDS
-    }
+    return {f.name: (_value_type(f), Field(description=_description(f))) for f in fields.FIELDS}
 
 
 def _filters_in() -> Fields:
@@ -56,27 +54,23 @@ def _filters_in() -> Fields:
         else:
             most = len(f.choices) or f.max_values
             model[f.key] = (
-                list.__class_getitem__(_choice(f)),
+                list.__class_getitem__(_value_type(f)),
                 Field(default_factory=list, max_length=most, description=f.help),
             )
     return model
 
 
 def _metadata_patch() -> Fields:
-    """Every metadata field as a change request sends it (all optional)."""
+    """Every metadata field as a change request sends it: all optional, with the API's limits."""
     model: Fields = {}
     for f in fields.FIELDS:
-        notes = (f.help if not f.filter else "", "Curators only." if f.curators_only else "")
         limits: dict[str, dict[str, Any]] = {
             "text": {"min_length": 1 if f.required else None, "max_length": None if f.choices else f.max_chars},
             "list": {"max_length": f.max_values},
             "year": {"ge": YEAR_MIN, "le": YEAR_MAX},
         }
-        kind = {"text": _choice(f), "list": list[str], "year": int, "bool": bool, "date": dt.date}[f.kind]
-        model[f.name] = (
-            kind | None,
-            Field(None, description=" ".join(n for n in notes if n) or None, **limits.get(f.kind, {})),
-        )
+        info = Field(None, description=_description(f), **limits.get(f.kind, {}))
+        model[f.name] = (_value_type(f, date=dt.date) | None, info)
     return model
 
 
