@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from kb import fields, ingest, loaders
 from kb.cli import app as cli
+from kb.curation.commands import parse_meta
 from kb.documents import Metadata
 from kb.embedder import Embedder
 from kb.fields import Field
@@ -139,6 +140,9 @@ def test_a_field_added_to_the_registry_is_filtered_and_faceted_everywhere(
     assert payload["facets"]["school_forms"] == {"Grundschule": 2, "Gesamtschule": 1}
     unfiltered = json.loads(CliRunner().invoke(cli, args).stdout)
     assert unfiltered["facets"]["school_forms"] == counts
+    assert parse_meta(["school_forms=Grundschule, Hauptschule"]) == {
+        "school_forms": ["Grundschule", "Hauptschule"]
+    }
 
     with TestClient(create_app(settings, searcher=Searcher(settings, embedder))) as client:
         # the API: GET and POST /search filter on it and count it; a document returns it
@@ -151,10 +155,10 @@ def test_a_field_added_to_the_registry_is_filtered_and_faceted_everywhere(
         assert [r["title"] for r in posted["results"]] == ["Schule allgemein"]
         document = client.get(f"/documents/{posted['results'][0]['document_id']}").json()
         assert document["school_forms"] == ["Förderschule"]
-        get_params = {
-            p["name"]: p for p in client.get("/openapi.json").json()["paths"]["/search"]["get"]["parameters"]
-        }
+        openapi = client.get("/openapi.json").json()
+        get_params = {p["name"]: p for p in openapi["paths"]["/search"]["get"]["parameters"]}
         assert get_params["school_form"]["description"] == school_forms.help
+        assert "school_forms" in openapi["components"]["schemas"]["MetadataPatch"]["properties"]
 
         # the page: the URL parameter filters, the facet group has its German label, the chip removes the filter
         page = client.get("/", params={"q": "Schule", "school_form": "Gesamtschule"})
