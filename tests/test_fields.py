@@ -148,7 +148,7 @@ def test_a_field_added_to_the_registry_is_filtered_and_faceted_everywhere(
         # the API: GET and POST /search filter on it and count it; a document returns it
         params = {"q": "Schule", "school_form": "Grundschule", "facets": "true"}
         got = client.get("/search", params=params).json()
-        assert {r["title"] for r in got["results"]} == primary
+        assert {r["title"] for r in got["results"]} == primary, got
         assert got["facets"]["school_forms"] == {"Grundschule": 2, "Gesamtschule": 1}
         body = {"q": "Schule", "facets": True, "filters": {"school_form": ["Förderschule"]}}
         posted = client.post("/search", json=body).json()

@@ -19,10 +19,14 @@ from kb.store import StoredDocument
 Fields = dict[str, tuple[Any, Any]]  # name: (type, pydantic Field)
 
 
+def _word_type(f: fields.Field) -> Any:
+    """The type of one text value of the field (one of its choices, if it has them)."""
+    return Literal[f.choices] if f.choices else str
+
+
 def _value_type(f: fields.Field, date: Any = str) -> Any:
-    """The JSON type of the field's values (a date is sent as ``date`` and shown as an ISO text)."""
-    text = Literal[f.choices] if f.choices else str
-    return {"text": text, "list": list[str], "year": int | None, "bool": bool, "date": date}[f.kind]
+    """The JSON type of the field's value (a date is sent as ``date`` and shown as an ISO text)."""
+    return {"text": _word_type(f), "list": list[str], "year": int | None, "bool": bool, "date": date}[f.kind]
 
 
 def _description(f: fields.Field) -> str | None:
@@ -54,7 +58,7 @@ def _filters_in() -> Fields:
         else:
             most = len(f.choices) or f.max_values
             model[f.key] = (
-                list.__class_getitem__(_value_type(f)),
+                list.__class_getitem__(_word_type(f)),
                 Field(default_factory=list, max_length=most, description=f.help),
             )
     return model
