@@ -20,7 +20,7 @@ from kb.curation.commands import parse_meta
 from kb.documents import Metadata
 from kb.embedder import Embedder
 from kb.fields import Field
-from kb.filters import Filters
+from kb.filters import Filters, filter_params
 from kb.sandbox import Limits, Loaded
 from kb.search import Searcher
 from kb.settings import Settings
@@ -43,6 +43,7 @@ def test_each_field_and_filter_is_declared_once() -> None:
     params = [p for f in fields.filtered() for p in f.filter_params()]
     assert len(set(names)) == len(names) and len(set(params)) == len(params)
     assert all(f.label for f in fields.FIELDS if f.filter or f.facet)
+    assert not set(names) & set(dir(Metadata))  # a field must not hide a method of Metadata
 
 
 def test_metadata_types_only_fields_of_the_registry() -> None:
@@ -82,6 +83,16 @@ def test_filters_know_every_filter_of_the_registry_and_nothing_else() -> None:
     )
     with pytest.raises(TypeError, match="bezirk"):
         Filters(bezirk=("Köln",))
+
+
+def test_get_and_post_search_take_the_same_filters_with_their_descriptions() -> None:
+    from kb.api.app import create_app
+
+    openapi = create_app(Settings()).openapi()
+    described = {p["name"]: p["description"] for p in openapi["paths"]["/search"]["get"]["parameters"]}
+    body = openapi["components"]["schemas"]["FiltersIn"]["properties"]
+    assert set(body) == set(filter_params()) and all(described[name] for name in body)
+    assert {name: described[name] for name in body} == {name: p["description"] for name, p in body.items()}
 
 
 def _read_here(items: Iterable[tuple[Any, Path]], limits: Limits) -> Iterator[Loaded[Any]]:
