@@ -253,14 +253,14 @@ def build_synthetic(
     started = time.perf_counter()
     index_dir = IndexDir(settings.index_dir)
     with index_dir.acquire():
-        writer = IndexWriter.empty(settings, stub, index_dir.start_build())
+        writer = IndexWriter.new(settings, stub)
         for n, (key, doc) in enumerate(synthetic_documents(pool, size)):
             writer.add(document_id(key), key, "", doc)
             if n and n % 20_000 == 0:
                 seconds = time.perf_counter() - started
                 print(f"  build {size:,}: {n * CHUNKS_PER_DOC:,} chunks after {seconds:.0f} s", flush=True)
         print(f"  build {size:,}: publishing after {time.perf_counter() - started:.0f} s", flush=True)
-        writer.publish(index_dir)
+        writer.publish()
     return time.perf_counter() - started
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from itertools import islice
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,14 +25,11 @@ from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
 from kb.fields import MODES, Mode
 from kb.filters import Filters, count_facets
-from kb.index import IndexDir, LoadedIndex, open_current
-from kb.lexical import Analyzer, LexicalIndex, load_synonyms
+from kb.lexical import Analyzer, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
-from kb.store import StoredChunk, StoredDocument
+from kb.storage import LexicalSearch, StorageReader, StoredChunk, StoredDocument, open_storage
 
-#: A ranked chunk: (chunk id, score, further chunks of its document among the candidates, document id).
-Ranked = tuple[int, float, int, str]
 SNIPPET_WORDS = 40
 RRF_K = 60
 #: Lexical weight in hybrid mode: 0 below this coverage of the query by the German index, 1 from FULL_COVERAGE.
@@ -42,6 +40,15 @@ FACET_DOCUMENTS = 100
 #: A LaKI recommendation moves a document up by at most this many places among the results (never further).
 RECOMMENDED_LIFT = 2
 _RECHECK_SECONDS = 0.5
+
+
+class Ranked(NamedTuple):
+    """A ranked chunk, with how many further chunks of its document were among the candidates."""
+
+    chunk_id: int
+    score: float
+    more: int
+    doc_id: str
 
 
 @dataclass(frozen=True)
@@ -69,13 +76,13 @@ class SearchResult:
 
 
 class IndexHandle:
-    """Holds the live index version and swaps in a newer one when ``CURRENT`` changes."""
+    """Holds a reader of the live index version and swaps in a newer one once the storage publishes it."""
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
-        self._dir = IndexDir(settings.index_dir)
+        self._storage = open_storage(settings)
         self._settings = settings
         self._embedder = embedder
-        self._loaded: LoadedIndex | None = None
+        self._loaded: StorageReader | None = None
         self._loaded_name: str | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
@@ -84,17 +91,17 @@ class IndexHandle:
         """Look at ``CURRENT`` again on the next request (after this process published a version)."""
         self._checked = 0.0
 
-    def get(self) -> LoadedIndex:
+    def get(self) -> StorageReader:
         now = time.monotonic()
         if self._loaded is not None and now - self._checked < _RECHECK_SECONDS:
             return self._loaded
         with self._lock:
-            name = self._dir.current_name()
+            name = self._storage.current_name()
             if self._loaded is None or name != self._loaded_name:
-                index = open_current(self._settings.index_dir)
+                index = self._storage.open_reader()
                 index.check_model(self._settings.model, self._embedder.dimension)
                 index.lexical.use_synonyms(load_synonyms(self._settings.synonyms_file))
-                self._loaded, self._loaded_name = index, index.folder.name
+                self._loaded, self._loaded_name = index, index.name
             self._checked = now
             return self._loaded
 
@@ -111,7 +118,7 @@ class Searcher:
         self.results: LRU[Hashable, SearchResult] = LRU(settings.result_cache_size)
 
     @property
-    def index(self) -> LoadedIndex:
+    def index(self) -> StorageReader:
         return self.handle.get()
 
     def validate(self, query: str, k: int, mode: str | None = None) -> str:
@@ -144,7 +151,7 @@ class Searcher:
         chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
         index = self.index  # a missing or incompatible index fails here, before the model is loaded
         filters = filters or None  # no restriction, however it is spelled
-        key = (index.folder.name, text, k, chosen, group, filters, facets)
+        key = (index.name, text, k, chosen, group, filters, facets)
         cached = self.results.get(key)
         if cached is not None:
             return replace(cached, took_ms=(time.perf_counter() - started) * 1000)
@@ -167,7 +174,7 @@ class Searcher:
         facets: bool = False,
         started: float | None = None,
         with_hits: bool = True,
-        index: LoadedIndex | None = None,
+        index: StorageReader | None = None,
     ) -> SearchResult:
         """Search with a query vector that is already encoded (evaluation encodes all queries in one batch).
 
@@ -196,33 +203,35 @@ class Searcher:
         else:
             ranked = raw_chunks(index, candidates, k, hidden)
         if not with_hits:
-            ranking = [d for *_, doc in ranked for d in (doc, *(o.id for o in also.get(doc, ())))]
+            ranking = [d for item in ranked for d in (item.doc_id, *(o.id for o in also.get(item.doc_id, ())))]
             return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, ranking)
         hits = self._hits(index, ranked, set(terms), also)
         facet_counts = {}
         if facets:
-            documents = [index.documents[doc] for *_, doc in grouped(index, candidates, FACET_DOCUMENTS, hidden)]
+            documents = [
+                index.documents[item.doc_id] for item in grouped(index, candidates, FACET_DOCUMENTS, hidden)
+            ]
             facet_counts = count_facets(documents)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(text, mode, hits, took, index.manifest.version, weight, facet_counts)
 
     def _hits(
         self,
-        index: LoadedIndex,
+        index: StorageReader,
         ranked: list[Ranked],
         terms: set[str],
         also: dict[str, tuple[StoredDocument, ...]] | None = None,
     ) -> list[Hit]:
-        chunks = index.store.chunks([chunk_id for chunk_id, *_ in ranked])
+        chunks = index.chunks([item.chunk_id for item in ranked])
         hits = []
-        for chunk_id, score, more, _ in ranked:
-            chunk = chunks.get(chunk_id)
+        for item in ranked:
+            chunk = chunks.get(item.chunk_id)
             document = index.documents.get(chunk.doc_id) if chunk else None
             if chunk is None or document is None:
                 continue
             snip, spans = snippet(chunk.text, terms, index.lexical.analyzer)
             others = (also or {}).get(document.id, ())
-            hits.append(Hit(score, chunk_id, document, chunk, snip, spans, more, others))
+            hits.append(Hit(item.score, item.chunk_id, document, chunk, snip, spans, item.more, others))
         return hits
 
     def document(self, doc_id: str) -> StoredDocument:
@@ -261,14 +270,14 @@ class Searcher:
         return self._hits(index, ranked, set())
 
 
-def lexical_weight(lexical: LexicalIndex, text: str) -> float:
+def lexical_weight(lexical: LexicalSearch, text: str) -> float:
     """How much to trust lexical evidence for this query, from 0 (other language) to 1 (German)."""
     coverage = lexical.coverage(text)
     return float(np.clip((coverage - MIN_COVERAGE) / (FULL_COVERAGE - MIN_COVERAGE), 0.0, 1.0))
 
 
 def rank(
-    index: LoadedIndex,
+    index: StorageReader,
     terms: dict[str, float],
     vector: np.ndarray | None,
     pool: int,
@@ -300,7 +309,7 @@ def fuse(
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
-def allowed_chunks(index: LoadedIndex, filters: Filters) -> np.ndarray:
+def allowed_chunks(index: StorageReader, filters: Filters) -> np.ndarray:
     ids = [
         index.doc_chunks[d] for d, doc in index.documents.items() if d in index.doc_chunks and filters.matches(doc)
     ]
@@ -308,7 +317,7 @@ def allowed_chunks(index: LoadedIndex, filters: Filters) -> np.ndarray:
 
 
 def grouped(
-    index: LoadedIndex,
+    index: StorageReader,
     candidates: Callable[[int], list[tuple[int, float]]],
     k: int,
     hidden: frozenset[str] = frozenset(),
@@ -332,11 +341,11 @@ def grouped(
         if len(best) >= k or pool >= total or len(ranked) < pool:
             break
         pool = min(total, pool * 4)
-    return [(chunk_id, score, counts[doc] - 1, doc) for doc, (chunk_id, score) in list(best.items())[:k]]
+    return [Ranked(chunk_id, score, counts[doc] - 1, doc) for doc, (chunk_id, score) in list(best.items())[:k]]
 
 
 def raw_chunks(
-    index: LoadedIndex,
+    index: StorageReader,
     candidates: Callable[[int], list[tuple[int, float]]],
     k: int,
     hidden: frozenset[str] = frozenset(),
@@ -346,22 +355,22 @@ def raw_chunks(
     while True:
         ranked = candidates(pool)
         doc_of = index.doc_of([chunk_id for chunk_id, _ in ranked]) if hidden else {}
-        kept = [(c, s, 0, doc_of.get(c, "")) for c, s in ranked if doc_of.get(c) not in hidden]
+        kept = [Ranked(c, s, 0, doc_of.get(c, "")) for c, s in ranked if doc_of.get(c) not in hidden]
         if len(kept) >= k or len(ranked) < pool or pool >= len(index.vectors):
             return kept[:k]
         pool = min(len(index.vectors), pool * 4)
 
 
-def lift_recommended(index: LoadedIndex, ranked: list[Ranked]) -> list[Ranked]:
+def lift_recommended(index: StorageReader, ranked: list[Ranked]) -> list[Ranked]:
     """Move each recommended document up by at most :data:`RECOMMENDED_LIFT` places (past unrecommended ones)."""
     result = list(ranked)
     for position in range(len(result)):
-        doc = index.documents.get(result[position][3])
+        doc = index.documents.get(result[position].doc_id)
         if doc is None or not doc.metadata.recommended:
             continue
         target = position
         while target > 0 and position - target < RECOMMENDED_LIFT:
-            above = index.documents.get(result[target - 1][3])
+            above = index.documents.get(result[target - 1].doc_id)
             if above is not None and above.metadata.recommended:
                 break
             target -= 1
@@ -370,7 +379,7 @@ def lift_recommended(index: LoadedIndex, ranked: list[Ranked]) -> list[Ranked]:
 
 
 def collapse_near_duplicates(
-    index: LoadedIndex, ranked: list[Ranked], visible: Callable[[StoredDocument], bool]
+    index: StorageReader, ranked: list[Ranked], visible: Callable[[StoredDocument], bool]
 ) -> tuple[list[Ranked], dict[str, tuple[StoredDocument, ...]]]:
     """One result per group of near-duplicates (the best ranked), with the group's other visible documents."""
     if not index.near_duplicates:
@@ -379,7 +388,7 @@ def collapse_near_duplicates(
     shown: set[str] = set()
     also: dict[str, tuple[StoredDocument, ...]] = {}
     for item in ranked:
-        doc_id = item[3]
+        doc_id = item.doc_id
         if doc_id in shown:
             continue
         kept.append(item)

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Field(Path("corpus"), description="Folder of documents that `kb ingest` reads by default.")
     index_dir: Path = Field(Path("index"), description="Folder where the index versions are written.")
+    storage: str = Field("local", description="Storage engine of the index; 'local' (files in KB_INDEX_DIR).")
     model: str = Field(
         BUNDLED_MODEL,
         description=f"'{BUNDLED_MODEL}' (the bundled model) or the path of a sentence-transformers folder.",

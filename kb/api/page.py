@@ -289,7 +289,7 @@ def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLR
         if document.metadata.status == "draft":  # not public yet
             raise NotFoundError(f"document {doc_id} is a draft")
         index = searcher.index
-        chunks = index.store.chunks_of(doc_id)
+        chunks = index.chunks_of(doc_id)
         similar = searcher.similar(doc_id, 5, other_districts=True)
     except Exception as exc:
         message, status = german_error(exc, searcher.settings.max_query_chars)

@@ -21,10 +21,10 @@ from kb.curation.db import CurationDB
 from kb.curation.keys import Principal, Role
 from kb.documents import Metadata, document_id
 from kb.errors import ConflictError, CurationError, IndexMissingError, LoaderError, NotFoundError
-from kb.index import LoadedIndex
 from kb.ingest import UPLOAD_PREFIX, Ingestor, IngestReport
 from kb.loaders.metadata import build_metadata
 from kb.search import Searcher
+from kb.storage import StorageReader
 from kb.store import StoredDocument
 
 
@@ -44,7 +44,7 @@ class Curator:
         self.db = db or CurationDB(self.settings.data_dir)
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def _index(self) -> LoadedIndex:
+    def _index(self) -> StorageReader:
         return self.searcher.index
 
     def document(self, doc_id: str) -> StoredDocument:
