@@ -13,18 +13,21 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
 from kb.errors import KBError
+from kb.fields import filter_field, filtered
+from kb.filters import Filters
 from kb.settings import Settings
 
 if TYPE_CHECKING:
     from kb.search import Hit
 
+_FILTER_KEYS = ", ".join(f.key for f in filtered())
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -139,18 +142,17 @@ def search(
     mode: Annotated[str | None, typer.Option(help="hybrid (default), dense or lexical.")] = None,
     filters: Annotated[
         list[str] | None,
-        typer.Option(
-            "--filter",
-            "-f",
-            help="KEY=VALUE, repeatable: district, doc_type, topic, audience, language, year (2020 or 2019..2023)",
-        ),
+        typer.Option("--filter", "-f", help=f"KEY=VALUE, repeatable: {_FILTER_KEYS} (year: 2020 or 2019..2023)."),
     ] = None,
+    facets: Annotated[
+        bool, typer.Option("--facets", help="Also count metadata values of the matching documents.")
+    ] = False,
 ) -> None:
     """Search the index and print the best documents (their best passage each)."""
     from kb.search import Searcher
 
     result = Searcher(_settings(ctx)).search(
-        query, k, mode=mode, group=not chunks, filters=parse_filters(filters or [])
+        query, k, mode=mode, group=not chunks, filters=parse_filters(filters or []), facets=facets
     )
     if as_json:
         payload = {
@@ -160,9 +162,14 @@ def search(
             "took_ms": round(result.took_ms, 2),
             "results": [hit_fields(hit) for hit in result.hits],
         }
+        if facets:
+            payload["facets"] = result.facets
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     _print_hits(result.hits)
+    for name, counts in result.facets.items():
+        if counts:
+            typer.echo(f"{name}: " + ", ".join(f"{value} {count}" for value, count in counts.items()))
 
 
 def hit_fields(hit: Hit) -> dict[str, Any]:
@@ -208,43 +215,37 @@ def _print_hits(hits: list[Hit]) -> None:
         typer.echo(f"    {hit.snippet}\n")
 
 
-def parse_filters(items: list[str]) -> Any:
-    """``["district=Dortmund", "year=2019..2023"]`` → :class:`kb.search.Filters`."""
+def parse_filters(items: list[str]) -> Filters:
+    """``["district=Dortmund", "year=2019..2023"]`` → :class:`kb.filters.Filters` (any filter of the registry)."""
     from kb.errors import QueryError
-    from kb.search import Filters
 
     values: dict[str, list[str]] = {}
-    years: dict[str, int | None] = {"year_from": None, "year_to": None}
+    bounds: dict[str, int | None] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key, value = key.strip().replace("-", "_"), value.strip()
         if not sep or not value:
             raise QueryError(f"Filter {item!r} must look like KEY=VALUE, e.g. district=Dortmund.")
-        if key == "year":
-            low, _, high = value.partition("..")
+        f = filter_field(key)
+        if f is None:
+            raise QueryError(f"Unknown filter {key!r}; use {_or(f.key for f in filtered())}.")
+        if f.ranged:
+            low, dots, high = value.partition("..")
             try:
-                years["year_from"] = int(low) if low else None
-                years["year_to"] = int(high) if high else (None if _ else int(low))
+                bounds[f"{key}_from"] = int(low) if low else None
+                bounds[f"{key}_to"] = int(high) if high else (None if dots else int(low))
             except ValueError:
-                raise QueryError(f"Filter {item!r}: the year must look like 2021 or 2019..2023.") from None
-        elif key in ("district", "doc_type", "topic", "audience", "language", "status"):
-            if key == "status" and value not in ("draft", "published", "archived"):
-                raise QueryError(f"Filter {item!r}: the status is draft, published or archived.")
-            values.setdefault(key, []).append(value)
+                raise QueryError(f"Filter {item!r}: the {key} must look like 2021 or 2019..2023.") from None
         else:
-            raise QueryError(
-                f"Unknown filter {key!r}; use district, doc_type, topic, audience, language, status or year."
-            )
-    return Filters(
-        district=tuple(values.get("district", ())),
-        doc_type=tuple(values.get("doc_type", ())),
-        topic=tuple(values.get("topic", ())),
-        audience=tuple(values.get("audience", ())),
-        language=tuple(values.get("language", ())),
-        year_from=years["year_from"],
-        year_to=years["year_to"],
-        status=tuple(values.get("status", ())),
-    )
+            if f.choices and value not in f.choices:
+                raise QueryError(f"Filter {item!r}: the {key} is {_or(f.choices)}.")
+            values.setdefault(key, []).append(value)
+    return Filters(**values, **bounds)
+
+
+def _or(words: Iterable[str]) -> str:
+    *most, last = words
+    return f"{', '.join(most)} or {last}" if most else last
 
 
 @app.command()
@@ -280,7 +281,7 @@ def evaluate(
     """Measure retrieval quality on a dataset (in a throw-away index; index/ is not touched)."""
     from kb.errors import QueryError
     from kb.evaluation import run
-    from kb.search import MODES
+    from kb.fields import MODES
 
     chosen = next((m for m in MODES if m == mode), None)
     if chosen is None:

@@ -23,8 +23,9 @@ import numpy as np
 from kb.documents import Document, Metadata, Section, document_id
 from kb.embedder import Embedder
 from kb.errors import ConfigError
+from kb.fields import Mode
 from kb.ingest import IndexWriter, Ingestor
-from kb.search import Mode, Searcher
+from kb.search import Searcher
 from kb.settings import Settings
 from kb.storage import open_storage
 

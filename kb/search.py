@@ -16,22 +16,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from itertools import islice
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
+from kb.fields import MODES, Mode
+from kb.filters import Filters, count_facets
 from kb.lexical import Analyzer, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
 from kb.storage import LexicalSearch, StorageReader, StoredChunk, StoredDocument, open_storage
 from kb.visibility import visible_to
 
-Mode = Literal["hybrid", "dense", "lexical"]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 SNIPPET_WORDS = 40
 RRF_K = 60
 #: Lexical weight in hybrid mode: 0 below this coverage of the query by the German index, 1 from FULL_COVERAGE.
@@ -39,57 +38,9 @@ MIN_COVERAGE, FULL_COVERAGE = 0.35, 0.6
 #: Grouped search looks at this many chunks per wanted document first (more if too few documents come back).
 GROUP_POOL_FACTOR = 8
 FACET_DOCUMENTS = 100
-FACET_FIELDS = ("district", "doc_type", "topics", "audience", "language", "year")
 #: A LaKI recommendation moves a document up by at most this many places among the results (never further).
 RECOMMENDED_LIFT = 2
 _RECHECK_SECONDS = 0.5
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Restrictions on metadata: values within one field are alternatives (OR), fields combine (AND)."""
-
-    district: tuple[str, ...] = ()
-    doc_type: tuple[str, ...] = ()
-    topic: tuple[str, ...] = ()
-    audience: tuple[str, ...] = ()
-    language: tuple[str, ...] = ()
-    year_from: int | None = None
-    year_to: int | None = None
-    status: tuple[str, ...] = ()  # review status; empty means published documents only
-
-    def __bool__(self) -> bool:
-        return any((self.district, self.doc_type, self.topic, self.audience, self.language, self.status)) or (
-            self.year_from is not None or self.year_to is not None
-        )
-
-    @cached_property
-    def _wanted(self) -> dict[str, set[str]]:
-        """The case-folded values asked for, per field (computed once, not per document)."""
-        fields = {"district": self.district, "doc_type": self.doc_type, "topic": self.topic}
-        fields |= {"audience": self.audience, "language": self.language}
-        return {name: {_fold(v) for v in values} for name, values in fields.items() if values}
-
-    def matches(self, doc: StoredDocument) -> bool:
-        m = doc.metadata
-        if not visible_to(doc, self.status):
-            return False
-        has = {
-            "district": (m.district,),
-            "doc_type": (m.doc_type,),
-            "topic": m.topics,
-            "audience": m.audience,
-            "language": (m.language,),
-        }
-        if any(not {_fold(v) for v in has[name]} & wanted for name, wanted in self._wanted.items()):
-            return False
-        if self.year_from is not None and (m.year is None or m.year < self.year_from):
-            return False
-        return not (self.year_to is not None and (m.year is None or m.year > self.year_to))
-
-
-def _fold(value: str) -> str:
-    return value.casefold().strip()
 
 
 class Ranked(NamedTuple):
@@ -449,23 +400,6 @@ def collapse_near_duplicates(
             also[doc_id] = tuple(others)
             shown.update(d.id for d in others)
     return kept, also
-
-
-def count_facets(documents: list[StoredDocument]) -> dict[str, dict[str, int]]:
-    """Counts per value of each facet field over ``documents``, most frequent first."""
-    counters: dict[str, Counter[str]] = {name: Counter() for name in FACET_FIELDS}
-    for doc in documents:
-        m = doc.metadata
-        counters["district"][m.district] += 1
-        counters["doc_type"][m.doc_type] += 1
-        counters["topics"].update(m.topics)
-        counters["audience"].update(m.audience)
-        counters["language"][m.language] += 1
-        counters["year"][str(m.year) if m.year else ""] += 1
-    return {
-        name: dict(sorted(((v, c) for v, c in counter.items() if v), key=lambda vc: (-vc[1], vc[0])))
-        for name, counter in counters.items()
-    }
 
 
 _SPACE = re.compile(r"\S+")

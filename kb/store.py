@@ -278,7 +278,7 @@ class Store:
 
 def _document(row: tuple[Any, ...]) -> StoredDocument:
     raw = json.loads(row[5])
-    meta = Metadata(**{**raw, "topics": tuple(raw.get("topics", ())), "audience": tuple(raw.get("audience", ()))})
+    meta = Metadata.from_dict(raw)
     return StoredDocument(
         id=row[0],
         key=row[1],

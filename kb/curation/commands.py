@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kb.documents import LIST_FIELDS
+from kb import fields
 from kb.errors import CurationError
 from kb.settings import Settings
 
@@ -54,25 +54,25 @@ def _principal() -> Any:
 
 
 def parse_meta(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs into metadata fields (booleans, years and lists converted)."""
-    fields: dict[str, Any] = {}
+    """``KEY=VALUE`` pairs into metadata fields (lists comma-separated, flags true or false; the rest is checked
+    when the metadata is validated)."""
+    kinds = {f.name: f.kind for f in fields.FIELDS}
+    values: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise CurationError(f"--meta {item!r} is not KEY=VALUE, e.g. --meta district='Kreis Unna'.")
         text = value.strip()
-        if key in LIST_FIELDS:
-            fields[key] = [v.strip() for v in text.split(",") if v.strip()]
-        elif key in ("recommended", "easy_language"):
+        if kinds.get(key) == "list":
+            values[key] = [v.strip() for v in text.split(",") if v.strip()]
+        elif kinds.get(key) == "bool":
             if text.lower() not in ("true", "false", "yes", "no", "ja", "nein"):
                 raise CurationError(f"--meta {key} must be true or false, got {text!r}.")
-            fields[key] = text.lower() in ("true", "yes", "ja")
-        elif key == "year" and text:
-            fields[key] = text
+            values[key] = text.lower() in ("true", "yes", "ja")
         else:
-            fields[key] = text
-    return fields
+            values[key] = text
+    return values
 
 
 def _echo_document(document: Any) -> None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from kb.curation.db import ApiKey, CurationDB
-from kb.documents import STATUSES
 from kb.errors import AuthError, CurationError, ForbiddenError, NotFoundError
+from kb.fields import STATUSES
 from kb.visibility import LINKED
 
 KEY_PREFIX = "kbk_"

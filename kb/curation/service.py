@@ -14,19 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kb import fields
 from kb.curation import uploads
 from kb.curation.db import AuditEntry, CurationDB
 from kb.curation.keys import Principal, Role
-from kb.documents import METADATA_FIELDS, Metadata, document_id
+from kb.documents import Metadata, document_id
 from kb.errors import ConflictError, CurationError, IndexMissingError, LoaderError, NotFoundError
 from kb.ingest import UPLOAD_PREFIX, Ingestor, IngestReport
 from kb.loaders.metadata import build_metadata
 from kb.search import Searcher
 from kb.storage import StorageReader
 from kb.store import StoredDocument
-
-#: Fields only curators may set: a LaKI recommendation is the coordinating office's call.
-CURATOR_FIELDS = ("recommended",)
 
 
 @dataclass(frozen=True)
@@ -201,14 +199,13 @@ class Curator:
     def _check_fields(self, principal: Principal, changes: dict[str, Any]) -> None:
         if "title" in changes and not str(changes["title"] or "").strip():
             raise CurationError("Invalid metadata: the title cannot be empty.")
-        unknown = sorted(set(changes) - set(METADATA_FIELDS))
+        known = fields.names()
+        unknown = sorted(set(changes) - set(known))
         if unknown:
-            raise CurationError(
-                f"Unknown metadata field {unknown[0]!r}; the fields are: {', '.join(METADATA_FIELDS)}."
-            )
-        for name in CURATOR_FIELDS:
-            if name in changes:
-                principal.require_curator(f"set '{name}'")
+            raise CurationError(f"Unknown metadata field {unknown[0]!r}; the fields are: {', '.join(known)}.")
+        for f in fields.FIELDS:
+            if f.curators_only and f.name in changes:  # e.g. a LaKI recommendation: the coordinating office's call
+                principal.require_curator(f"set '{f.name}'")
 
     def _superseded(self, principal: Principal, doc_id: str) -> StoredDocument:
         old = self.document(doc_id)
