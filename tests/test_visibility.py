@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from kb.curation.keys import ANONYMOUS, Principal, Role
-from kb.documents import STATUSES, Document, Metadata
+from kb.documents import Document, Metadata
+from kb.fields import STATUSES
 from kb.visibility import LINKED, visible_to
 
 
