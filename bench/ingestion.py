@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from bench.paths import GESETZE
+from kb.chunking import passage_text
 from kb.embedder import Embedder
 from kb.evaluation import build_index, load_dataset
 from kb.index import open_current
-from kb.ingest import Ingestor, passage_text
+from kb.ingest import Ingestor
 from kb.settings import Settings
 
 

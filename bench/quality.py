@@ -22,8 +22,9 @@ from bench import generated
 from bench.paths import QUALITY_DOC, REPO, SHARED
 from kb.embedder import Embedder
 from kb.evaluation import Metrics, build_index, evaluate, load_dataset
+from kb.fields import MODES
 from kb.ingest import Ingestor
-from kb.search import MODES, Searcher
+from kb.search import Searcher
 from kb.settings import Settings
 
 # (name, folder, max queries, shares its index with)

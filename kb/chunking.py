@@ -238,3 +238,10 @@ def _make_chunk(ordinal: int, sentences: Sequence[Sentence]) -> Chunk:
         page=pages[0] if pages else None,
         page_end=pages[-1] if pages else None,
     )
+
+
+def passage_text(title: str, heading: str, text: str) -> str:
+    """What is embedded and indexed for a chunk: the document title and section heading give the passage its
+    context."""
+    context = " – ".join(part for part in (title, heading) if part)
+    return f"{context}\n{text}" if context else text

@@ -13,15 +13,21 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
 from kb.errors import KBError
+from kb.fields import filter_field, filtered
+from kb.filters import Filters
 from kb.settings import Settings
 
+if TYPE_CHECKING:
+    from kb.search import Hit
+
+_FILTER_KEYS = ", ".join(f.key for f in filtered())
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -88,10 +94,12 @@ def ingest(
     rebuild: Annotated[bool, typer.Option(help="Build a new index from scratch (after a model change).")] = False,
 ) -> None:
     """Add, update and remove documents; writes a new index version atomically."""
+    from kb.curation.db import CurationDB
     from kb.ingest import Ingestor, discover
 
     settings = _settings(ctx)
-    ingestor = Ingestor(settings)
+    curation = CurationDB.open_existing(settings.data_dir)  # curated metadata and purges apply to every run
+    ingestor = Ingestor(settings, curation=curation)
     roots = paths or ingestor.default_roots()
     on_file = None
     bar = None
@@ -109,6 +117,8 @@ def ingest(
     finally:
         if bar is not None:
             bar.close()
+        if curation is not None:
+            curation.close()
     excluded = f", excluded (purged) {len(report.excluded)}" if report.excluded else ""
     typer.echo(
         f"added {len(report.added)}, updated {len(report.updated)}, removed {len(report.removed)}, "
@@ -132,83 +142,110 @@ def search(
     mode: Annotated[str | None, typer.Option(help="hybrid (default), dense or lexical.")] = None,
     filters: Annotated[
         list[str] | None,
-        typer.Option(
-            "--filter",
-            "-f",
-            help="KEY=VALUE, repeatable: district, doc_type, topic, audience, language, year (2020 or 2019..2023)",
-        ),
+        typer.Option("--filter", "-f", help=f"KEY=VALUE, repeatable: {_FILTER_KEYS} (year: 2020 or 2019..2023)."),
     ] = None,
+    facets: Annotated[
+        bool, typer.Option("--facets", help="Also count metadata values of the matching documents.")
+    ] = False,
 ) -> None:
     """Search the index and print the best documents (their best passage each)."""
-    from kb.api.schemas import SearchHitOut
     from kb.search import Searcher
 
     result = Searcher(_settings(ctx)).search(
-        query, k, mode=mode, group=not chunks, filters=parse_filters(filters or [])
+        query, k, mode=mode, group=not chunks, filters=parse_filters(filters or []), facets=facets
     )
-    hits = [SearchHitOut.of(hit) for hit in result.hits]
     if as_json:
         payload = {
             "query": result.query,
             "k": k,
             "mode": result.mode,
             "took_ms": round(result.took_ms, 2),
-            "results": [h.model_dump() for h in hits],
+            "results": [hit_fields(hit) for hit in result.hits],
         }
+        if facets:
+            payload["facets"] = result.facets
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    _print_hits(hits)
+    _print_hits(result.hits)
+    for name, counts in result.facets.items():
+        if counts:
+            typer.echo(f"{name}: " + ", ".join(f"{value} {count}" for value, count in counts.items()))
 
 
-def _print_hits(hits: list[Any]) -> None:
+def hit_fields(hit: Hit) -> dict[str, Any]:
+    """A hit as ``--json`` prints it: the fields of a result of the API's ``/search``."""
+    doc, chunk, meta = hit.document, hit.chunk, hit.document.metadata
+    url = f"/documents/{doc.id}/file" + (f"#page={chunk.page}" if doc.file_type == "pdf" and chunk.page else "")
+    return {
+        "score": round(hit.score, 5),
+        "chunk_id": hit.chunk_id,
+        "document_id": doc.id,
+        "title": meta.title,
+        "district": meta.district,
+        "doc_type": meta.doc_type,
+        "topics": list(meta.topics),
+        "year": meta.year,
+        "language": meta.language,
+        "page": chunk.page,
+        "heading": chunk.heading,
+        "snippet": hit.snippet,
+        "highlights": [list(span) for span in hit.highlights],
+        "text": chunk.text,
+        "more_chunks": hit.more_chunks,
+        "file_url": url,
+        "recommended": meta.recommended,
+        "status": meta.status,
+        "also_from": [
+            {"id": d.id, "title": d.metadata.title, "district": d.metadata.district, "year": d.metadata.year}
+            for d in hit.also_from
+        ],
+    }
+
+
+def _print_hits(hits: list[Hit]) -> None:
     if not hits:
         typer.echo("no results")
     for rank, hit in enumerate(hits, 1):
-        where = " · ".join(str(x) for x in (hit.district, hit.doc_type, hit.year) if x)
-        page = f" · S. {hit.page}" if hit.page else ""
+        meta = hit.document.metadata
+        where = " · ".join(str(x) for x in (meta.district, meta.doc_type, meta.year) if x)
+        page = f" · S. {hit.chunk.page}" if hit.chunk.page else ""
         if hit.more_chunks:
             page += f" · +{hit.more_chunks} more passages"
-        typer.echo(f"{rank:2}. [{hit.score:.3f}] {hit.title}\n    {where}{page} · id {hit.document_id}")
+        typer.echo(f"{rank:2}. [{hit.score:.3f}] {meta.title}\n    {where}{page} · id {hit.document.id}")
         typer.echo(f"    {hit.snippet}\n")
 
 
-def parse_filters(items: list[str]) -> Any:
-    """``["district=Dortmund", "year=2019..2023"]`` → :class:`kb.search.Filters`."""
+def parse_filters(items: list[str]) -> Filters:
+    """``["district=Dortmund", "year=2019..2023"]`` → :class:`kb.filters.Filters` (any filter of the registry)."""
     from kb.errors import QueryError
-    from kb.search import Filters
 
     values: dict[str, list[str]] = {}
-    years: dict[str, int | None] = {"year_from": None, "year_to": None}
+    bounds: dict[str, int | None] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key, value = key.strip().replace("-", "_"), value.strip()
         if not sep or not value:
             raise QueryError(f"Filter {item!r} must look like KEY=VALUE, e.g. district=Dortmund.")
-        if key == "year":
-            low, _, high = value.partition("..")
+        f = filter_field(key)
+        if f is None:
+            raise QueryError(f"Unknown filter {key!r}; use {_or(f.key for f in filtered())}.")
+        if f.ranged:
+            low, dots, high = value.partition("..")
             try:
-                years["year_from"] = int(low) if low else None
-                years["year_to"] = int(high) if high else (None if _ else int(low))
+                bounds[f"{key}_from"] = int(low) if low else None
+                bounds[f"{key}_to"] = int(high) if high else (None if dots else int(low))
             except ValueError:
-                raise QueryError(f"Filter {item!r}: the year must look like 2021 or 2019..2023.") from None
-        elif key in ("district", "doc_type", "topic", "audience", "language", "status"):
-            if key == "status" and value not in ("draft", "published", "archived"):
-                raise QueryError(f"Filter {item!r}: the status is draft, published or archived.")
-            values.setdefault(key, []).append(value)
+                raise QueryError(f"Filter {item!r}: the {key} must look like 2021 or 2019..2023.") from None
         else:
-            raise QueryError(
-                f"Unknown filter {key!r}; use district, doc_type, topic, audience, language, status or year."
-            )
-    return Filters(
-        district=tuple(values.get("district", ())),
-        doc_type=tuple(values.get("doc_type", ())),
-        topic=tuple(values.get("topic", ())),
-        audience=tuple(values.get("audience", ())),
-        language=tuple(values.get("language", ())),
-        year_from=years["year_from"],
-        year_to=years["year_to"],
-        status=tuple(values.get("status", ())),
-    )
+            if f.choices and value not in f.choices:
+                raise QueryError(f"Filter {item!r}: the {key} is {_or(f.choices)}.")
+            values.setdefault(key, []).append(value)
+    return Filters(**values, **bounds)
+
+
+def _or(words: Iterable[str]) -> str:
+    *most, last = words
+    return f"{', '.join(most)} or {last}" if most else last
 
 
 @app.command()
@@ -223,14 +260,11 @@ def similar(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON like the API.")] = False,
 ) -> None:
     """Documents most like this one: similar approaches, by default from other districts."""
-    from kb.api.schemas import SearchHitOut
     from kb.search import Searcher
 
-    hits = [
-        SearchHitOut.of(h) for h in Searcher(_settings(ctx)).similar(doc_id, k, other_districts=other_districts)
-    ]
+    hits = Searcher(_settings(ctx)).similar(doc_id, k, other_districts=other_districts)
     if as_json:
-        typer.echo(json.dumps([h.model_dump() for h in hits], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([hit_fields(h) for h in hits], ensure_ascii=False, indent=2))
         return
     _print_hits(hits)
 
@@ -247,7 +281,7 @@ def evaluate(
     """Measure retrieval quality on a dataset (in a throw-away index; index/ is not touched)."""
     from kb.errors import QueryError
     from kb.evaluation import run
-    from kb.search import MODES
+    from kb.fields import MODES
 
     chosen = next((m for m in MODES if m == mode), None)
     if chosen is None:

@@ -3,72 +3,82 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: Metadata keys a document may carry (front matter, sidecar ``<file>.meta.yaml``); all optional but ``title``.
-METADATA_FIELDS = (
-    "title",
-    "district",
-    "doc_type",
-    "topics",
-    "audience",
-    "year",
-    "language",
-    "easy_language",
-    "licence",
-    "source",
-    "status",
-    "recommended",
-    "review_by",
-    "superseded_by",
-)
-LIST_FIELDS = ("topics", "audience")
-#: Review status of a document: only ``published`` documents are shown to readers.
-STATUSES = ("draft", "published", "archived")
+from kb import fields
+from kb.fields import Status, Value
 
 
-@dataclass(frozen=True)
 class Metadata:
-    """Provenance and classification of one document, as curators describe it."""
+    """Provenance and classification of one document, as curators describe it: a value for every field of the
+    registry (:data:`kb.fields.FIELDS`), read as attributes (``meta.district``) or by name (``meta.get(name)``).
+
+    Immutable and compared by value. The annotations below only type, for mypy, the fields the code reads by name;
+    the registry declares every field, its kind and its default.
+    """
 
     title: str
-    district: str = ""
-    doc_type: str = ""
-    topics: tuple[str, ...] = ()
-    audience: tuple[str, ...] = ()
-    year: int | None = None
-    language: str = "de"
-    easy_language: bool = False
-    licence: str = ""
-    source: str = ""
-    status: str = "published"
-    recommended: bool = False  # a LaKI recommendation (badge and a small ranking boost)
-    review_by: str = ""  # ISO date by which a curator should look at the document again
-    superseded_by: str = ""  # id of the document that replaces this one
+    district: str
+    doc_type: str
+    topics: tuple[str, ...]
+    audience: tuple[str, ...]
+    year: int | None
+    language: str
+    status: Status
+    recommended: bool
+    review_by: str  # ISO date by which a curator should look at the document again ('' if none)
+    superseded_by: str  # id of the document that replaces this one ('' if none)
+
+    def __init__(self, **values: Value) -> None:
+        """Values already valid for their fields (parsing and checking is the loaders' job); the others get
+        their field's default. An unknown name is a :class:`TypeError`, as for any other constructor."""
+        registry = fields.FIELDS
+        if len(values) > sum(f.name in values for f in registry):
+            unknown = sorted(set(values).difference(f.name for f in registry))
+            raise TypeError(f"Metadata has no field {unknown[0]!r}")
+        self.__dict__.update({f.name: values.get(f.name, f.empty) for f in registry})
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Metadata:
+        """Metadata as :meth:`as_dict` wrote it (lists back to tuples); keys of unknown fields are ignored."""
+        meta = cls.__new__(cls)  # one pass over the registry: every stored document is read this way
+        meta.__dict__.update(
+            {
+                f.name: (tuple(raw[f.name]) if f.kind == "list" else raw[f.name]) if f.name in raw else f.empty
+                for f in fields.FIELDS
+            }
+        )
+        return meta
+
+    def get(self, name: str) -> Value:
+        """The value of the field ``name``."""
+        value: Value = self.__dict__[name]
+        return value
 
     @property
     def published(self) -> bool:
         return self.status == "published"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "district": self.district,
-            "doc_type": self.doc_type,
-            "topics": list(self.topics),
-            "audience": list(self.audience),
-            "year": self.year,
-            "language": self.language,
-            "easy_language": self.easy_language,
-            "licence": self.licence,
-            "source": self.source,
-            "status": self.status,
-            "recommended": self.recommended,
-            "review_by": self.review_by,
-            "superseded_by": self.superseded_by,
-        }
+        """Every field in registry order, as JSON values (lists for list fields)."""
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in self.__dict__.items()}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Metadata is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Metadata is immutable; cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Metadata) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__.items()))
+
+    def __repr__(self) -> str:
+        return "Metadata(" + ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items()) + ")"
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,6 @@ class Chunk:
     heading: str = ""
     page: int | None = None
     page_end: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def document_id(key: str) -> str:

@@ -23,10 +23,11 @@ import numpy as np
 from kb.documents import Document, Metadata, Section, document_id
 from kb.embedder import Embedder
 from kb.errors import ConfigError
-from kb.index import IndexDir
+from kb.fields import Mode
 from kb.ingest import IndexWriter, Ingestor
-from kb.search import Mode, Searcher
+from kb.search import Searcher
 from kb.settings import Settings
+from kb.storage import open_storage
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,14 @@ def load_dataset(folder: Path, max_queries: int | None = None) -> Dataset:
 
 def build_index(dataset: Dataset, settings: Settings, embedder: Embedder) -> None:
     """Index every corpus entry as one document whose key is its ``_id``, into ``settings.index_dir``."""
-    index_dir = IndexDir(settings.index_dir)
-    with index_dir.acquire():
-        writer = IndexWriter.empty(settings, embedder, index_dir.start_build())
+    with open_storage(settings).lock():
+        writer = IndexWriter.new(settings, embedder)
         for corpus_id, (title, text) in dataset.corpus.items():
             document = Document(
                 path=Path(corpus_id), file_type="text", metadata=Metadata(title=title), sections=(Section(text),)
             )
             writer.add(document_id(corpus_id), corpus_id, "", document)
-        writer.publish(index_dir)
+        writer.publish()
 
 
 def evaluate(

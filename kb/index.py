@@ -10,11 +10,13 @@
 
 A writer builds a complete new version beside the live one, fsyncs it, renames it into ``versions/`` and only
 then replaces ``CURRENT``. A crash at any point leaves the previous version live and searchable.
+
+These are the parts of the ``local`` storage engine; the rest of the program reaches them through
+:mod:`kb.storage` (:class:`kb.storage.local.LocalStorage`), except for ``kb doctor``, which checks the files.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,8 +29,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
+from kb.files import file_sha256, fsync_path, write_atomic
 from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
-from kb.store import Store, StoredDocument
+from kb.store import Store, StoredChunk, StoredDocument
 from kb.vectors import Vectors, deleted_file
 
 FORMAT_VERSION = 1
@@ -62,7 +65,7 @@ class Manifest:
     encoder: str | None = None
 
     def write(self, folder: Path) -> None:
-        _write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+        write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -80,24 +83,6 @@ class Manifest:
                 f"{FORMAT_VERSION}; run `kb ingest --rebuild`."
             )
         return manifest
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class IndexDir:
@@ -164,12 +149,11 @@ class IndexDir:
     def publish(self, build: Path, version: int) -> Path:
         """Make a finished build the live version (atomic), then prune old versions."""
         for name in (*DATA_FILES, MANIFEST_FILE):
-            with open(build / name, "rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_path(build / name)
         final = self.versions / f"v{version:06d}"
         os.rename(build, final)
-        _fsync_dir(self.versions)
-        _write_atomic(self.current_file, final.name + "\n")
+        fsync_path(self.versions)
+        write_atomic(self.current_file, final.name + "\n")
         self._prune(keep=final.name)
         return final
 
@@ -210,6 +194,17 @@ class LoadedIndex:
         )
         order = np.argsort(ids, kind="stable")
         self._chunk_order, self._chunk_owner = ids[order], owners[order]
+
+    @property
+    def name(self) -> str:
+        """The version's folder name ("v000007"), as ``CURRENT`` names it."""
+        return self.folder.name
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        return self.store.chunks(ids)
+
+    def chunks_of(self, doc_id: str) -> list[StoredChunk]:
+        return self.store.chunks_of(doc_id)
 
     def near_duplicates_of(self, doc_id: str) -> list[StoredDocument]:
         """The documents of this version with nearly the same text as ``doc_id``."""
@@ -281,14 +276,6 @@ def check_model(folder: Path, manifest: Manifest, model: str, dimension: int | N
             + (f" (dimension {dimension})" if dimension is not None else "")
             + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
         )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_files(folder: Path, manifest: Manifest) -> None:

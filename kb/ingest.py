@@ -10,50 +10,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
-from kb import duplicates, lexical
-from kb.chunking import chunk_sections
-from kb.curation.db import CurationDB
+from kb.chunking import chunk_sections, passage_text
 from kb.documents import Chunk, Document, document_id, file_hash
 from kb.embedder import Embedder
-from kb.errors import IndexUnavailableError, LoaderError
-from kb.index import (
-    CHECKSUM_MAX_BYTES,
-    DATA_FILES,
-    STORE_FILE,
-    VECTORS_FILE,
-    IndexDir,
-    Manifest,
-    StoredVersion,
-    check_model,
-    file_sha256,
-)
-from kb.lexical import LexicalIndex, vocabulary_counts
+from kb.errors import LoaderError
+from kb.files import write_atomic
 from kb.loaders.metadata import build_metadata, sidecar_path
-from kb.metrics import LAST_INGEST_FILE
 from kb.sandbox import Limits, load_isolated, size_problem
 from kb.settings import Settings
-from kb.store import Store
-from kb.vectors import Vectors
+from kb.storage import KnownDocument, StorageWriter, open_storage
+
+if TYPE_CHECKING:
+    from kb.index import Manifest
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever loading or chunking changes in a way that requires re-chunking and re-embedding everything.
 CHUNKER_VERSION = 2
-#: Language codes whose documents get German lexical analysis.
-GERMAN = frozenset({"de", "de-de", "de-at", "de-ch", "deu", "ger"})
 #: At most this many encoder batches of chunks are collected before they are handed to the encoder: it sorts
 #: them by length, so larger groups pad less (smaller groups left the pipeline well behind the raw encoder).
 FLUSH_BATCHES = 16
@@ -65,6 +48,27 @@ EXIT_PARTIAL = 6
 _IGNORED_NAMES = {"readme.md", "readme.txt", "readme", "license", "license.md", "licence.md"}
 #: Key prefix of documents uploaded through the API (stored in ``KB_DATA_DIR/files``).
 UPLOAD_PREFIX = "upload/"
+#: Written by every ingestion next to CURRENT, for /metrics of a server running in another process.
+LAST_INGEST_FILE = "last-ingest.json"
+
+
+class CuratedOverrides(Protocol):
+    """What curators decided about files, asked for afresh by every ingestion while it holds the writer lock:
+    metadata laid over a file's own (``key → fields``) and the keys of purged files, never ingested again."""
+
+    def overrides(self) -> dict[str, dict[str, Any]]: ...
+
+    def excluded(self) -> set[str]: ...
+
+
+class NoCuration:
+    """No curated metadata and no exclusions: the files as they are."""
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def excluded(self) -> set[str]:
+        return set()
 
 
 @dataclass(frozen=True)
@@ -106,12 +110,6 @@ def chunking_settings(settings: Settings) -> dict[str, int]:
     }
 
 
-def passage_text(title: str, heading: str, text: str) -> str:
-    """What is embedded for a chunk: the document title and section heading give the passage its context."""
-    context = " – ".join(part for part in (title, heading) if part)
-    return f"{context}\n{text}" if context else text
-
-
 def discover(paths: list[Path]) -> Iterator[Path]:
     """Files under ``paths`` in a stable order; hidden and ``_``-prefixed entries, READMEs and sidecars skipped."""
     for root in paths:
@@ -147,70 +145,60 @@ def with_curated_metadata(document: Document, curated: dict[str, Any] | None) ->
     return replace(document, metadata=build_metadata(merged, document.path, document.metadata.title))
 
 
-@dataclass
-class _LexicalChanges:
-    """The BM25 rows a writer removed (ids, and the vocabulary of their texts) and added (id, passage text)."""
+class _Pending(NamedTuple):
+    """A document chunked and waiting to be handed to the encoder."""
 
-    removed: list[int] = field(default_factory=list)
-    removed_vocabulary: Counter[str] = field(default_factory=Counter)
-    added: dict[int, str] = field(default_factory=dict)
+    doc_id: str
+    key: str
+    content_hash: str
+    document: Document
+    chunks: list[Chunk]
+
+
+class _Part(NamedTuple):
+    """A document's stored chunk ids and its reused vectors (None: its rows of the group's encoding)."""
+
+    chunk_ids: list[int]
+    reused: np.ndarray | None
 
 
 @dataclass
 class _Encoding:
-    """A group of documents whose rows are in the store and whose passages are being encoded on ``thread``:
-    ``parts`` holds each document's chunk ids and its reused vectors (None: its rows of ``vectors``); setting
-    ``stop`` ends the encoding after the current batch."""
+    """A group of documents whose rows are in the store and whose passages are being encoded on ``thread``;
+    setting ``stop`` ends the encoding after the current batch."""
 
     doc_ids: set[str]
-    parts: list[tuple[list[int], np.ndarray | None]]
+    parts: list[_Part]
     vectors: Future[np.ndarray]
     stop: threading.Event
     thread: threading.Thread
 
 
 class IndexWriter:
-    """Writes documents into a version being built.
+    """Chunks and encodes documents into a version being built (a :class:`kb.storage.StorageWriter`).
 
     Chunks of many documents are encoded as one group, on a background thread: while one group is encoded, the
     caller goes on reading and chunking files and the group's rows are written to the store. At most one group
     is encoded at a time; its vectors are added before the next group is handed over, and by :meth:`publish`.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        embedder: Embedder,
-        build: Path,
-        store: Store,
-        vectors: Vectors,
-        previous: Path | None = None,
-    ) -> None:
-        """``previous``: the version folder ``store`` and ``vectors`` were copied from (None for a new index);
-        its BM25 term counts let :meth:`publish` analyse only the chunks that changed."""
-        self.settings, self.embedder, self.build = settings, embedder, build
-        self.store, self.vectors = store, vectors
-        self._pending: list[tuple[str, str, str, Document, list[Chunk]]] = []
+    def __init__(self, settings: Settings, embedder: Embedder, storage: StorageWriter) -> None:
+        self.settings, self.embedder, self.storage = settings, embedder, storage
+        self._pending: list[_Pending] = []
         self._pending_chunks = 0
-        self._previous = previous
-        # What changed in BM25's rows since ``previous``; tracking stops (None) once a full build is due anyway.
-        self._lexical_changes: _LexicalChanges | None = _LexicalChanges() if previous is not None else None
-        self._lexical_budget = lexical.FULL_REBUILD_FRACTION * max(len(vectors), 1)
         self._encoding: _Encoding | None = None
 
     @classmethod
-    def empty(cls, settings: Settings, embedder: Embedder, build: Path) -> IndexWriter:
-        return cls(
-            settings,
-            embedder,
-            build,
-            Store(build / STORE_FILE),
-            Vectors.new(embedder.dimension, settings.ann_threshold),
+    def new(cls, settings: Settings, embedder: Embedder) -> IndexWriter:
+        """A writer of a new, empty index in the configured storage (the caller holds the storage's lock)."""
+        storage = open_storage(settings).open_writer(
+            model=settings.model, dimension=lambda: embedder.dimension, rebuild=True
         )
+        return cls(settings, embedder, storage)
 
     def add(self, doc_id: str, key: str, content_hash: str, document: Document) -> None:
         chunks = chunk_sections(document.sections, self.settings.chunk_words, self.settings.chunk_overlap)
-        self._pending.append((doc_id, key, content_hash, document, chunks))
+        self._pending.append(_Pending(doc_id, key, content_hash, document, chunks))
         self._pending_chunks += len(chunks)
         batches = self._pending_chunks / self.settings.batch_size
         if batches >= FLUSH_BATCHES or (batches >= FIRST_BATCHES and self._encoder_idle()):
@@ -222,26 +210,7 @@ class IndexWriter:
     def remove(self, doc_id: str) -> None:
         if self._encoding is not None and doc_id in self._encoding.doc_ids:
             self._collect()  # its vectors are added before its rows are removed
-        self._remove(doc_id)
-
-    def _remove(self, doc_id: str) -> None:
-        changes = self._lexical_changes
-        if changes is not None:
-            stored = self.store.document(doc_id)
-            if stored is not None and stored.metadata.language in GERMAN:
-                for chunk in self.store.chunks_of(doc_id):
-                    if changes.added.pop(chunk.id, None) is not None:
-                        continue  # added by this writer: never in the previous version's BM25
-                    text = passage_text(stored.metadata.title, chunk.heading, chunk.text)
-                    changes.removed.append(chunk.id)
-                    changes.removed_vocabulary.update(vocabulary_counts([text]))
-                self._check_lexical_budget()
-        self.vectors.remove(self.store.delete_document(doc_id))
-
-    def _check_lexical_budget(self) -> None:
-        changes = self._lexical_changes
-        if changes is not None and len(changes.removed) + len(changes.added) > self._lexical_budget:
-            self._lexical_changes = None  # too much changed: publish builds BM25 from scratch
+        self.storage.remove_document(doc_id)
 
     def flush(self) -> None:
         """Hand the collected documents to the encoder (after adding the vectors of the group before them) and
@@ -250,27 +219,20 @@ class IndexWriter:
             return
         self._collect()
         pending, self._pending, self._pending_chunks = self._pending, [], 0
-        reused = [self._reusable(doc_id, document, chunks) for doc_id, _, _, document, chunks in pending]
+        reused = [self._reusable(p.doc_id, p.document, p.chunks) for p in pending]
         texts = [
-            passage_text(document.metadata.title, c.heading, c.text)
-            for (*_, document, chunks), kept in zip(pending, reused, strict=True)
+            passage_text(p.document.metadata.title, c.heading, c.text)
+            for p, kept in zip(pending, reused, strict=True)
             if kept is None
-            for c in chunks
+            for c in p.chunks
         ]
         stop = threading.Event()
         vectors, thread = self._encode_in_background(texts, stop)
-        parts: list[tuple[list[int], np.ndarray | None]] = []
-        for (doc_id, key, content_hash, document, chunks), kept in zip(pending, reused, strict=True):
-            self._remove(doc_id)
-            ids = self.store.put_document(doc_id, key, content_hash, document, chunks)
-            parts.append((ids, kept))
-            if self._lexical_changes is not None and document.metadata.language in GERMAN:
-                self._lexical_changes.added.update(
-                    (i, passage_text(document.metadata.title, c.heading, c.text))
-                    for i, c in zip(ids, chunks, strict=True)
-                )
-                self._check_lexical_budget()
-        self._encoding = _Encoding({doc_id for doc_id, *_ in pending}, parts, vectors, stop, thread)
+        parts = [
+            _Part(self.storage.put_document(p.doc_id, p.key, p.content_hash, p.document, p.chunks), kept)
+            for p, kept in zip(pending, reused, strict=True)
+        ]
+        self._encoding = _Encoding({p.doc_id for p in pending}, parts, vectors, stop, thread)
 
     def _encode_in_background(
         self, texts: list[str], stop: threading.Event
@@ -295,104 +257,59 @@ class IndexWriter:
             return
         embeddings = encoding.vectors.result()
         offset = 0
-        for ids, vectors in encoding.parts:
+        for part in encoding.parts:
+            vectors = part.reused
             if vectors is None:
-                vectors = embeddings[offset : offset + len(ids)]
-                offset += len(ids)
-            self.vectors.add(ids, vectors)
+                vectors = embeddings[offset : offset + len(part.chunk_ids)]
+                offset += len(part.chunk_ids)
+            self.storage.add_vectors(part.chunk_ids, vectors)
 
     def close(self) -> None:
-        """Stop encoding the group in flight, if any, after its current batch (after an error or Ctrl-C:
-        nothing of it is published), and wait for the encoder thread."""
+        """Stop encoding the group in flight, if any, after its current batch, wait for the encoder thread and
+        discard the version unless it was published (after an error or Ctrl-C: nothing of it is published)."""
         encoding, self._encoding = self._encoding, None
-        if encoding is not None:
-            encoding.stop.set()
-            encoding.thread.join()
+        try:
+            if encoding is not None:
+                encoding.stop.set()
+                encoding.thread.join()
+        finally:
+            self.storage.discard()
 
     def _reusable(self, doc_id: str, document: Document, chunks: list[Chunk]) -> np.ndarray | None:
         """The stored vectors of a document whose passages did not change (only its metadata did), or None."""
-        stored = self.store.document(doc_id)
+        stored = self.storage.document(doc_id)
         if stored is None or stored.metadata.title != document.metadata.title:
             return None
-        old = self.store.chunks_of(doc_id)
+        old = self.storage.chunks_of(doc_id)
         same = [(c.heading, c.page, c.page_end, c.text) for c in old] == [
             (c.heading, c.page, c.page_end, c.text) for c in chunks
         ]
         if not same or not old:
             return None
-        return np.stack([self.vectors.reconstruct(c.id) for c in old])
+        return self.storage.vectors_of([c.id for c in old])
 
-    def _near_duplicates(self) -> None:
-        """MinHash signatures for documents that have none yet, then the near-duplicate groups of all."""
-        known = self.store.signatures()
-        texts: dict[str, list[str]] = defaultdict(list)
-        for _, doc_id, _, text in self.store.chunk_texts(unsigned_only=True):
-            texts[doc_id].append(text)
-        new = {}
-        for doc_id, parts in texts.items():
-            sig = duplicates.signature(parts)
-            new[doc_id] = b"" if sig is None else sig.tobytes()
-        self.store.put_signatures(new)
-        signatures = {d: np.frombuffer(b, dtype=np.uint64) for d, b in {**known, **new}.items() if b}
-        self.store.set_near_duplicates(duplicates.groups(signatures))
-
-    def _lexical(self) -> LexicalIndex:
-        """BM25 over the chunks of German documents (other languages are left to the dense path): the previous
-        version's updated with the changed chunks where it can be, else built from all chunks."""
-        changes = self._lexical_changes
-        if changes is not None and self._previous is not None:
-            updated = LexicalIndex.updated(
-                self._previous, changes.removed, changes.removed_vocabulary, list(changes.added.items())
-            )
-            if updated is not None and len(updated.chunk_ids) == self.store.count_chunks(GERMAN):
-                return updated
-            if updated is not None:  # a change that bypassed add/remove: never publish a stale BM25
-                log.warning("BM25 update did not match the store; building it from all chunks")
-        documents = {doc.id: doc.metadata for doc in self.store.documents()}
-        german = [
-            (chunk_id, passage_text(documents[doc_id].title, heading, text))
-            for chunk_id, doc_id, heading, text in self.store.chunk_texts()
-            if documents[doc_id].language in GERMAN
-        ]
-        return LexicalIndex.build(german)
-
-    def publish(self, index_dir: IndexDir) -> tuple[int, int, int]:
-        """Write vectors and manifest and make the build the live version; ``(version, documents, chunks)``."""
-        self.flush()  # the store is complete now: BM25 and near-duplicates overlap with the last encoding
-        self._lexical().save(self.build)
-        self._near_duplicates()
+    def publish(self) -> Manifest:
+        """Encode what is left, make the version live and return its manifest."""
+        self.flush()  # every row is stored now: BM25 and near-duplicates overlap with the last encoding
+        self.storage.finish_rows()
         self._collect()
-        self.vectors.save(self.build / VECTORS_FILE)
-        documents, chunks = self.store.counts()
-        self.store.close()
-        version = index_dir.next_version()
-        Manifest(
-            version=version,
-            model=self.settings.model,
-            dimension=self.vectors.dimension,
-            chunking=chunking_settings(self.settings),
-            documents=documents,
-            chunks=chunks,
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            files={name: (self.build / name).stat().st_size for name in DATA_FILES},
-            checksums={  # large files are checked by size only at load, so they are not hashed here either
-                name: file_sha256(self.build / name)
-                for name in DATA_FILES
-                if (self.build / name).stat().st_size <= CHECKSUM_MAX_BYTES
-            },
-            encoder=self.settings.encoder,
-        ).write(self.build)
-        index_dir.publish(self.build, version)
-        return version, documents, chunks
+        return self.storage.publish(
+            model=self.settings.model, chunking=chunking_settings(self.settings), encoder=self.settings.encoder
+        )
 
 
 class Ingestor:
     """Runs one ingestion into ``settings.index_dir`` (holding the writer lock throughout)."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, curation: CuratedOverrides | None = None
+    ) -> None:
+        """``curation``: the curated metadata and exclusions to apply (default: none; the CLI and the Curator
+        pass the curation database of ``KB_DATA_DIR``)."""
         self.settings = settings
+        self.curation: CuratedOverrides = NoCuration() if curation is None else curation
         self.embedder = embedder or Embedder(settings)
-        self.index_dir = IndexDir(settings.index_dir)
+        self.storage = open_storage(settings)
         self.limits = Limits(settings.file_timeout_s, settings.file_memory_mb, settings.max_file_mb)
         self._curated: dict[str, dict[str, Any]] = {}
         self._excluded: set[str] = set()
@@ -420,7 +337,7 @@ class Ingestor:
         for root in roots:
             if not root.exists():
                 raise LoaderError(str(root), "does not exist (check the path or KB_CORPUS_DIR)")
-        with self.index_dir.acquire(wait):
+        with self.storage.lock(wait):
             report = self._run_locked(roots, rebuild, on_file, purge)
             report.seconds = time.monotonic() - started
             self._record(report)
@@ -438,69 +355,42 @@ class Ingestor:
             "finished_at": time.time(),
         }
         target = self.settings.index_dir / LAST_INGEST_FILE
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(target, json.dumps(data) + "\n")
 
     def _run_locked(
         self, roots: list[Path], rebuild: bool, on_file: Callable[[str], None] | None, purge: Sequence[str] = ()
     ) -> IngestReport:
         report = IngestReport()
-        curation = CurationDB.open_existing(self.settings.data_dir)
-        self._curated = curation.overrides() if curation else {}
-        self._excluded = curation.excluded() if curation else set()
-        if curation:
-            curation.close()
-        current_folder = None if rebuild else self.index_dir.current()
-        current = StoredVersion.open(current_folder) if current_folder else None
-        reembed_all = False
-        if current is not None:
-            check_model(current.folder, current.manifest, self.settings.model)
-            reembed_all = current.manifest.chunking != chunking_settings(self.settings)
-        known = current.store.hashes() if current else {}
-        build = self.index_dir.start_build()
-        writer: IndexWriter | None = None
+        self._curated = self.curation.overrides()
+        self._excluded = self.curation.excluded()
+        storage = self.storage.open_writer(
+            model=self.settings.model, dimension=lambda: self.embedder.dimension, rebuild=rebuild
+        )
+        writer = IndexWriter(self.settings, self.embedder, storage)
         try:
-            if current is not None:
-                writer = IndexWriter(
-                    self.settings,
-                    self.embedder,
-                    build,
-                    current.store.copy_to(build / STORE_FILE),
-                    Vectors.load(current.folder / VECTORS_FILE, ann_threshold=self.settings.ann_threshold),
-                    previous=current.folder,
-                )
-                current.store.close()
-            else:
-                writer = IndexWriter.empty(self.settings, self.embedder, build)
-            if writer.vectors.dimension != self.embedder.dimension:
-                raise IndexUnavailableError(
-                    f"The index has vectors of dimension {writer.vectors.dimension}, the model gives "
-                    f"{self.embedder.dimension}; rebuild it with `kb ingest --rebuild`."
-                )
+            base = storage.base
+            reembed_all = base is not None and base.chunking != chunking_settings(self.settings)
+            known = storage.known()
             seen = self._apply(roots, known, reembed_all, writer, report, on_file)
             self._remove_missing(roots, known, seen, writer, report)
             for key in purge:
                 if key in known and key not in report.removed:
-                    writer.remove(known[key][0])
+                    writer.remove(known[key].doc_id)
                     report.removed.append(key)
-            if not report.changed and current is not None:
-                report.version = current.manifest.version
-                report.documents, report.chunks = current.manifest.documents, current.manifest.chunks
-                writer.store.close()
-                return report
-            report.version, report.documents, report.chunks = writer.publish(self.index_dir)
+            published = writer.publish() if report.changed or base is None else base
+            report.version, report.documents, report.chunks = (
+                published.version,
+                published.documents,
+                published.chunks,
+            )
             return report
         finally:
-            if writer is not None:
-                writer.close()
-            if build.exists():
-                shutil.rmtree(build, ignore_errors=True)
+            writer.close()
 
     def _apply(
         self,
         roots: list[Path],
-        known: dict[str, tuple[str, str]],
+        known: dict[str, KnownDocument],
         reembed_all: bool,
         writer: IndexWriter,
         report: IngestReport,
@@ -519,7 +409,7 @@ class Ingestor:
             if key in self._excluded:
                 report.excluded.append(key)
                 if previous:
-                    writer.remove(previous[0])
+                    writer.remove(previous.doc_id)
                     report.removed.append(key)
                 if on_file:
                     on_file(key)
@@ -536,7 +426,7 @@ class Ingestor:
                 self._fail(report, key, f"cannot be read ({exc.strerror or exc})", on_file)
                 continue
             previous = known.get(key)
-            if previous and previous[1] == content_hash and not reembed_all:
+            if previous and previous.content_hash == content_hash and not reembed_all:
                 report.unchanged.append(key)
                 if on_file:
                     on_file(key)
@@ -568,7 +458,7 @@ class Ingestor:
     def _remove_missing(
         self,
         roots: list[Path],
-        known: dict[str, tuple[str, str]],
+        known: dict[str, KnownDocument],
         seen: set[str],
         writer: IndexWriter,
         report: IngestReport,
@@ -576,12 +466,13 @@ class Ingestor:
         """Documents that were ingested from under ``roots`` but whose file is gone are removed."""
         prefixes = tuple(os.path.join(str(root), "") for root in roots)  # "…/corpus/" (string tests: fast)
         exact = {str(root) for root in roots}
-        for doc_id, key, path in writer.store.locations():
-            if key in seen or key not in known:
+        for stored in writer.storage.locations():
+            if stored.key in seen or stored.key not in known:
                 continue
+            path = stored.path
             if (path in exact or path.startswith(prefixes)) and not Path(path).exists():
-                writer.remove(doc_id)
-                report.removed.append(key)
+                writer.remove(stored.doc_id)
+                report.removed.append(stored.key)
 
 
 def _outside_problem(path: Path, roots: list[Path]) -> str | None:

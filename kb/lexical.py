@@ -57,6 +57,8 @@ MIN_COMPOUND = 8
 MIN_PART = 3
 #: Share of chunks added or removed since the last full build from which a writer builds BM25 from scratch.
 FULL_REBUILD_FRACTION = 0.2
+#: Language codes whose documents get German lexical analysis (other languages are left to the dense path).
+GERMAN = frozenset({"de", "de-de", "de-at", "de-ch", "deu", "ger"})
 
 
 def fold(word: str) -> str:

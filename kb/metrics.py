@@ -13,16 +13,15 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from kb.index import LoadedIndex
+from kb.ingest import LAST_INGEST_FILE
+from kb.storage import StorageReader
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: Written by every ingestion next to CURRENT; read when /metrics is scraped (ingestion runs in other processes).
-LAST_INGEST_FILE = "last-ingest.json"
 OUTCOMES = ("added", "updated", "removed", "unchanged", "failed")
 
 
 class Metrics:
-    def __init__(self, index: Callable[[], LoadedIndex], index_dir: Path) -> None:
+    def __init__(self, index: Callable[[], StorageReader], index_dir: Path) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "kb_http_requests",
@@ -64,7 +63,7 @@ class Metrics:
             registry=self.registry,
         ).set_function(self._from_last_ingest("finished_at"))
 
-    def _from_index(self, read: Callable[[LoadedIndex], int]) -> Callable[[], float]:
+    def _from_index(self, read: Callable[[StorageReader], int]) -> Callable[[], float]:
         def value() -> float:
             try:
                 return float(read(self._index()))

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from kb.errors import ModelError
+from kb.preparation import prepare_once
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -42,7 +42,6 @@ EXPORT_VERSION = 4  # 3: 7-bit weights (reduce_range), see _quantise; 4: fused a
 MODEL_FILE = "model-int8.onnx"
 MARKER_NAME = "kb-onnx-export.json"
 _COPIED = ("tokenizer.json", "config.json", "sentence_bert_config.json", "config_sentence_transformers.json")
-_LOCK_TIMEOUT_S = 900.0
 _OPSET = 17
 #: Padded tokens per encoder call at most: long passages go in smaller batches (memory of the attention scores).
 MAX_BATCH_TOKENS = 4096
@@ -90,18 +89,12 @@ def prepare_onnx_model(source: Path, target: Path | None = None) -> Path:
     source = Path(source)
     target = onnx_folder(source) if target is None else Path(target)
     _check_pooling(source)
-    if _is_current(target, source):
-        return target
-    try:
-        with FileLock(str(target.parent / f"{target.name}.lock"), timeout=_LOCK_TIMEOUT_S):
-            if not _is_current(target, source):
-                _export(source, target)
-    except Timeout as exc:
-        raise ModelError(
-            f"Another process has been exporting the ONNX model into {target} for over "
-            f"{_LOCK_TIMEOUT_S / 60:.0f} minutes; wait for it to finish or stop it, then try again."
-        ) from exc
-    return target
+    return prepare_once(
+        target,
+        lambda: _export(source, target),
+        ready=lambda: _is_current(target, source),
+        busy=f"exporting the ONNX model into {target}",
+    )
 
 
 def _check_pooling(source: Path) -> None:

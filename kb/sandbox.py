@@ -167,8 +167,8 @@ class LoaderWorker:
             conn.send(str(path))
         return time.monotonic()
 
-    def receive(self, path: Path, sent: float) -> tuple[Document | None, str]:
-        """The document read from ``path``, or ``(None, reason)``; kills the worker when it overruns."""
+    def receive(self, sent: float) -> tuple[Document | None, str]:
+        """The document sent at ``sent`` (by :meth:`send`), or ``(None, reason)``; kills a worker that overruns."""
         assert self._conn is not None
         remaining = max(self.limits.timeout_s - (time.monotonic() - sent), 0.0)
         try:
@@ -268,5 +268,5 @@ def _load_here(item: T, path: Path) -> Loaded[T]:
 
 
 def _finish(worker: LoaderWorker, item: T, path: Path, sent: float) -> Loaded[T]:
-    document, reason = worker.receive(path, sent)
+    document, reason = worker.receive(sent)
     return Loaded(item, path, document, reason)

@@ -16,24 +16,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from itertools import islice
-from typing import Literal
+from typing import NamedTuple
 
 import numpy as np
 
 from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
-from kb.index import IndexDir, LoadedIndex, open_current
-from kb.lexical import Analyzer, LexicalIndex, load_synonyms
+from kb.fields import MODES, Mode
+from kb.filters import Filters, count_facets
+from kb.lexical import Analyzer, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
-from kb.store import StoredChunk, StoredDocument
+from kb.storage import LexicalSearch, StorageReader, StoredChunk, StoredDocument, open_storage
+from kb.visibility import visible_to
 
-Mode = Literal["hybrid", "dense", "lexical"]
-#: A ranked chunk: (chunk id, score, further chunks of its document among the candidates, document id).
-Ranked = tuple[int, float, int, str]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 SNIPPET_WORDS = 40
 RRF_K = 60
 #: Lexical weight in hybrid mode: 0 below this coverage of the query by the German index, 1 from FULL_COVERAGE.
@@ -41,57 +38,18 @@ MIN_COVERAGE, FULL_COVERAGE = 0.35, 0.6
 #: Grouped search looks at this many chunks per wanted document first (more if too few documents come back).
 GROUP_POOL_FACTOR = 8
 FACET_DOCUMENTS = 100
-FACET_FIELDS = ("district", "doc_type", "topics", "audience", "language", "year")
 #: A LaKI recommendation moves a document up by at most this many places among the results (never further).
 RECOMMENDED_LIFT = 2
 _RECHECK_SECONDS = 0.5
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Restrictions on metadata: values within one field are alternatives (OR), fields combine (AND)."""
+class Ranked(NamedTuple):
+    """A ranked chunk, with how many further chunks of its document were among the candidates."""
 
-    district: tuple[str, ...] = ()
-    doc_type: tuple[str, ...] = ()
-    topic: tuple[str, ...] = ()
-    audience: tuple[str, ...] = ()
-    language: tuple[str, ...] = ()
-    year_from: int | None = None
-    year_to: int | None = None
-    status: tuple[str, ...] = ()  # review status; empty means published documents only
-
-    def __bool__(self) -> bool:
-        return any((self.district, self.doc_type, self.topic, self.audience, self.language, self.status)) or (
-            self.year_from is not None or self.year_to is not None
-        )
-
-    @cached_property
-    def _wanted(self) -> dict[str, set[str]]:
-        """The case-folded values asked for, per field (computed once, not per document)."""
-        fields = {"district": self.district, "doc_type": self.doc_type, "topic": self.topic}
-        fields |= {"audience": self.audience, "language": self.language}
-        return {name: {_fold(v) for v in values} for name, values in fields.items() if values}
-
-    def matches(self, doc: StoredDocument) -> bool:
-        m = doc.metadata
-        if m.status not in (self.status or ("published",)):
-            return False
-        has = {
-            "district": (m.district,),
-            "doc_type": (m.doc_type,),
-            "topic": m.topics,
-            "audience": m.audience,
-            "language": (m.language,),
-        }
-        if any(not {_fold(v) for v in has[name]} & wanted for name, wanted in self._wanted.items()):
-            return False
-        if self.year_from is not None and (m.year is None or m.year < self.year_from):
-            return False
-        return not (self.year_to is not None and (m.year is None or m.year > self.year_to))
-
-
-def _fold(value: str) -> str:
-    return value.casefold().strip()
+    chunk_id: int
+    score: float
+    more: int
+    doc_id: str
 
 
 @dataclass(frozen=True)
@@ -119,13 +77,13 @@ class SearchResult:
 
 
 class IndexHandle:
-    """Holds the live index version and swaps in a newer one when ``CURRENT`` changes."""
+    """Holds a reader of the live index version and swaps in a newer one once the storage publishes it."""
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
-        self._dir = IndexDir(settings.index_dir)
+        self._storage = open_storage(settings)
         self._settings = settings
         self._embedder = embedder
-        self._loaded: LoadedIndex | None = None
+        self._loaded: StorageReader | None = None
         self._loaded_name: str | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
@@ -134,17 +92,17 @@ class IndexHandle:
         """Look at ``CURRENT`` again on the next request (after this process published a version)."""
         self._checked = 0.0
 
-    def get(self) -> LoadedIndex:
+    def get(self) -> StorageReader:
         now = time.monotonic()
         if self._loaded is not None and now - self._checked < _RECHECK_SECONDS:
             return self._loaded
         with self._lock:
-            name = self._dir.current_name()
+            name = self._storage.current_name()
             if self._loaded is None or name != self._loaded_name:
-                index = open_current(self._settings.index_dir)
+                index = self._storage.open_reader()
                 index.check_model(self._settings.model, self._embedder.dimension)
                 index.lexical.use_synonyms(load_synonyms(self._settings.synonyms_file))
-                self._loaded, self._loaded_name = index, index.folder.name
+                self._loaded, self._loaded_name = index, index.name
             self._checked = now
             return self._loaded
 
@@ -161,7 +119,7 @@ class Searcher:
         self.results: LRU[Hashable, SearchResult] = LRU(settings.result_cache_size)
 
     @property
-    def index(self) -> LoadedIndex:
+    def index(self) -> StorageReader:
         return self.handle.get()
 
     def validate(self, query: str, k: int, mode: str | None = None) -> str:
@@ -194,7 +152,7 @@ class Searcher:
         chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
         index = self.index  # a missing or incompatible index fails here, before the model is loaded
         filters = filters or None  # no restriction, however it is spelled
-        key = (index.folder.name, text, k, chosen, group, filters, facets)
+        key = (index.name, text, k, chosen, group, filters, facets)
         cached = self.results.get(key)
         if cached is not None:
             return replace(cached, took_ms=(time.perf_counter() - started) * 1000)
@@ -217,7 +175,7 @@ class Searcher:
         facets: bool = False,
         started: float | None = None,
         with_hits: bool = True,
-        index: LoadedIndex | None = None,
+        index: StorageReader | None = None,
     ) -> SearchResult:
         """Search with a query vector that is already encoded (evaluation encodes all queries in one batch).
 
@@ -232,7 +190,7 @@ class Searcher:
         terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
 
         hidden = frozenset() if filters else index.hidden
-        visible = filters.matches if filters else (lambda doc: doc.metadata.published)
+        visible = filters.matches if filters else visible_to
 
         def candidates(pool: int) -> list[tuple[int, float]]:
             return rank(index, terms, vector, pool, mode, weight, allowed)
@@ -246,33 +204,35 @@ class Searcher:
         else:
             ranked = raw_chunks(index, candidates, k, hidden)
         if not with_hits:
-            ranking = [d for *_, doc in ranked for d in (doc, *(o.id for o in also.get(doc, ())))]
+            ranking = [d for item in ranked for d in (item.doc_id, *(o.id for o in also.get(item.doc_id, ())))]
             return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, ranking)
         hits = self._hits(index, ranked, set(terms), also)
         facet_counts = {}
         if facets:
-            documents = [index.documents[doc] for *_, doc in grouped(index, candidates, FACET_DOCUMENTS, hidden)]
+            documents = [
+                index.documents[item.doc_id] for item in grouped(index, candidates, FACET_DOCUMENTS, hidden)
+            ]
             facet_counts = count_facets(documents)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(text, mode, hits, took, index.manifest.version, weight, facet_counts)
 
     def _hits(
         self,
-        index: LoadedIndex,
+        index: StorageReader,
         ranked: list[Ranked],
         terms: set[str],
         also: dict[str, tuple[StoredDocument, ...]] | None = None,
     ) -> list[Hit]:
-        chunks = index.store.chunks([chunk_id for chunk_id, *_ in ranked])
+        chunks = index.chunks([item.chunk_id for item in ranked])
         hits = []
-        for chunk_id, score, more, _ in ranked:
-            chunk = chunks.get(chunk_id)
+        for item in ranked:
+            chunk = chunks.get(item.chunk_id)
             document = index.documents.get(chunk.doc_id) if chunk else None
             if chunk is None or document is None:
                 continue
             snip, spans = snippet(chunk.text, terms, index.lexical.analyzer)
             others = (also or {}).get(document.id, ())
-            hits.append(Hit(score, chunk_id, document, chunk, snip, spans, more, others))
+            hits.append(Hit(item.score, item.chunk_id, document, chunk, snip, spans, item.more, others))
         return hits
 
     def document(self, doc_id: str) -> StoredDocument:
@@ -311,14 +271,14 @@ class Searcher:
         return self._hits(index, ranked, set())
 
 
-def lexical_weight(lexical: LexicalIndex, text: str) -> float:
+def lexical_weight(lexical: LexicalSearch, text: str) -> float:
     """How much to trust lexical evidence for this query, from 0 (other language) to 1 (German)."""
     coverage = lexical.coverage(text)
     return float(np.clip((coverage - MIN_COVERAGE) / (FULL_COVERAGE - MIN_COVERAGE), 0.0, 1.0))
 
 
 def rank(
-    index: LoadedIndex,
+    index: StorageReader,
     terms: dict[str, float],
     vector: np.ndarray | None,
     pool: int,
@@ -350,7 +310,7 @@ def fuse(
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
-def allowed_chunks(index: LoadedIndex, filters: Filters) -> np.ndarray:
+def allowed_chunks(index: StorageReader, filters: Filters) -> np.ndarray:
     ids = [
         index.doc_chunks[d] for d, doc in index.documents.items() if d in index.doc_chunks and filters.matches(doc)
     ]
@@ -358,7 +318,7 @@ def allowed_chunks(index: LoadedIndex, filters: Filters) -> np.ndarray:
 
 
 def grouped(
-    index: LoadedIndex,
+    index: StorageReader,
     candidates: Callable[[int], list[tuple[int, float]]],
     k: int,
     hidden: frozenset[str] = frozenset(),
@@ -382,11 +342,11 @@ def grouped(
         if len(best) >= k or pool >= total or len(ranked) < pool:
             break
         pool = min(total, pool * 4)
-    return [(chunk_id, score, counts[doc] - 1, doc) for doc, (chunk_id, score) in list(best.items())[:k]]
+    return [Ranked(chunk_id, score, counts[doc] - 1, doc) for doc, (chunk_id, score) in list(best.items())[:k]]
 
 
 def raw_chunks(
-    index: LoadedIndex,
+    index: StorageReader,
     candidates: Callable[[int], list[tuple[int, float]]],
     k: int,
     hidden: frozenset[str] = frozenset(),
@@ -396,22 +356,22 @@ def raw_chunks(
     while True:
         ranked = candidates(pool)
         doc_of = index.doc_of([chunk_id for chunk_id, _ in ranked]) if hidden else {}
-        kept = [(c, s, 0, doc_of.get(c, "")) for c, s in ranked if doc_of.get(c) not in hidden]
+        kept = [Ranked(c, s, 0, doc_of.get(c, "")) for c, s in ranked if doc_of.get(c) not in hidden]
         if len(kept) >= k or len(ranked) < pool or pool >= len(index.vectors):
             return kept[:k]
         pool = min(len(index.vectors), pool * 4)
 
 
-def lift_recommended(index: LoadedIndex, ranked: list[Ranked]) -> list[Ranked]:
+def lift_recommended(index: StorageReader, ranked: list[Ranked]) -> list[Ranked]:
     """Move each recommended document up by at most :data:`RECOMMENDED_LIFT` places (past unrecommended ones)."""
     result = list(ranked)
     for position in range(len(result)):
-        doc = index.documents.get(result[position][3])
+        doc = index.documents.get(result[position].doc_id)
         if doc is None or not doc.metadata.recommended:
             continue
         target = position
         while target > 0 and position - target < RECOMMENDED_LIFT:
-            above = index.documents.get(result[target - 1][3])
+            above = index.documents.get(result[target - 1].doc_id)
             if above is not None and above.metadata.recommended:
                 break
             target -= 1
@@ -420,7 +380,7 @@ def lift_recommended(index: LoadedIndex, ranked: list[Ranked]) -> list[Ranked]:
 
 
 def collapse_near_duplicates(
-    index: LoadedIndex, ranked: list[Ranked], visible: Callable[[StoredDocument], bool]
+    index: StorageReader, ranked: list[Ranked], visible: Callable[[StoredDocument], bool]
 ) -> tuple[list[Ranked], dict[str, tuple[StoredDocument, ...]]]:
     """One result per group of near-duplicates (the best ranked), with the group's other visible documents."""
     if not index.near_duplicates:
@@ -429,7 +389,7 @@ def collapse_near_duplicates(
     shown: set[str] = set()
     also: dict[str, tuple[StoredDocument, ...]] = {}
     for item in ranked:
-        doc_id = item[3]
+        doc_id = item.doc_id
         if doc_id in shown:
             continue
         kept.append(item)
@@ -440,23 +400,6 @@ def collapse_near_duplicates(
             also[doc_id] = tuple(others)
             shown.update(d.id for d in others)
     return kept, also
-
-
-def count_facets(documents: list[StoredDocument]) -> dict[str, dict[str, int]]:
-    """Counts per value of each facet field over ``documents``, most frequent first."""
-    counters: dict[str, Counter[str]] = {name: Counter() for name in FACET_FIELDS}
-    for doc in documents:
-        m = doc.metadata
-        counters["district"][m.district] += 1
-        counters["doc_type"][m.doc_type] += 1
-        counters["topics"].update(m.topics)
-        counters["audience"].update(m.audience)
-        counters["language"][m.language] += 1
-        counters["year"][str(m.year) if m.year else ""] += 1
-    return {
-        name: dict(sorted(((v, c) for v, c in counter.items() if v), key=lambda vc: (-vc[1], vc[0])))
-        for name, counter in counters.items()
-    }
 
 
 _SPACE = re.compile(r"\S+")

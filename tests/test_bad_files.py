@@ -142,22 +142,22 @@ def test_a_file_reader_that_dies_is_reported_with_its_exit_code_and_replaced(tmp
     worker = LoaderWorker(Limits(timeout_s=30, memory_mb=256, max_file_mb=10))
     try:
         worker.send(good)
-        assert worker.receive(good, time.monotonic())[0] is not None
+        assert worker.receive(time.monotonic())[0] is not None
         [reader] = _file_readers()
         os.kill(reader, signal.SIGSTOP)  # it cannot answer before it dies, as in a parser crash
         sent = worker.send(good)
         os.kill(reader, signal.SIGKILL)
-        document, reason = worker.receive(good, sent)
+        document, reason = worker.receive(sent)
         assert document is None and reason.startswith("stopped the file reader (exit code -9)"), reason
 
         worker.send(good)  # a fresh reader reads the next file
-        assert worker.receive(good, time.monotonic())[0] is not None and worker.restarts == 1
+        assert worker.receive(time.monotonic())[0] is not None and worker.restarts == 1
         [reader] = _file_readers()
         os.kill(reader, signal.SIGKILL)  # dies while idle, between two files
         while Path(f"/proc/{reader}/stat").read_text().split()[2] != "Z":  # until it has exited (not reaped)
             time.sleep(0.01)
         worker.send(good)
-        assert worker.receive(good, time.monotonic())[0] is not None and worker.restarts == 2
+        assert worker.receive(time.monotonic())[0] is not None and worker.restarts == 2
     finally:
         worker.close()
     assert _file_readers() == []

@@ -89,3 +89,14 @@ def test_similar_prints_documents_from_other_districts(small_settings: Settings)
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     assert len(hits) == 2 and all(h["district"] != "Dortmund" for h in hits)
+
+
+def test_json_results_have_the_fields_and_values_of_the_api(small_settings: Settings) -> None:
+    from kb.api.schemas import SearchHitOut
+    from kb.cli import hit_fields
+    from kb.search import Searcher
+
+    hits = Searcher(small_settings).search("Eltern und Schule", 5).hits
+    assert hits
+    for hit in hits:
+        assert hit_fields(hit) == json.loads(SearchHitOut.of(hit).model_dump_json())

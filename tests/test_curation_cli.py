@@ -90,3 +90,23 @@ def test_a_curator_runs_the_life_of_a_document_from_the_shell(tmp_path: Path, em
     assert actions == ["purge", "retire", "recommend", "create"]
     assert all("cli:" in line for line in out.splitlines())
     assert "review_by: '' → '2020-05-01'" in out
+
+
+def test_kb_ingest_keeps_curated_metadata_and_purges(tmp_path: Path, embedder: Embedder) -> None:
+    from kb.index import open_current
+
+    settings = Settings(
+        corpus_dir=make_small_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index", data_dir=tmp_path / "data"
+    )
+    Ingestor(settings, embedder).run()
+    documents = sorted(open_current(settings.index_dir).documents.values(), key=lambda d: d.key)
+    described, purged = documents[0], documents[1]
+    assert _kb(settings, "documents", "update", described.id, "-m", "district=Kreis Kleve")[0] == 0
+    assert _kb(settings, "documents", "purge", purged.id, "--yes")[0] == 0
+
+    code, out, err = _kb(settings, "ingest", "--rebuild")
+    assert code == 0, err
+    assert "excluded (purged) 1" in out
+    index = open_current(settings.index_dir)
+    assert index.documents[described.id].metadata.district == "Kreis Kleve"
+    assert purged.id not in index.documents and len(index.documents) == len(documents) - 1

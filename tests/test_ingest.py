@@ -7,11 +7,12 @@ import pytest
 
 from kb import lexical
 from kb import vectors as vectors_module
+from kb.chunking import passage_text
 from kb.embedder import Embedder
 from kb.errors import IndexUnavailableError, IngestLockedError
 from kb.index import VECTORS_DELETED_FILE, IndexDir, open_current
-from kb.ingest import EXIT_PARTIAL, GERMAN, Ingestor, passage_text
-from kb.lexical import LexicalIndex
+from kb.ingest import EXIT_PARTIAL, Ingestor
+from kb.lexical import GERMAN, LexicalIndex
 from kb.search import Searcher
 from kb.settings import Settings
 from tests import factories
@@ -88,10 +89,10 @@ def test_incremental_add_change_delete(fresh: Settings, embedder: Embedder) -> N
     assert top_titles(fresh, embedder, "Fahrrad fahren lernen", 1) == ["Radfahrkurse für Frauen"]
 
 
-def test_an_update_in_an_hnsw_index_leaves_tombstones_not_a_rebuilt_graph(
+def test_an_update_in_an_ann_index_leaves_tombstones_not_a_rebuilt_index(
     fresh: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = fresh.model_copy(update={"ann_threshold": 5})  # the small corpus (8+ chunks) as an HNSW graph
+    settings = fresh.model_copy(update={"ann_threshold": 5})  # the small corpus (8+ chunks) as an inverted file
     monkeypatch.setattr(vectors_module, "COMPACT_FRACTION", 0.5)  # one chunk of 8 would be over the 10 %
     ingestor = Ingestor(settings, embedder)
     ingestor.run()
@@ -108,7 +109,7 @@ def test_an_update_in_an_hnsw_index_leaves_tombstones_not_a_rebuilt_graph(
     after = open_current(settings.index_dir)
     assert after.vectors.is_ann and len(after.vectors) == after.manifest.chunks
     tombstones = np.load(after.folder / VECTORS_DELETED_FILE)
-    assert set(tombstones.tolist()) == old_chunks  # the graph kept them as tombstones: no rebuild
+    assert set(tombstones.tolist()) == old_chunks  # the inverted file kept them as tombstones: no rebuild
     hits = Searcher(settings, embedder).search("Fahrrad fahren lernen", 20).hits
     assert hits[0].document.metadata.title == "Radfahrkurse für Frauen"
     assert not old_chunks & {hit.chunk.id for hit in hits}
@@ -278,7 +279,7 @@ def test_a_document_removed_while_its_group_is_encoded_leaves_no_vector(
     index_dir = IndexDir(settings.index_dir)
     subjects = ["Elterncafé in der Grundschule", "Sprachförderung in der Kita", "Lotsen für Neuzugewanderte"]
     with index_dir.acquire():
-        writer = IndexWriter.empty(settings, embedder, index_dir.start_build())
+        writer = IndexWriter.new(settings, embedder)
         for subject in subjects:
             document = Document(
                 path=Path(f"{subject}.md"),
@@ -289,7 +290,7 @@ def test_a_document_removed_while_its_group_is_encoded_leaves_no_vector(
             writer.add(document_id(subject), subject, "", document)
         writer.flush()  # the group is now being encoded in the background
         writer.remove(document_id(subjects[1]))
-        writer.publish(index_dir)
+        writer.publish()
 
     index = open_current(settings.index_dir)
     assert sorted(d.metadata.title for d in index.documents.values()) == [subjects[0], subjects[2]]
@@ -364,7 +365,7 @@ def test_closing_a_writer_stops_its_encoder_after_the_current_batch(
     settings = Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index", batch_size=1)
     index_dir = IndexDir(settings.index_dir)
     with index_dir.acquire():
-        writer = IndexWriter.empty(settings, embedder, index_dir.start_build())
+        writer = IndexWriter.new(settings, embedder)
         for i in range(40):
             text = f"Bericht {i} über Sprachförderung in der Kita."
             writer.add(document_id(str(i)), str(i), "", Document(path=Path(f"{i}.md"), file_type="text",

@@ -122,3 +122,36 @@ def test_pdf_numbered_headings_become_section_headings(tmp_path: Path) -> None:
         (2, "2. Zusammenarbeit mit Eltern"),
         (2, "3. Ausblick"),
     ]
+
+
+def test_heading_trail_closes_headings_of_the_same_level_or_deeper() -> None:
+    from kb.loaders.headings import HeadingTrail
+
+    trail = HeadingTrail()
+    assert trail.context == "" and trail.first == ""
+    trail.enter(1, "Leitfaden")
+    trail.enter(2, "Ablauf")
+    trail.enter(3, "Anmeldung")
+    assert trail.context == "Leitfaden › Ablauf › Anmeldung"
+    trail.enter(2, "Kosten")
+    assert trail.context == "Leitfaden › Kosten"
+    trail.enter(1, "Anhang")
+    assert trail.context == "Anhang" and trail.first == "Leitfaden"
+
+
+def test_markdown_html_and_docx_share_the_heading_trail(tmp_path: Path) -> None:
+    markdown = tmp_path / "a.md"
+    markdown.write_text("# Eins\n\n## Zwei\n\n### Drei\n\nText a.\n\n## Vier\n\nText b.\n", encoding="utf-8")
+    html = tmp_path / "a.html"
+    html.write_text(
+        "<html><body><h1>Eins</h1><h2>Zwei</h2><h3>Drei</h3><p>Text a.</p>"
+        "<h2>Vier</h2><p>Text b.</p></body></html>",
+        encoding="utf-8",
+    )
+    for path in (markdown, html):
+        document = loaders.load(path)
+        assert [(s.heading, s.text) for s in document.sections] == [
+            ("Eins › Zwei › Drei", "Text a."),
+            ("Eins › Vier", "Text b."),
+        ]
+        assert document.metadata.title == "Eins"

@@ -1,5 +1,5 @@
-"""Index type by size: an inverted file above the threshold with high recall (older HNSW files still searched and
-converted), filtered search exact, tombstones, memory-mapped loading."""
+"""Index type by size: an inverted file above the threshold with high recall (HNSW files of an earlier release
+refused with a rebuild message), filtered search exact, tombstones, memory-mapped loading."""
 
 from __future__ import annotations
 
@@ -159,23 +159,15 @@ def test_an_index_grown_fourfold_gets_new_lists_on_save(
     assert _recall(again, q) >= 0.98
 
 
-def test_an_hnsw_file_of_an_older_version_is_searched_and_saved_as_an_inverted_file(
+def test_an_hnsw_file_of_an_earlier_release_is_refused_with_a_rebuild_message(
     tmp_path: Path, data: tuple[list[int], np.ndarray, np.ndarray]
 ) -> None:
-    ids, x, q = data
+    from kb.errors import IndexUnavailableError
+
+    ids, x, _ = data
     graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT))
-    graph.add_with_ids(x, np.asarray(ids, dtype=np.int64))
+    graph.add_with_ids(x[:200], np.asarray(ids[:200], dtype=np.int64))
     faiss.write_index(graph, str(tmp_path / "old.faiss"))
-
-    old = Vectors.load(tmp_path / "old.faiss", ann_threshold=1000)
-    assert old.is_ann and old._ivf() is None and _recall(old, q) >= 0.98
-    allowed = ids[::37]
-    expected = sorted(((float(x[i - 100] @ q[1]), i) for i in allowed), reverse=True)[:5]
-    assert [i for i, _ in old.search(q[1], 5, allowed)] == [i for _, i in expected]
-    old.remove(ids[:3])
-    old.save(tmp_path / "new.faiss")
-
-    new = Vectors.load(tmp_path / "new.faiss", mmap=True, ann_threshold=1000)
-    assert new._ivf() is not None and len(new) == len(ids) - 3 and set(ids[:3]).isdisjoint(new.ids())
-    assert _recall(new, q) >= 0.98
-    assert np.allclose(new.reconstruct(ids[10]), x[10], atol=1e-6)
+    for mmap in (False, True):
+        with pytest.raises(IndexUnavailableError, match=r"HNSW graph.*kb ingest --rebuild"):
+            Vectors.load(tmp_path / "old.faiss", mmap=mmap, ann_threshold=1000)

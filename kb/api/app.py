@@ -21,10 +21,10 @@ from kb.api.middleware import BodyLimit, RequestObservation, SecurityHeaders
 from kb.api.startup import Startup
 from kb.embedder import Embedder
 from kb.errors import AuthError, KBError, StartingError
-from kb.index import LoadedIndex
 from kb.metrics import Metrics
 from kb.search import Searcher
 from kb.settings import Settings, get_settings
+from kb.storage import StorageReader
 
 log = logging.getLogger(__name__)
 #: Our pages load nothing but their own stylesheet and script (no inline code, no CDN, no fonts).
@@ -64,10 +64,10 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
 def _install_operations(app: FastAPI, settings: Settings) -> None:
     """Body limits, CORS (closed unless KB_CORS_ORIGINS names origins), request ids, logs and /metrics."""
 
-    def live_index() -> LoadedIndex:
+    def live_index() -> StorageReader:
         if app.state.startup.state != "ready":
             raise StartingError("The service is starting.")
-        index: LoadedIndex = app.state.searcher.index
+        index: StorageReader = app.state.searcher.index
         return index
 
     metrics = Metrics(live_index, settings.index_dir)

@@ -19,11 +19,15 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 
+from kb import fields
 from kb.api.deps import SearcherDep
 from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
 from kb.errors import IndexMissingError, IndexUnavailableError, KBError, NotFoundError, QueryError
-from kb.search import MODES, Filters, Hit, Mode, Searcher
+from kb.fields import MODES, YEAR_MAX, YEAR_MIN, Mode
+from kb.filters import Filters
+from kb.search import Hit, Searcher
 from kb.store import StoredChunk
+from kb.visibility import LINKED, visible_to
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -31,19 +35,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATIC_DIR: Final = Path(__file__).parent / "static"
 
 PAGE_SIZE, MAX_PAGE_K = 10, 50
-LIST_FIELDS: Final = ("district", "doc_type", "topic", "audience", "language")
 MAX_VALUES, MAX_VALUE_CHARS = 20, 200
-#: (key in ``SearchResult.facets``, URL parameter, German label), in the order the page shows them.
-FACETS: Final = (
-    ("district", "district", "Kommune"),
-    ("doc_type", "doc_type", "Dokumentart"),
-    ("topics", "topic", "Thema"),
-    ("audience", "audience", "Zielgruppe"),
-    ("language", "language", "Sprache"),
-    ("year", "year", "Jahr"),
-)
-FILTER_LABELS: Final = {param: label for _, param, label in FACETS}
-FACET_SHOWN = 6  # values per facet before "alle anzeigen"
+FACET_SHOWN: Final = 6  # values per facet before "alle anzeigen"
 MODE_LABELS: Final[dict[str, str]] = {
     "hybrid": "Bedeutung und Wortlaut (empfohlen)",
     "dense": "Nur nach Bedeutung – gut für Fragen in anderen Sprachen",
@@ -98,45 +91,76 @@ class PageQuery:
 
     @classmethod
     def parse(cls, params: QueryParams) -> PageQuery:
-        lists = {name: _values(params.getlist(name)) for name in LIST_FIELDS}
-        filters = Filters(**lists, year_from=_year(params.get("year_from")), year_to=_year(params.get("year_to")))
+        criteria: dict[str, tuple[str, ...] | int | None] = {}
+        for f in fields.filtered(readers_only=True):  # the page is for readers: no review status
+            for param in f.filter_params():
+                criteria[param] = _year(params.get(param)) if f.ranged else _values(params.getlist(param))
         mode = params.get("mode")
         k = params.get("k", "")
         return cls(
             q=params.get("q", ""),
-            filters=filters,
+            filters=Filters(**criteria),
             mode=next((m for m in MODES if m == mode), None),
             k=min(int(k), MAX_PAGE_K) if k.isdigit() and int(k) > 0 else PAGE_SIZE,
         )
 
     def url(self, path: str = "/") -> str:
         params: list[tuple[str, str]] = [("q", self.q)] if self.q else []
-        for name in LIST_FIELDS:
-            params += [(name, value) for value in getattr(self.filters, name)]
-        years = (("year_from", self.filters.year_from), ("year_to", self.filters.year_to))
-        params += [(name, str(year)) for name, year in years if year is not None]
+        params += self.filter_params()
         if self.mode:
             params.append(("mode", self.mode))
         if self.k != PAGE_SIZE:
             params.append(("k", str(self.k)))
         return f"{path}?{urlencode(params)}" if params else path
 
-    def with_filters(self, **changes: Any) -> PageQuery:
-        return replace(self, filters=replace(self.filters, **changes), k=PAGE_SIZE)
+    def filter_params(self, *, ranges: bool = True) -> list[tuple[str, str]]:
+        """The filters as URL parameters (without year ranges if asked: the form has fields for those)."""
+        return [
+            (param, str(value))
+            for param, values in self.filters.items()
+            if ranges or isinstance(values, tuple)
+            for value in (values if isinstance(values, tuple) else (values,))
+        ]
 
-    def is_active(self, param: str, value: str) -> bool:
-        if param == "year":
-            return self.filters.year_from == self.filters.year_to == _year(value)
-        return value.casefold() in {v.casefold() for v in getattr(self.filters, param)}
+    def with_filters(self, **changes: tuple[str, ...] | int | None) -> PageQuery:
+        return replace(self, filters=self.filters.replace(**changes), k=PAGE_SIZE)
 
-    def toggled(self, param: str, value: str) -> PageQuery:
+    def is_active(self, f: fields.Field, value: str) -> bool:
+        if f.ranged:
+            low, high = f.filter_params()
+            return self.filters.bound(low) == self.filters.bound(high) == _year(value)
+        return value.casefold() in {v.casefold() for v in self.filters.values(f.key)}
+
+    def toggled(self, f: fields.Field, value: str) -> PageQuery:
         """This query with the filter value added, or removed when it is already active."""
-        if param == "year":
-            year = None if self.is_active(param, value) else _year(value)
-            return self.with_filters(year_from=year, year_to=year)
-        current: tuple[str, ...] = getattr(self.filters, param)
+        if f.ranged:
+            year = None if self.is_active(f, value) else _year(value)
+            return self.with_filters(**dict.fromkeys(f.filter_params(), year))
+        current = self.filters.values(f.key)
         kept = tuple(v for v in current if v.casefold() != value.casefold())
-        return self.with_filters(**{param: kept if len(kept) < len(current) else (*current, value)})
+        return self.with_filters(**{f.key: kept if len(kept) < len(current) else (*current, value)})
+
+    def year_ranges(self) -> list[YearRange]:
+        """The year filters open to readers, for the form's "Erweitert" part."""
+        return [
+            YearRange(f.label, (low, high), (self.filters.bound(low), self.filters.bound(high)))
+            for f in fields.filtered(readers_only=True)
+            if f.ranged
+            for low, high in [f.filter_params()]
+        ]
+
+
+@dataclass(frozen=True)
+class YearRange:
+    """A year filter as the form's two number fields show it."""
+
+    label: str
+    params: tuple[str, str]
+    values: tuple[int | None, int | None]
+
+    @property
+    def active(self) -> bool:
+        return self.values != (None, None)
 
 
 @dataclass(frozen=True)
@@ -215,7 +239,14 @@ def seconds(took_ms: float) -> str:
     return f"{max(took_ms, 10) / 1000:.2f}".replace(".", ",")
 
 
-templates.env.globals.update(lang_attrs=lang_attrs, mode_labels=MODE_LABELS, language_name=language_name)
+templates.env.globals.update(
+    lang_attrs=lang_attrs,
+    mode_labels=MODE_LABELS,
+    language_name=language_name,
+    facet_shown=FACET_SHOWN,
+    year_min=YEAR_MIN,
+    year_max=YEAR_MAX,
+)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -256,16 +287,16 @@ def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLR
     context: dict[str, Any] = {"query": query, "back_url": query.url() if query.q.strip() else None}
     try:
         document = searcher.document(doc_id)
-        if document.metadata.status == "draft":  # not public yet
+        if not visible_to(document, LINKED):  # a draft: not public yet
             raise NotFoundError(f"document {doc_id} is a draft")
         index = searcher.index
-        chunks = index.store.chunks_of(doc_id)
+        chunks = index.chunks_of(doc_id)
         similar = searcher.similar(doc_id, 5, other_districts=True)
     except Exception as exc:
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "document.html", {**context, "error": message}, status)
     near = index.near_duplicates_of(doc_id)
-    out = DocumentOut.of(document, [d for d in near if d.metadata.published])
+    out = DocumentOut.of(document, [d for d in near if visible_to(d)])
     newer = index.documents.get(document.metadata.superseded_by)
     context.update(
         superseded_by=DocumentRef.of(newer) if newer is not None else None,
@@ -300,50 +331,52 @@ def german_error(exc: Exception, max_chars: int) -> tuple[str, int]:
 
 def corpus_stats(searcher: Searcher) -> tuple[int, int]:
     """Documents and districts in the live index (raises when there is none)."""
-    documents = [d for d in searcher.index.documents.values() if d.metadata.published]
+    documents = [d for d in searcher.index.documents.values() if visible_to(d)]
     return len(documents), len({d.metadata.district for d in documents if d.metadata.district})
 
 
 def facet_groups(query: PageQuery, facets: dict[str, dict[str, int]]) -> list[FacetGroup]:
     groups = []
-    for key, param, label in FACETS:
-        counts = facets.get(key, {})
-        values = sorted(counts, reverse=True) if key == "year" else list(counts)
+    for f in fields.faceted():
+        counts = facets.get(f.name, {})
+        values = sorted(counts, reverse=True) if f.ranged else list(counts)
         links = [
-            Link(
-                language_name(value) if param == "language" else value,
-                query.toggled(param, value).url(),
-                counts[value],
-                query.is_active(param, value),
-            )
+            Link(value_name(f, value), query.toggled(f, value).url(), counts[value], query.is_active(f, value))
             for value in values
         ]
         if links:
-            groups.append(FacetGroup(param, label, links))
+            groups.append(FacetGroup(f.key, f.label, links))
     return groups
 
 
 def active_filters(query: PageQuery) -> list[Link]:
     """Each active filter with the URL of the same search without it."""
-    f = query.filters
-    links = [
-        Link(
-            f"{FILTER_LABELS[name]}: {language_name(v) if name == 'language' else v}", query.toggled(name, v).url()
-        )
-        for name in LIST_FIELDS
-        for v in getattr(f, name)
-    ]
-    if f.year_from is not None or f.year_to is not None:
-        if f.year_from == f.year_to:
-            years = str(f.year_from)
-        elif f.year_to is None:
-            years = f"ab {f.year_from}"
-        elif f.year_from is None:
-            years = f"bis {f.year_to}"
+    links = []
+    for f in fields.filtered(readers_only=True):
+        if not f.ranged:
+            links += [
+                Link(f"{f.label}: {value_name(f, v)}", query.toggled(f, v).url())
+                for v in query.filters.values(f.key)
+            ]
+            continue
+        low, high = (query.filters.bound(p) for p in f.filter_params())
+        if low is None and high is None:
+            continue
+        if low == high:
+            years = str(low)
+        elif high is None:
+            years = f"ab {low}"
+        elif low is None:
+            years = f"bis {high}"
         else:
-            years = f"{f.year_from}–{f.year_to}"
-        links.append(Link(f"Jahr: {years}", query.with_filters(year_from=None, year_to=None).url()))
+            years = f"{low}–{high}"
+        links.append(Link(f"{f.label}: {years}", query.with_filters(**dict.fromkeys(f.filter_params())).url()))
     return links
+
+
+def value_name(f: fields.Field, value: str) -> str:
+    """How the page shows a value of the field (a language by its German name)."""
+    return language_name(value) if f.name == "language" else value
 
 
 def outline(chunks: list[StoredChunk], pdf_url: str | None, words: int = 10) -> list[OutlineEntry]:
@@ -375,4 +408,4 @@ def _values(raw: list[str]) -> tuple[str, ...]:
 
 def _year(raw: str | None) -> int | None:
     raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and 1900 <= int(raw) <= 2100 else None
+    return int(raw) if raw.isdigit() and YEAR_MIN <= int(raw) <= YEAR_MAX else None

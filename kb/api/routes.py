@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -15,6 +15,7 @@ from kb.api.schemas import (
     DocumentList,
     DocumentOut,
     ErrorOut,
+    FilterQuery,
     FiltersIn,
     Health,
     SearchHitOut,
@@ -24,8 +25,10 @@ from kb.api.schemas import (
 )
 from kb.curation.keys import Principal
 from kb.errors import KBError, NotFoundError
+from kb.fields import Mode, Status
 from kb.search import Searcher
 from kb.store import StoredDocument
+from kb.visibility import visible_to
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -45,14 +48,15 @@ _MEDIA_TYPES = {
 def _response(searcher: Searcher, request: SearchRequest, principal: Principal) -> SearchResponse:
     """The search and its response model, in one trip to the thread pool (the async endpoints' only one: the
     response is then checked on the event loop, not in a second trip)."""
-    if request.filters.status:
+    filters = request.filters.to_filters()
+    if filters.restricted:
         principal.require_writer()  # drafts and archived documents are for editors and curators
     result = searcher.search(
         request.q,
         request.k,
         mode=request.mode,
         group=request.group,
-        filters=request.filters.to_filters(),
+        filters=filters,
         facets=request.facets,
     )
     return SearchResponse(
@@ -74,41 +78,19 @@ async def search(
     q: Annotated[str, Query(description="The question or words to search for, in any language.")] = "",
     k: Annotated[int, Query(description="How many results (1–100).")] = 10,
     mode: Annotated[
-        Literal["hybrid", "dense", "lexical"] | None,
+        Mode | None,
         Query(description="hybrid (default): meaning and words; dense: meaning only; lexical: words only."),
     ] = None,
     group: Annotated[
         bool, Query(description="One result per document (its best passage); false gives raw passages.")
     ] = True,
     facets: Annotated[bool, Query(description="Also count metadata values of the matching documents.")] = False,
-    district: Annotated[list[str] | None, Query(description="Only these districts (repeatable).")] = None,
-    doc_type: Annotated[list[str] | None, Query(description="Only these document types (repeatable).")] = None,
-    topic: Annotated[list[str] | None, Query(description="Only documents with one of these topics.")] = None,
-    audience: Annotated[list[str] | None, Query(description="Only documents for one of these audiences.")] = None,
-    language: Annotated[list[str] | None, Query(description="Only these languages, e.g. de, tr, ar, uk.")] = None,
-    year_from: Annotated[
-        int | None, Query(ge=1900, le=2100, description="Published in or after this year.")
-    ] = None,
-    year_to: Annotated[
-        int | None, Query(ge=1900, le=2100, description="Published in or before this year.")
-    ] = None,
-    status: Annotated[
-        list[Literal["draft", "published", "archived"]] | None,
-        Query(description="Review status (editors and curators only; default: published)."),
-    ] = None,
+    *,
+    filters: Annotated[FilterQuery, Query()],
 ) -> SearchResponse:
     """The documents (or passages) that best answer the query, best first, optionally filtered."""
-    filters = FiltersIn(
-        district=district or [],
-        doc_type=doc_type or [],
-        topic=topic or [],
-        audience=audience or [],
-        language=language or [],
-        year_from=year_from,
-        year_to=year_to,
-        status=status or [],
-    )
-    request = SearchRequest(q=q, k=k, mode=mode, group=group, facets=facets, filters=filters)
+    chosen = FiltersIn.model_validate(filters.model_dump())  # the filters of POST /search, as query parameters
+    request = SearchRequest(q=q, k=k, mode=mode, group=group, facets=facets, filters=chosen)
     return await run_in_threadpool(_response, searcher, request, principal)
 
 
@@ -141,16 +123,16 @@ def list_documents(
     offset: Annotated[int, Query(ge=0, description="How many documents to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1–200).")] = 50,
     status: Annotated[
-        list[Literal["draft", "published", "archived"]] | None,
+        list[Status] | None,
         Query(description="Review status (editors and curators only; default: published)."),
     ] = None,
 ) -> DocumentList:
     """The documents in the index, ordered by path, one page at a time (published ones unless asked)."""
     if status:
         principal.require_writer()
-    wanted = set(status or ["published"])
+    wanted = status or ()
     documents = sorted(
-        (d for d in searcher.index.documents.values() if d.metadata.status in wanted), key=lambda d: d.key
+        (d for d in searcher.index.documents.values() if visible_to(d, wanted)), key=lambda d: d.key
     )
     page = documents[offset : offset + limit]
     return DocumentList(total=len(documents), offset=offset, limit=limit, items=[DocumentOut.of(d) for d in page])
@@ -184,7 +166,7 @@ def get_document_file(searcher: SearcherDep, principal: PrincipalDep, doc_id: st
 def visible_document(searcher: Searcher, principal: Principal, doc_id: str) -> StoredDocument:
     """The document, unless it is a draft and the caller a reader (drafts are not public yet)."""
     document = searcher.document(doc_id)
-    if document.metadata.status == "draft" and principal.role == "reader":
+    if not visible_to(document, principal.may_open):
         raise NotFoundError(f"There is no document with id {doc_id!r}; search again to get current ids.")
     return document
 

@@ -3,14 +3,79 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from kb.search import Filters, Hit
+from kb import fields
+from kb.fields import YEAR_MAX, YEAR_MIN, Mode, Status
+from kb.filters import Filters
+from kb.search import Hit
 from kb.store import StoredDocument
 
-Status = Literal["draft", "published", "archived"]
+# -- models derived from the field registry (kb/fields.py) -------------------------------------------------------
+# Their metadata fields are generated from the registry when this module is imported; mypy sees the static
+# part (the base classes), the app the whole model.
+Fields = dict[str, tuple[Any, Any]]  # name: (type, pydantic Field)
+
+
+def _word_type(f: fields.Field) -> Any:
+    """The type of one text value of the field (one of its choices, if it has them)."""
+    return Literal[f.choices] if f.choices else str
+
+
+def _value_type(f: fields.Field, date: Any = str) -> Any:
+    """The JSON type of the field's value (a date is sent as ``date`` and shown as an ISO text)."""
+    return {"text": _word_type(f), "list": list[str], "year": int | None, "bool": bool, "date": date}[f.kind]
+
+
+def _description(f: fields.Field) -> str | None:
+    """What the field holds (a filter field's help describes the filter instead)."""
+    if f.filter:
+        return f"One of {', '.join(f.choices)}." if f.choices else None
+    return " ".join((f.help, "Curators only." if f.curators_only else "")).strip() or None
+
+
+def _metadata_out() -> Fields:
+    """Every metadata field as a response shows it."""
+    return {f.name: (_value_type(f), Field(description=_description(f))) for f in fields.FIELDS}
+
+
+def _filters_in() -> Fields:
+    """The filters of a search request: values per field, or a year range."""
+    model: Fields = {}
+    for f in fields.filtered():
+        if f.ranged:
+            low, high = f.filter_params()
+            model[low] = (
+                int | None,
+                Field(None, ge=YEAR_MIN, le=YEAR_MAX, description=f"{f.help}: this or later."),
+            )
+            model[high] = (
+                int | None,
+                Field(None, ge=YEAR_MIN, le=YEAR_MAX, description=f"{f.help}: this or earlier."),
+            )
+        else:
+            most = len(f.choices) or f.max_values
+            model[f.key] = (
+                list.__class_getitem__(_word_type(f)),
+                Field(default_factory=list, max_length=most, description=f.help),
+            )
+    return model
+
+
+def _metadata_patch() -> Fields:
+    """Every metadata field as a change request sends it: all optional, with the API's limits."""
+    model: Fields = {}
+    for f in fields.FIELDS:
+        limits: dict[str, dict[str, Any]] = {
+            "text": {"min_length": 1 if f.required else None, "max_length": None if f.choices else f.max_chars},
+            "list": {"max_length": f.max_values},
+            "year": {"ge": YEAR_MIN, "le": YEAR_MAX},
+        }
+        info = Field(None, description=_description(f), **limits.get(f.kind, {}))
+        model[f.name] = (_value_type(f, date=dt.date) | None, info)
+    return model
 
 
 class DocumentRef(BaseModel):
@@ -27,18 +92,10 @@ class DocumentRef(BaseModel):
         return cls(id=doc.id, title=meta.title, district=meta.district, year=meta.year)
 
 
-class DocumentOut(BaseModel):
+class _DocumentOut(BaseModel):
+    """A document: its id, every metadata field of the registry, and what the index knows about its file."""
+
     id: str
-    title: str
-    district: str
-    doc_type: str
-    topics: list[str]
-    audience: list[str]
-    year: int | None
-    language: str
-    easy_language: bool
-    licence: str
-    source: str
     file_type: str
     path: str = Field(description="Path of the file relative to the corpus (or absolute when outside it).")
     pages: int | None
@@ -46,29 +103,14 @@ class DocumentOut(BaseModel):
     chunks: int
     ingested_at: str
     file_url: str
-    status: Status = Field(description="draft, published (shown to readers) or archived (retired).")
-    recommended: bool = Field(description="A recommendation of the coordinating office (LaKI).")
-    review_by: str = Field(description="ISO date by which a curator should review the document ('' if none).")
-    superseded_by: str = Field(description="Id of the document that replaces this one ('' if none).")
     near_duplicates: list[DocumentRef] = Field(
         default_factory=list, description="Documents with nearly the same text (e.g. adapted by another district)."
     )
 
     @classmethod
     def of(cls, doc: StoredDocument, near_duplicates: list[StoredDocument] | None = None) -> DocumentOut:
-        meta = doc.metadata
-        return cls(
+        return DocumentOut(
             id=doc.id,
-            title=meta.title,
-            district=meta.district,
-            doc_type=meta.doc_type,
-            topics=list(meta.topics),
-            audience=list(meta.audience),
-            year=meta.year,
-            language=meta.language,
-            easy_language=meta.easy_language,
-            licence=meta.licence,
-            source=meta.source,
             file_type=doc.file_type,
             path=doc.key,
             pages=doc.pages,
@@ -76,12 +118,17 @@ class DocumentOut(BaseModel):
             chunks=doc.chunks,
             ingested_at=doc.ingested_at,
             file_url=f"/documents/{doc.id}/file",
-            status=meta.status,
-            recommended=meta.recommended,
-            review_by=meta.review_by,
-            superseded_by=meta.superseded_by,
             near_duplicates=[DocumentRef.of(d) for d in near_duplicates or []],
+            **doc.metadata.as_dict(),
         )
+
+
+if TYPE_CHECKING:
+    DocumentOut = _DocumentOut
+else:
+    DocumentOut = create_model(
+        "DocumentOut", __base__=_DocumentOut, __doc__=_DocumentOut.__doc__, **_metadata_out()
+    )
 
 
 class SearchHitOut(BaseModel):
@@ -144,7 +191,7 @@ class SearchHitOut(BaseModel):
 class SearchResponse(BaseModel):
     query: str
     k: int
-    mode: Literal["hybrid", "dense", "lexical"]
+    mode: Mode
     lexical_weight: float = Field(description="Weight of lexical evidence in this search (0 = dense only).")
     took_ms: float
     index_version: int
@@ -155,35 +202,27 @@ class SearchResponse(BaseModel):
     )
 
 
-class FiltersIn(BaseModel):
+class _FiltersIn(BaseModel):
     """Metadata filters: values within a field are alternatives, fields are combined."""
 
     model_config = ConfigDict(extra="forbid")
 
-    district: list[str] = Field(default_factory=list, max_length=60)
-    doc_type: list[str] = Field(default_factory=list, max_length=20)
-    topic: list[str] = Field(default_factory=list, max_length=40)
-    audience: list[str] = Field(default_factory=list, max_length=40)
-    language: list[str] = Field(default_factory=list, max_length=20)
-    year_from: int | None = Field(None, ge=1900, le=2100)
-    year_to: int | None = Field(None, ge=1900, le=2100)
-    status: list[Status] = Field(
-        default_factory=list,
-        max_length=3,
-        description="Review status (editors and curators only); default: published documents.",
-    )
-
     def to_filters(self) -> Filters:
-        return Filters(
-            district=tuple(self.district),
-            doc_type=tuple(self.doc_type),
-            topic=tuple(self.topic),
-            audience=tuple(self.audience),
-            language=tuple(self.language),
-            year_from=self.year_from,
-            year_to=self.year_to,
-            status=tuple(self.status),
-        )
+        return Filters(**self.model_dump())
+
+
+class _FilterQuery(_FiltersIn):
+    """The same filters as query parameters of `GET /search` (where other parameters are not filters)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+if TYPE_CHECKING:
+    FiltersIn = _FiltersIn
+    FilterQuery = _FilterQuery
+else:
+    FiltersIn = create_model("FiltersIn", __base__=_FiltersIn, __doc__=_FiltersIn.__doc__, **_filters_in())
+    FilterQuery = create_model("FilterQuery", __base__=_FilterQuery, __doc__=_FilterQuery.__doc__, **_filters_in())
 
 
 class SearchRequest(BaseModel):
@@ -193,7 +232,7 @@ class SearchRequest(BaseModel):
 
     q: str = Field(description="The question or words to search for, in any language.", max_length=10_000)
     k: int = 10
-    mode: Literal["hybrid", "dense", "lexical"] | None = None
+    mode: Mode | None = None
     group: bool = True
     facets: bool = False
     filters: FiltersIn = Field(default_factory=FiltersIn)
@@ -225,37 +264,28 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-class MetadataPatch(BaseModel):
+class _MetadataPatch(BaseModel):
     """Fields to change; fields left out stay as they are. Unknown fields are refused (422)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(None, min_length=1, max_length=500)
-    district: str | None = Field(None, max_length=200)
-    doc_type: str | None = Field(None, max_length=100)
-    topics: list[str] | None = Field(None, max_length=40)
-    audience: list[str] | None = Field(None, max_length=40)
-    year: int | None = Field(None, ge=1900, le=2100)
-    language: str | None = Field(None, max_length=20)
-    easy_language: bool | None = None
-    licence: str | None = Field(None, max_length=200)
-    source: str | None = Field(None, max_length=500)
-    status: Status | None = None
-    recommended: bool | None = Field(None, description="Curators only.")
-    review_by: dt.date | None = None
-    superseded_by: str | None = Field(
-        None, max_length=64, description="Id of the document that replaces this one."
+    def changes(self) -> dict[str, Any]:
+        """The fields that were sent (an explicit null clears a field: empty text, no list, no year, false)."""
+        sent = self.model_dump(exclude_unset=True, mode="json")
+        return {k: (_cleared(k) if v is None else v) for k, v in sent.items()}
+
+
+if TYPE_CHECKING:
+    MetadataPatch = _MetadataPatch
+else:
+    MetadataPatch = create_model(
+        "MetadataPatch", __base__=_MetadataPatch, __doc__=_MetadataPatch.__doc__, **_metadata_patch()
     )
 
-    def changes(self) -> dict[str, Any]:
-        """The fields that were sent (an explicit null clears a text field)."""
-        sent = self.model_dump(exclude_unset=True, mode="json")
-        return {k: (_CLEARED.get(k, "") if v is None else v) for k, v in sent.items()}
 
-
-#: What an explicit null sets a field to (text fields become empty).
-_CLEARED: dict[str, Any] = {"topics": [], "audience": [], "year": None, "easy_language": False}
-_CLEARED |= {"recommended": False}
+def _cleared(name: str) -> Any:
+    empty = fields.EMPTY[fields.field(name).kind]
+    return list(empty) if isinstance(empty, tuple) else empty
 
 
 class UploadOut(BaseModel):

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kb.documents import LIST_FIELDS
+from kb import fields
 from kb.errors import CurationError
 from kb.settings import Settings
 
@@ -54,25 +54,25 @@ def _principal() -> Any:
 
 
 def parse_meta(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs into metadata fields (booleans, years and lists converted)."""
-    fields: dict[str, Any] = {}
+    """``KEY=VALUE`` pairs into metadata fields (lists comma-separated, flags true or false; the rest is checked
+    when the metadata is validated)."""
+    kinds = {f.name: f.kind for f in fields.FIELDS}
+    values: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise CurationError(f"--meta {item!r} is not KEY=VALUE, e.g. --meta district='Kreis Unna'.")
         text = value.strip()
-        if key in LIST_FIELDS:
-            fields[key] = [v.strip() for v in text.split(",") if v.strip()]
-        elif key in ("recommended", "easy_language"):
+        if kinds.get(key) == "list":
+            values[key] = [v.strip() for v in text.split(",") if v.strip()]
+        elif kinds.get(key) == "bool":
             if text.lower() not in ("true", "false", "yes", "no", "ja", "nein"):
                 raise CurationError(f"--meta {key} must be true or false, got {text!r}.")
-            fields[key] = text.lower() in ("true", "yes", "ja")
-        elif key == "year" and text:
-            fields[key] = text
+            values[key] = text.lower() in ("true", "yes", "ja")
         else:
-            fields[key] = text
-    return fields
+            values[key] = text
+    return values
 
 
 def _echo_document(document: Any) -> None:
@@ -90,13 +90,12 @@ def keys_create(
     district: Annotated[str, typer.Option(help="The district an editor may edit.")] = "",
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
-    from kb.curation import audit
     from kb.curation.keys import create_key
 
     db = _db(ctx)
     key, secret = create_key(db, role, label, district)
     with db.transaction() as tx:
-        audit.write(tx, _principal().actor, "key-create", note=f"{key.id} {key.role} {key.label} {key.district}")
+        tx.audit(_principal().actor, "key-create", note=f"{key.id} {key.role} {key.label} {key.district}")
     typer.echo(
         f"created {key.role} key {key.id} for {key.label!r}" + (f" ({key.district})" if key.district else "")
     )
@@ -121,13 +120,12 @@ def keys_revoke(
     ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="Id from `kb keys list`.")]
 ) -> None:
     """Revoke a key at once; requests with it get 401 from then on."""
-    from kb.curation import audit
     from kb.curation.keys import revoke_key
 
     db = _db(ctx)
     key = revoke_key(db, key_id)
     with db.transaction() as tx:
-        audit.write(tx, _principal().actor, "key-revoke", note=f"{key.id} {key.role} {key.label}")
+        tx.audit(_principal().actor, "key-revoke", note=f"{key.id} {key.role} {key.label}")
     typer.echo(f"revoked key {key.id} ({key.label})")
 
 
@@ -197,9 +195,7 @@ def audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The audit log, newest first: who, when, what, metadata before and after."""
-    from kb.curation import audit
-
-    for entry in audit.entries(_db(ctx), document or None, limit):
+    for entry in _db(ctx).audit(document or None, limit):
         if as_json:
             typer.echo(json.dumps(entry.__dict__, ensure_ascii=False))
             continue

@@ -1,7 +1,9 @@
 """The curation database (``KB_DATA_DIR/curation.sqlite``): keys, curated metadata, exclusions, audit log.
 
 Unlike an index version it is mutable and not regenerated, so it is opened in WAL mode with synchronous writes,
-and every change that belongs together happens in one transaction.
+and every change that belongs together happens in one transaction (:meth:`CurationDB.transaction` hands out the
+:class:`Changes` that may be made in it). All SQL on these tables is in this module; keys, the audit log and the
+Curator speak to the database through the methods here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +65,10 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class CurationDB:
-    """A thread-safe connection to ``curation.sqlite`` in ``data_dir`` (created on first use)."""
+    """A thread-safe connection to ``curation.sqlite`` in ``data_dir`` (created on first use).
+
+    It is also the ingestion's :class:`~kb.ingest.CuratedOverrides`: :meth:`overrides` and :meth:`excluded`.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / DB_FILE
@@ -90,16 +96,17 @@ class CurationDB:
         self._db.close()
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement (for inspection; the application reads through the methods)."""
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Changes]:
         """One atomic unit of change (``BEGIN IMMEDIATE`` … ``COMMIT``), rolled back on any error."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield Changes(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -108,12 +115,173 @@ class CurationDB:
     # -- curated metadata -------------------------------------------------------------------------------------
     def overrides(self) -> dict[str, dict[str, Any]]:
         """``key → metadata`` set by curators, for every document that has some."""
-        return {key: json.loads(meta) for key, meta in self.query("SELECT key, metadata FROM records")}
+        return {key: _load(meta) for key, meta in self.query("SELECT key, metadata FROM records")}
 
     def record(self, doc_id: str) -> tuple[str, dict[str, Any], bool] | None:
         """``(key, curated metadata, uploaded)`` of one document, or None."""
         rows = self.query("SELECT key, metadata, uploaded FROM records WHERE doc_id = ?", (doc_id,))
-        return (rows[0][0], json.loads(rows[0][1]), bool(rows[0][2])) if rows else None
+        return (rows[0][0], _load(rows[0][1]), bool(rows[0][2])) if rows else None
 
     def excluded(self) -> set[str]:
+        """Keys of the documents a curator purged."""
         return {row[0] for row in self.query("SELECT key FROM excluded")}
+
+    # -- API keys ---------------------------------------------------------------------------------------------
+    def key(self, key_id: str) -> ApiKey | None:
+        rows = self.query(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
+        return _api_key(rows[0]) if rows else None
+
+    def keys(self) -> list[ApiKey]:
+        return [_api_key(row) for row in self.query(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at")]
+
+    def key_by_hash(self, digest: str) -> tuple[str, ApiKey] | None:
+        """``(stored hash, key)`` of the key whose secret has the sha256 ``digest``, or None."""
+        rows = self.query(f"SELECT hash, {_KEY_COLUMNS} FROM api_keys WHERE hash = ?", (digest,))
+        return (str(rows[0][0]), _api_key(rows[0][1:])) if rows else None
+
+    # -- audit log --------------------------------------------------------------------------------------------
+    def audit(self, doc_id: str | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+        """Audit entries newest first; only one document's entries when ``doc_id`` is given."""
+        where, params = ("WHERE doc_id = ?", (doc_id,)) if doc_id else ("", ())
+        rows = self.query(
+            f"SELECT id, at, actor, action, doc_id, title, before, after, note FROM audit {where} "
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [
+            AuditEntry(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6] and _load(r[6]), r[7] and _load(r[7]), r[8])
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as stored (the secret itself never is)."""
+
+    id: str
+    role: str
+    district: str
+    label: str
+    created_at: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry of the audit log: who, when, what, and the metadata fields before and after."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    doc_id: str
+    title: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    note: str
+
+
+class Changes:
+    """The changes that can be made inside one :meth:`CurationDB.transaction`."""
+
+    def __init__(self, tx: sqlite3.Connection) -> None:
+        self._tx = tx
+
+    # -- API keys ---------------------------------------------------------------------------------------------
+    def add_key(self, key_id: str, digest: str, role: str, district: str, label: str) -> None:
+        self._tx.execute(
+            "INSERT INTO api_keys (id, hash, role, district, label) VALUES (?, ?, ?, ?, ?)",
+            (key_id, digest, role, district, label),
+        )
+
+    def revoke_key(self, key_id: str) -> None:
+        self._tx.execute(
+            "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
+            "WHERE id = ? AND revoked_at IS NULL",
+            (key_id,),
+        )
+
+    # -- curated metadata and exclusions ----------------------------------------------------------------------
+    def add_upload(self, key: str, doc_id: str, metadata: dict[str, Any], actor: str) -> None:
+        """The record of an uploaded file; uploading a purged file again is a deliberate act, so it is no
+        longer excluded."""
+        self._tx.execute("DELETE FROM excluded WHERE key = ?", (key,))
+        self._tx.execute(
+            "INSERT OR REPLACE INTO records (key, doc_id, metadata, uploaded, created_by) VALUES (?, ?, ?, 1, ?)",
+            (key, doc_id, _json(metadata), actor),
+        )
+
+    def curated(self, doc_id: str) -> dict[str, Any]:
+        """The metadata curators set on one document so far (``{}`` if none)."""
+        row = self._tx.execute("SELECT metadata FROM records WHERE doc_id = ?", (doc_id,)).fetchone()
+        return _load(row[0]) if row else {}
+
+    def set_curated(self, key: str, doc_id: str, metadata: dict[str, Any], actor: str) -> None:
+        """Replace the curated metadata of a document (creating its record on the first change)."""
+        self._tx.execute(
+            "INSERT INTO records (key, doc_id, metadata, created_by) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET metadata = excluded.metadata, "
+            "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+            (key, doc_id, _json(metadata), actor),
+        )
+
+    def forget(self, key: str) -> None:
+        """Drop the record of the document keyed ``key``."""
+        self._tx.execute("DELETE FROM records WHERE key = ?", (key,))
+
+    def exclude(self, key: str, doc_id: str, actor: str) -> None:
+        """Drop the document's record and keep its file out of every later ingestion (a purge)."""
+        self._tx.execute("DELETE FROM records WHERE doc_id = ?", (doc_id,))
+        self._tx.execute(
+            "INSERT OR REPLACE INTO excluded (key, doc_id, actor) VALUES (?, ?, ?)", (key, doc_id, actor)
+        )
+
+    # -- audit log --------------------------------------------------------------------------------------------
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        doc_id: str = "",
+        title: str = "",
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        note: str = "",
+    ) -> None:
+        """Append one entry (committed with the change it records)."""
+        self._tx.execute(
+            "INSERT INTO audit (actor, action, doc_id, title, before, after, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                actor,
+                action,
+                doc_id,
+                title,
+                None if before is None else _json(before),
+                None if after is None else _json(after),
+                note,
+            ),
+        )
+
+    def unaudit_last(self, doc_id: str, action: str) -> None:
+        """Remove the newest entry of ``action`` on a document (a change that was undone never happened)."""
+        self._tx.execute(
+            "DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit WHERE doc_id = ? AND action = ?)",
+            (doc_id, action),
+        )
+
+
+_KEY_COLUMNS = "id, role, district, label, created_at, revoked_at"
+
+
+def _api_key(row: tuple[Any, ...]) -> ApiKey:
+    key_id, role, district, label, created, revoked = row
+    revoked_at = str(revoked) if revoked else None
+    return ApiKey(str(key_id), str(role), str(district), str(label), str(created), revoked_at)
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _load(text: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

@@ -12,8 +12,10 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kb.curation.db import CurationDB
+from kb.curation.db import ApiKey, CurationDB
 from kb.errors import AuthError, CurationError, ForbiddenError, NotFoundError
+from kb.fields import STATUSES
+from kb.visibility import LINKED
 
 KEY_PREFIX = "kbk_"
 
@@ -32,6 +34,11 @@ class Principal:
     label: str = "anonymous"
     district: str = ""
     key_id: str = ""
+
+    @property
+    def may_open(self) -> tuple[str, ...]:
+        """The review statuses of the documents this principal may open by id (readers: no drafts)."""
+        return LINKED if self.role is Role.READER else STATUSES
 
     @property
     def actor(self) -> str:
@@ -68,16 +75,6 @@ def cli_principal(user: str) -> Principal:
     return Principal(Role.CURATOR, label=f"cli:{user}")
 
 
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    role: Role
-    district: str
-    label: str
-    created_at: str
-    revoked_at: str | None
-
-
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -99,51 +96,35 @@ def create_key(db: CurationDB, role: str, label: str, district: str = "") -> tup
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = secrets.token_hex(4)
     with db.transaction() as tx:
-        tx.execute(
-            "INSERT INTO api_keys (id, hash, role, district, label) VALUES (?, ?, ?, ?, ?)",
-            (key_id, _digest(secret), chosen.value, district.strip(), label.strip()),
-        )
+        tx.add_key(key_id, _digest(secret), chosen.value, district.strip(), label.strip())
     return get_key(db, key_id), secret
 
 
 def get_key(db: CurationDB, key_id: str) -> ApiKey:
-    rows = db.query(
-        "SELECT id, role, district, label, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)
-    )
-    if not rows:
+    key = db.key(key_id)
+    if key is None:
         raise NotFoundError(f"There is no API key with id {key_id!r}; `kb keys list` shows the ids.")
-    return _key(rows[0])
+    return key
 
 
 def list_keys(db: CurationDB) -> list[ApiKey]:
-    rows = db.query("SELECT id, role, district, label, created_at, revoked_at FROM api_keys ORDER BY created_at")
-    return [_key(row) for row in rows]
+    return db.keys()
 
 
 def revoke_key(db: CurationDB, key_id: str) -> ApiKey:
     get_key(db, key_id)
     with db.transaction() as tx:
-        tx.execute(
-            "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
-            "WHERE id = ? AND revoked_at IS NULL",
-            (key_id,),
-        )
+        tx.revoke_key(key_id)
     return get_key(db, key_id)
 
 
 def authenticate(db: CurationDB, secret: str) -> Principal:
     """The principal of a key sent by a client; an unknown or revoked key is an :class:`AuthError`."""
     digest = _digest(secret.strip())
-    rows = db.query("SELECT id, hash, role, district, label, revoked_at FROM api_keys WHERE hash = ?", (digest,))
-    if not rows or not hmac.compare_digest(rows[0][1], digest):
+    found = db.key_by_hash(digest)
+    if found is None or not hmac.compare_digest(found[0], digest):
         raise AuthError("The API key is not valid; check it or ask a curator for a new one.")
-    key_id, _, role, district, label, revoked = rows[0]
-    if revoked:
-        raise AuthError(f"The API key '{label}' was revoked on {revoked}; ask a curator for a new one.")
-    return Principal(Role(role), label=label, district=district, key_id=key_id)
-
-
-def _key(row: tuple[object, ...]) -> ApiKey:
-    key_id, role, district, label, created, revoked = row
-    revoked_at = str(revoked) if revoked else None
-    return ApiKey(str(key_id), Role(str(role)), str(district), str(label), str(created), revoked_at)
+    key = found[1]
+    if key.revoked_at:
+        raise AuthError(f"The API key '{key.label}' was revoked on {key.revoked_at}; ask a curator for a new one.")
+    return Principal(Role(key.role), label=key.label, district=key.district, key_id=key.id)

@@ -10,24 +10,21 @@ ingestion (`kb ingest`, or the next write) completes the change.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kb.curation import audit, uploads
-from kb.curation.db import CurationDB
+from kb import fields
+from kb.curation import uploads
+from kb.curation.db import AuditEntry, CurationDB
 from kb.curation.keys import Principal, Role
-from kb.documents import METADATA_FIELDS, Metadata, document_id
+from kb.documents import Metadata, document_id
 from kb.errors import ConflictError, CurationError, IndexMissingError, LoaderError, NotFoundError
-from kb.index import LoadedIndex
 from kb.ingest import UPLOAD_PREFIX, Ingestor, IngestReport
 from kb.loaders.metadata import build_metadata
 from kb.search import Searcher
+from kb.storage import StorageReader
 from kb.store import StoredDocument
-
-#: Fields only curators may set: a LaKI recommendation is the coordinating office's call.
-CURATOR_FIELDS = ("recommended",)
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ class Curator:
         self.db = db or CurationDB(self.settings.data_dir)
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def _index(self) -> LoadedIndex:
+    def _index(self) -> StorageReader:
         return self.searcher.index
 
     def document(self, doc_id: str) -> StoredDocument:
@@ -62,8 +59,8 @@ class Curator:
         ]
         return sorted(due, key=lambda d: (d.metadata.review_by, d.metadata.title))
 
-    def audit(self, doc_id: str | None = None, limit: int = 100, offset: int = 0) -> list[audit.AuditEntry]:
-        return audit.entries(self.db, doc_id, limit, offset)
+    def audit(self, doc_id: str | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+        return self.db.audit(doc_id, limit, offset)
 
     # -- writing ----------------------------------------------------------------------------------------------
     def upload(self, principal: Principal, filename: str, data: bytes, metadata: dict[str, Any]) -> UploadResult:
@@ -89,14 +86,9 @@ class Curator:
                 "metadata with PATCH /documents/{id} instead of uploading it again."
             )
         with self.db.transaction() as tx:
-            tx.execute("DELETE FROM excluded WHERE key = ?", (key,))  # uploading again is a deliberate act
-            tx.execute(
-                "INSERT OR REPLACE INTO records (key, doc_id, metadata, uploaded, created_by) "
-                "VALUES (?, ?, ?, 1, ?)",
-                (key, doc_id, _json(changes), principal.actor),
-            )
+            tx.add_upload(key, doc_id, changes, principal.actor)
             title = str(changes.get("title") or name)
-            audit.write(tx, principal.actor, "create", doc_id, title, None, changes, note=name)
+            tx.audit(principal.actor, "create", doc_id, title, None, changes, note=name)
         stored = uploads.store(data, self.settings.uploads_dir, suffix)
         try:
             report = self._ingest([stored.path])
@@ -149,14 +141,8 @@ class Curator:
         document = self.document(doc_id)
         record = self.db.record(doc_id)
         with self.db.transaction() as tx:
-            tx.execute("DELETE FROM records WHERE doc_id = ?", (doc_id,))
-            tx.execute(
-                "INSERT OR REPLACE INTO excluded (key, doc_id, actor) VALUES (?, ?, ?)",
-                (document.key, doc_id, principal.actor),
-            )
-            audit.write(
-                tx, principal.actor, "purge", doc_id, document.metadata.title, document.metadata.as_dict(), None
-            )
+            tx.exclude(document.key, doc_id, principal.actor)
+            tx.audit(principal.actor, "purge", doc_id, document.metadata.title, document.metadata.as_dict(), None)
         if document.key.startswith(UPLOAD_PREFIX) or (record is not None and record[2]):
             Path(document.path).unlink(missing_ok=True)
         report = self._ingest([], purge=[document.key])
@@ -173,23 +159,10 @@ class Curator:
         if not changed:
             return document
         with self.db.transaction() as tx:
-            row = tx.execute("SELECT metadata FROM records WHERE doc_id = ?", (document.id,)).fetchone()
-            curated = {**(_load(row[0]) if row else {}), **changed}
-            tx.execute(
-                "INSERT INTO records (key, doc_id, metadata, created_by) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET metadata = excluded.metadata, "
-                "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-                (document.key, document.id, _json(curated), principal.actor),
-            )
-            audit.write(
-                tx,
-                principal.actor,
-                action,
-                document.id,
-                merged.title,
-                {k: before.get(k) for k in changed},
-                changed,
-            )
+            curated = {**tx.curated(document.id), **changed}
+            tx.set_curated(document.key, document.id, curated, principal.actor)
+            earlier = {k: before.get(k) for k in changed}
+            tx.audit(principal.actor, action, document.id, merged.title, earlier, changed)
         path = Path(document.path)
         if not path.is_file():
             raise NotFoundError(
@@ -203,7 +176,7 @@ class Curator:
         return self.document(document.id)
 
     def _ingest(self, paths: list[Path], purge: list[str] | None = None) -> IngestReport:
-        ingestor = Ingestor(self.settings, self.searcher.embedder)
+        ingestor = Ingestor(self.settings, self.searcher.embedder, self.db)
         report = ingestor.run(paths, purge=purge or (), wait=self.settings.write_wait_s)
         self.searcher.handle.refresh()
         return report
@@ -211,11 +184,8 @@ class Curator:
     def _forget_upload(self, key: str, path: Path) -> None:
         """Undo an upload that could not be ingested: its record, its audit entry and its file."""
         with self.db.transaction() as tx:
-            tx.execute("DELETE FROM records WHERE key = ?", (key,))
-            tx.execute(
-                "DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit WHERE doc_id = ? AND action = 'create')",
-                (document_id(key),),
-            )
+            tx.forget(key)
+            tx.unaudit_last(document_id(key), "create")
         if self._known(document_id(key)) is None:
             path.unlink(missing_ok=True)
 
@@ -229,14 +199,13 @@ class Curator:
     def _check_fields(self, principal: Principal, changes: dict[str, Any]) -> None:
         if "title" in changes and not str(changes["title"] or "").strip():
             raise CurationError("Invalid metadata: the title cannot be empty.")
-        unknown = sorted(set(changes) - set(METADATA_FIELDS))
+        known = fields.names()
+        unknown = sorted(set(changes) - set(known))
         if unknown:
-            raise CurationError(
-                f"Unknown metadata field {unknown[0]!r}; the fields are: {', '.join(METADATA_FIELDS)}."
-            )
-        for name in CURATOR_FIELDS:
-            if name in changes:
-                principal.require_curator(f"set '{name}'")
+            raise CurationError(f"Unknown metadata field {unknown[0]!r}; the fields are: {', '.join(known)}.")
+        for f in fields.FIELDS:
+            if f.curators_only and f.name in changes:  # e.g. a LaKI recommendation: the coordinating office's call
+                principal.require_curator(f"set '{f.name}'")
 
     def _superseded(self, principal: Principal, doc_id: str) -> StoredDocument:
         old = self.document(doc_id)
@@ -250,12 +219,3 @@ def _validated(raw: dict[str, Any]) -> Metadata:
         return build_metadata(raw, Path("metadata"), str(raw.get("title") or ""))
     except LoaderError as exc:
         raise CurationError(f"Invalid metadata: {exc.reason}.") from None
-
-
-def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _load(text: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded

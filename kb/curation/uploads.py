@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from kb.errors import CurationError, UnsupportedFileError, UploadTooLargeError
+from kb.files import write_atomic
 
 _NAMED = {".pdf": "PDF", ".docx": "Word (.docx)", ".md": "Markdown", ".markdown": "Markdown"}
 _NAMED |= {".txt": "text", ".text": "text", ".html": "HTML", ".htm": "HTML"}
@@ -97,17 +97,7 @@ def store(data: bytes, folder: Path, suffix: str) -> StoredUpload:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest}{suffix}"
     if not path.is_file():
-        tmp = folder / f".{digest}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomic(path, data)
     return StoredUpload(path, digest, suffix)
 
 

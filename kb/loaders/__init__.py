@@ -28,10 +28,6 @@ LOADERS: dict[str, Loader] = {
 SUPPORTED_SUFFIXES = tuple(sorted(LOADERS))
 
 
-def is_supported(path: Path) -> bool:
-    return path.suffix.lower() in LOADERS
-
-
 def load(path: Path) -> Document:
     """Load ``path`` with the loader for its type; every failure becomes a :class:`LoaderError`."""
     loader = LOADERS.get(path.suffix.lower())
@@ -59,4 +55,4 @@ def load(path: Path) -> Document:
     return document
 
 
-__all__ = ["SUPPORTED_SUFFIXES", "is_supported", "load"]
+__all__ = ["SUPPORTED_SUFFIXES", "load"]

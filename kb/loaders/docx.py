@@ -10,6 +10,7 @@ from docx.document import Document as DocxDocument
 
 from kb.documents import Document, Section
 from kb.errors import LoaderError
+from kb.loaders.headings import HeadingTrail
 from kb.loaders.metadata import build_metadata, read_sidecar
 
 #: An archive that unpacks to more than this is refused (a "zip bomb" disguised as a Word file).
@@ -23,25 +24,23 @@ def load(path: Path) -> Document:
     except Exception as exc:
         raise LoaderError(str(path), f"not a readable Word (.docx) file ({type(exc).__name__})") from exc
     sections: list[Section] = []
-    trail: list[tuple[int, str]] = []
-    first_heading = ""
+    trail = HeadingTrail()
     for para in doc.paragraphs:
         text = " ".join(para.text.split())
         if not text:
             continue
         level = _heading_level(para.style.name if para.style is not None else "")
         if level:
-            first_heading = first_heading or text
-            trail = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, text)]
+            trail.enter(level, text)
             continue
-        sections.append(Section(text=text, heading=" › ".join(t for _, t in trail)))
+        sections.append(Section(text=text, heading=trail.context))
     for table in doc.tables:
         for row in table.rows:
             cells = [" ".join(c.text.split()) for c in row.cells]
             line = " ; ".join(c for c in dict.fromkeys(cells) if c)
             if line:
-                sections.append(Section(text=line, heading=" › ".join(t for _, t in trail)))
-    title = (doc.core_properties.title or "").strip() or first_heading or path.stem
+                sections.append(Section(text=line, heading=trail.context))
+    title = (doc.core_properties.title or "").strip() or trail.first or path.stem
     metadata = build_metadata(read_sidecar(path), path, fallback_title=title)
     return Document(path=path, file_type="docx", metadata=metadata, sections=tuple(sections))
 

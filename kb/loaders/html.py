@@ -7,6 +7,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup, Tag
 
 from kb.documents import Document, Section
+from kb.loaders.headings import HeadingTrail
 from kb.loaders.metadata import build_metadata, read_sidecar
 from kb.loaders.text import decode_text
 
@@ -22,8 +23,7 @@ def load(path: Path) -> Document:
         tag.decompose()
     root = soup.find("main") or soup.find("article") or soup.body or soup
     sections: list[Section] = []
-    trail: list[tuple[int, str]] = []
-    first_heading = ""
+    trail = HeadingTrail()
     for element in root.find_all([*_HEADINGS, *_BLOCKS]) if isinstance(root, Tag) else []:
         if element.find_parent(_BLOCKS) is not None:
             continue  # text inside a nested block is taken with its outer block
@@ -31,10 +31,8 @@ def load(path: Path) -> Document:
         if not text:
             continue
         if element.name in _HEADINGS:
-            level = int(element.name[1])
-            first_heading = first_heading or text
-            trail = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, text)]
+            trail.enter(int(element.name[1]), text)
         else:
-            sections.append(Section(text=text, heading=" › ".join(t for _, t in trail)))
-    metadata = build_metadata(read_sidecar(path), path, fallback_title=first_heading or title or path.stem)
+            sections.append(Section(text=text, heading=trail.context))
+    metadata = build_metadata(read_sidecar(path), path, fallback_title=trail.first or title or path.stem)
     return Document(path=path, file_type="html", metadata=metadata, sections=tuple(sections))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.documents import Document, Section
+from kb.loaders.headings import HeadingTrail
 from kb.loaders.metadata import build_metadata, parse_yaml, read_sidecar
 from kb.loaders.text import decode_text
 
@@ -44,16 +45,15 @@ def load(path: Path) -> Document:
 def parse_body(body: str) -> tuple[list[Section], str]:
     """Split Markdown into sections (one per paragraph, with the heading path); return the first heading too."""
     sections: list[Section] = []
-    trail: list[tuple[int, str]] = []
+    trail = HeadingTrail()
     paragraph: list[str] = []
-    first_heading = ""
     in_fence = False
 
     def flush() -> None:
         text = " ".join(line for line in paragraph if line).strip()
         paragraph.clear()
         if text:
-            sections.append(Section(text=text, heading=" › ".join(t for _, t in trail)))
+            sections.append(Section(text=text, heading=trail.context))
 
     for line in body.splitlines():
         if _FENCE.match(line):
@@ -62,9 +62,7 @@ def parse_body(body: str) -> tuple[list[Section], str]:
         heading = None if in_fence else _HEADING.match(line)
         if heading:
             flush()
-            level, title = len(heading.group(1)), clean_inline(heading.group(2))
-            first_heading = first_heading or title
-            trail = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, title)]
+            trail.enter(len(heading.group(1)), clean_inline(heading.group(2)))
         elif not line.strip() or _TABLE_RULE.match(line):
             flush()
         elif re.match(r"^\s*([-*+]|\d+[.)])\s+", line) or line.lstrip().startswith("|"):
@@ -74,7 +72,7 @@ def parse_body(body: str) -> tuple[list[Section], str]:
         else:
             paragraph.append(clean_inline(_BLOCK_PREFIX.sub("", line)))
     flush()
-    return sections, first_heading
+    return sections, trail.first
 
 
 def clean_inline(text: str) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from kb.documents import LIST_FIELDS, METADATA_FIELDS, STATUSES, Metadata
+from kb import fields
+from kb.documents import Metadata
 from kb.errors import LoaderError
+from kb.fields import YEAR_MAX, YEAR_MIN, Field, Kind, Value
 
 
 def sidecar_path(path: Path) -> Path:
@@ -40,52 +43,60 @@ def parse_yaml(text: str, where: Path) -> dict[str, Any]:
 def build_metadata(raw: dict[str, Any], path: Path, fallback_title: str) -> Metadata:
     """Validate ``raw`` into :class:`Metadata`; unknown keys are ignored, wrong types name the field."""
     values: dict[str, Any] = {}
-    for key in METADATA_FIELDS:
-        if key not in raw or raw[key] is None:
-            continue
-        values[key] = _coerce(key, raw[key], path)
+    for f in fields.FIELDS:
+        if raw.get(f.name) is not None:
+            values[f.name] = coerce(f, raw[f.name], path)
     values.setdefault("title", fallback_title.strip() or path.stem)
     return Metadata(**values)
 
 
-def _coerce(key: str, value: Any, path: Path) -> Any:
-    if key in LIST_FIELDS:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str | int) for v in items):
-            raise LoaderError(str(path), f"metadata field '{key}' must be a list of words, got {value!r}")
-        return tuple(str(v).strip() for v in items if str(v).strip())
-    if key == "year":
-        year = value.year if isinstance(value, dt.date) else value
-        try:
-            year = int(str(year).strip())
-        except ValueError:
+def coerce(f: Field, value: Any, path: Path) -> Value:
+    """``value`` (from YAML or JSON) as a value of field ``f``, or a :class:`LoaderError` naming the field."""
+    checked = _KINDS[f.kind](f, value, path)
+    if isinstance(checked, str):
+        checked = checked.lower() if f.lowercase else checked
+        if f.choices and checked not in f.choices:
             raise LoaderError(
-                str(path), f"metadata field 'year' must be a year like 2023, got {value!r}"
-            ) from None
-        if not 1900 <= year <= 2100:
-            raise LoaderError(str(path), f"metadata field 'year' must be between 1900 and 2100, got {year}")
-        return year
-    if key in ("easy_language", "recommended"):
-        if not isinstance(value, bool):
-            raise LoaderError(str(path), f"metadata field '{key}' must be true or false, got {value!r}")
-        return value
-    if key == "status":
-        status = str(value).strip().lower()
-        if status not in STATUSES:
-            raise LoaderError(
-                str(path), f"metadata field 'status' must be one of {', '.join(STATUSES)}, got {value!r}"
+                str(path), f"metadata field '{f.name}' must be one of {', '.join(f.choices)}, got {value!r}"
             )
-        return status
-    if key == "review_by":
-        return _iso_date(value, path)
-    if key == "language":
-        return str(value).strip().lower()
+    return checked
+
+
+def _text(f: Field, value: Any, path: Path) -> str:
     if isinstance(value, list | dict):
-        raise LoaderError(str(path), f"metadata field '{key}' must be a single text, got {value!r}")
+        raise LoaderError(str(path), f"metadata field '{f.name}' must be a single text, got {value!r}")
     return str(value).strip()
 
 
-def _iso_date(value: Any, path: Path) -> str:
+def _words(f: Field, value: Any, path: Path) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str | int) for v in items):
+        raise LoaderError(str(path), f"metadata field '{f.name}' must be a list of words, got {value!r}")
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _year(f: Field, value: Any, path: Path) -> int:
+    year = value.year if isinstance(value, dt.date) else value
+    try:
+        year = int(str(year).strip())
+    except ValueError:
+        raise LoaderError(
+            str(path), f"metadata field '{f.name}' must be a year like 2023, got {value!r}"
+        ) from None
+    if not YEAR_MIN <= year <= YEAR_MAX:
+        raise LoaderError(
+            str(path), f"metadata field '{f.name}' must be between {YEAR_MIN} and {YEAR_MAX}, got {year}"
+        )
+    return year
+
+
+def _flag(f: Field, value: Any, path: Path) -> bool:
+    if not isinstance(value, bool):
+        raise LoaderError(str(path), f"metadata field '{f.name}' must be true or false, got {value!r}")
+    return value
+
+
+def _date(f: Field, value: Any, path: Path) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     text = str(value).strip()
@@ -95,8 +106,17 @@ def _iso_date(value: Any, path: Path) -> str:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError:
         raise LoaderError(
-            str(path), f"metadata field 'review_by' must be a date like 2027-06-30, got {value!r}"
+            str(path), f"metadata field '{f.name}' must be a date like 2027-06-30, got {value!r}"
         ) from None
+
+
+_KINDS: dict[Kind, Callable[[Field, Any, Path], Value]] = {
+    "text": _text,
+    "list": _words,
+    "year": _year,
+    "bool": _flag,
+    "date": _date,
+}
 
 
 def _first_line(exc: Exception) -> str:
