@@ -33,6 +33,7 @@ from kb.files import file_sha256, fsync_path, write_atomic
 from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
 from kb.store import Store, StoredChunk, StoredDocument
 from kb.vectors import Vectors, deleted_file
+from kb.visibility import visible_to
 
 FORMAT_VERSION = 1
 KEEP_VERSIONS = 3
@@ -184,7 +185,7 @@ class LoadedIndex:
 
     def __post_init__(self) -> None:
         """A compact chunk id → document map (sorted ids and owner indexes) for grouping results in memory."""
-        self.hidden = frozenset(d for d, doc in self.documents.items() if not doc.metadata.published)
+        self.hidden = frozenset(d for d, doc in self.documents.items() if not visible_to(doc))
         self._owners = list(self.doc_chunks)
         if not self._owners:
             return
