@@ -287,32 +287,32 @@ def evaluate(
     if chosen is None:
         raise QueryError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
     metrics = run(dataset, _settings(ctx), max_queries=max_queries, modes=(chosen,))[chosen]
+    by_language = {language: m.as_dict() for language, m in sorted(metrics.by_language.items())}
     if as_json:
-        typer.echo(json.dumps(metrics.as_dict()))
+        typer.echo(json.dumps({**metrics.as_dict(), "by_language": by_language}))
         return
     typer.echo(f"{dataset.name}: " + "  ".join(f"{k} {v}" for k, v in metrics.as_dict().items()))
+    for language, values in by_language.items():
+        typer.echo(f"  {language}: " + "  ".join(f"{k} {v}" for k, v in values.items()))
 
 
 @app.command()
 @handle_errors
 def stats(ctx: typer.Context) -> None:
-    """Counts of documents per district, type and topic."""
-    from kb.index import open_current
+    """Counts of documents per facet field of the registry (district, type, topic, audience, language, year)."""
+    from kb.fields import faceted
+    from kb.storage import open_storage
 
-    index = open_current(_settings(ctx).index_dir)
-    documents = index.store.documents()
+    index = open_storage(_settings(ctx)).open_reader()
+    documents = list(index.documents.values())
     manifest = index.manifest
     typer.echo(
         f"index version {manifest.version} ({manifest.built_at}), model {manifest.model}: "
         f"{manifest.documents} documents, {manifest.chunks} chunks"
     )
-    for label, counter in (
-        ("district", Counter(d.metadata.district or "(none)" for d in documents)),
-        ("doc_type", Counter(d.metadata.doc_type or "(none)" for d in documents)),
-        ("topic", Counter(t for d in documents for t in d.metadata.topics)),
-        ("language", Counter(d.metadata.language for d in documents)),
-    ):
-        typer.echo(f"\n{label}:")
+    for f in faceted():
+        counter = Counter(v for d in documents for v in f.values(d.metadata.get(f.name)) or ("(none)",))
+        typer.echo(f"\n{f.key}:")
         for name, count in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])):
             typer.echo(f"  {count:4}  {name}")
 

@@ -100,3 +100,37 @@ def test_json_results_have_the_fields_and_values_of_the_api(small_settings: Sett
     assert hits
     for hit in hits:
         assert hit_fields(hit) == json.loads(SearchHitOut.of(hit).model_dump_json())
+
+
+def _tiny_beir(folder: Path) -> Path:
+    """Three German passages; one German and one Turkish question for each of two of them."""
+    passages = {
+        "p1": "Das Elterncafé an der Grundschule lädt Eltern jeden Dienstag zum Austausch mit Lehrkräften ein.",
+        "p2": "Schwimmkurse für Mädchen finden im Hallenbad statt, mit Trainerinnen und eigenen Zeiten.",
+        "p3": "Die Stadtbibliothek verleiht zweisprachige Bilderbücher in Arabisch und Deutsch.",
+    }
+    questions = [
+        ("q1", "Wann trifft sich das Elterncafé?", "de", "p1"),
+        ("q2", "Veli kafesi ne zaman toplanıyor?", "tr", "p1"),
+        ("q3", "Wo lernen Mädchen schwimmen?", "de", "p2"),
+        ("q4", "Kızlar nerede yüzmeyi öğreniyor?", "tr", "p2"),
+    ]
+    (folder / "qrels").mkdir(parents=True)
+    corpus = [{"_id": pid, "title": "", "text": text} for pid, text in passages.items()]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(row) for row in corpus), encoding="utf-8")
+    queries = [{"_id": q, "text": text, "metadata": {"language": lang}} for q, text, lang, _ in questions]
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(row) for row in queries), encoding="utf-8")
+    qrels = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{pid}\t1" for q, _, _, pid in questions]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_eval_json_reports_each_query_language(tmp_path: Path) -> None:
+    dataset = _tiny_beir(tmp_path / "tiny")
+    result = runner.invoke(app, ["--index-dir", str(tmp_path / "index"), "eval", str(dataset), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["queries"] == 4
+    assert sorted(payload["by_language"]) == ["de", "tr"]
+    assert all(m["queries"] == 2 for m in payload["by_language"].values())
+    assert all(0 < m["ndcg@10"] <= 1 for m in payload["by_language"].values())
