@@ -6,6 +6,10 @@ The public API is small: settings, ingestion, search, curation and the errors.
 >>> settings = Settings(corpus_dir="corpus", index_dir="index")
 >>> Ingestor(settings).run()                                   # doctest: +SKIP
 >>> Searcher(settings).search("Elterncafé an Grundschulen").hits   # doctest: +SKIP
+
+``Ingestor(settings)`` ingests the files as they are. On an installation with curation data, pass the curated
+metadata and purges as ``kb ingest`` does, or a purged file would be ingested again:
+``Ingestor(settings, curation=CurationDB.open_existing(settings.data_dir))`` (``kb.curation.db``).
 """
 
 from __future__ import annotations
