@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
@@ -25,7 +25,9 @@ from kb.filters import Filters
 from kb.settings import Settings
 
 if TYPE_CHECKING:
+    from kb.documents import DocumentText
     from kb.search import Hit
+    from kb.storage import StoredDocument
 
 _FILTER_KEYS = ", ".join(f.key for f in filtered())
 P = ParamSpec("P")
@@ -267,6 +269,78 @@ def similar(
         typer.echo(json.dumps([hit_fields(h) for h in hits], ensure_ascii=False, indent=2))
         return
     _print_hits(hits)
+
+
+@app.command()
+@handle_errors
+def show(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATH|ID",
+            help="A file as ingested (relative to the corpus, or absolute; upload/NAME or the stored file for an "
+            "upload), or a document id.",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON like GET /documents/{id}/text.")] = False,
+) -> None:
+    """What the index holds of one document as it was read: its text page by page (and whether OCR read it),
+    and its detected headings with their pages. A file without pages is shown as one page."""
+    from kb.errors import NotFoundError
+    from kb.storage import open_storage
+
+    settings = _settings(ctx)
+    reader = open_storage(settings).open_reader()
+    document = find_document(reader.documents, target, settings)
+    text = reader.document_text(document.id)
+    if text is None:  # not reached: the document was found in this same version
+        raise NotFoundError(f"The index holds no text of {target!r}.")
+    if as_json:
+        typer.echo(json.dumps(text_fields(document, text), ensure_ascii=False, indent=2))
+        return
+    pages = f"{document.pages} pages" if document.pages is not None else "no pages (shown as page 1)"
+    typer.echo(f"{document.metadata.title}\nid {document.id} · {document.key} · {document.file_type}, {pages}")
+    typer.echo("headings:" if text.headings else "headings: none detected")
+    for heading in text.headings:
+        typer.echo(f"  p. {heading.page:<3} {heading.text}")
+    for page in text.pages:
+        typer.echo(f"\n--- page {page.page}{' (OCR)' if page.ocr else ''} ---")
+        typer.echo(page.text or "(no text)")
+
+
+def find_document(documents: Mapping[str, StoredDocument], target: str, settings: Settings) -> StoredDocument:
+    """The document ``target`` names: its id, its key (the path relative to the corpus, ``upload/NAME``), or the
+    path of its file (relative to the working folder or absolute; a link is followed like ingestion does)."""
+    from kb.errors import NotFoundError
+    from kb.ingest import path_key
+
+    if target in documents:
+        return documents[target]
+    names = {target, Path(target).as_posix(), path_key(settings.corpus_dir / target, settings.corpus_dir)}
+    path = Path(target).expanduser()
+    if path.is_absolute() or path.exists():
+        names.add(path_key(path, settings.corpus_dir, settings.uploads_dir))
+        names.add(str(path.resolve()))
+    for document in documents.values():
+        if document.key in names or document.path in names:
+            return document
+    raise NotFoundError(
+        f"No document in the index is {target!r}: give a document id (from `kb search`) or the path of an "
+        f"ingested file (relative to the corpus {settings.corpus_dir}, or absolute)."
+    )
+
+
+def text_fields(document: StoredDocument, text: DocumentText) -> dict[str, Any]:
+    """A document's text as ``kb show --json`` prints it: the fields of the API's ``/documents/{id}/text``."""
+    return {
+        "id": document.id,
+        "path": document.key,
+        "title": document.metadata.title,
+        "file_type": document.file_type,
+        "pages": [{"page": p.page, "text": p.text, "ocr": p.ocr} for p in text.pages],
+        "headings": [{"text": h.text, "page": h.page} for h in text.headings],
+    }
 
 
 @app.command("eval")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kb import fields
 from kb.fields import Status, Value
@@ -83,26 +84,78 @@ class Metadata:
 
 @dataclass(frozen=True)
 class Section:
-    """A run of text under one heading, on one page (``page`` is None for formats without pages)."""
+    """A run of text under one heading, on one page (``page`` is None for formats without pages); ``ocr``: the
+    text was recognised in an image of the page (the page has no text layer)."""
 
     text: str
     heading: str = ""
     page: int | None = None
+    ocr: bool = False
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading the loader detected, on its page (None for formats without pages)."""
+
+    text: str
+    page: int | None = None
+
+
+class PageText(NamedTuple):
+    """The text read on one page, in reading order; ``ocr``: some of it was recognised by OCR."""
+
+    page: int
+    text: str
+    ocr: bool
+
+
+class PageHeading(NamedTuple):
+    """A detected heading and its page."""
+
+    text: str
+    page: int
+
+
+@dataclass(frozen=True)
+class DocumentText:
+    """What the loader read of a document, page by page, with its headings (what ``kb show`` shows; chunks overlap
+    and so cannot give it back). A file without pages (Markdown, text, Word, HTML) is one page, number 1."""
+
+    pages: tuple[PageText, ...]
+    headings: tuple[PageHeading, ...]
 
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded file: its metadata and its text in reading order."""
+    """A loaded file: its metadata, its text in reading order and the headings detected in it."""
 
     path: Path
     file_type: str
     metadata: Metadata
     sections: tuple[Section, ...]
     pages: int | None = None
+    headings: tuple[Heading, ...] = ()
 
     @property
     def word_count(self) -> int:
         return sum(len(s.text.split()) for s in self.sections)
+
+    def text_by_page(self) -> DocumentText:
+        """The sections' texts page by page (pages 1 to :attr:`pages`, a page without text as ``""``; the texts
+        of one page separated by a blank line) and the headings with their pages. Without pages, all of it is
+        page 1."""
+        texts: defaultdict[int, list[str]] = defaultdict(list)
+        ocr: set[int] = set()
+        for section in self.sections:
+            page = section.page or 1
+            texts[page].append(section.text)
+            if section.ocr:
+                ocr.add(page)
+        last = max([self.pages or 1, *texts])
+        return DocumentText(
+            pages=tuple(PageText(n, "\n\n".join(texts.get(n, ())), n in ocr) for n in range(1, last + 1)),
+            headings=tuple(PageHeading(h.text, h.page or 1) for h in self.headings),
+        )
 
 
 @dataclass(frozen=True)

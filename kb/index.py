@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from kb.documents import DocumentText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.files import file_sha256, fsync_path, write_atomic
 from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
@@ -206,6 +207,9 @@ class LoadedIndex:
 
     def chunks_of(self, doc_id: str) -> list[StoredChunk]:
         return self.store.chunks_of(doc_id)
+
+    def document_text(self, doc_id: str) -> DocumentText | None:
+        return self.store.document_text(doc_id)
 
     def near_duplicates_of(self, doc_id: str) -> list[StoredDocument]:
         """The documents of this version with nearly the same text as ``doc_id``."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kb.documents import Chunk, Document, Metadata
+from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
 from kb.errors import IndexUnavailableError
 
 SCHEMA_VERSION = 1
@@ -40,8 +40,35 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS signatures (doc_id TEXT PRIMARY KEY, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS near_duplicates (doc_id TEXT PRIMARY KEY, group_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS page_texts (
+    doc_id TEXT NOT NULL,
+    page INTEGER NOT NULL,
+    ocr INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (doc_id, page)
+);
+CREATE TABLE IF NOT EXISTS headings (
+    doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    page INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (doc_id, ordinal)
+);
 """
+#: What a store written before page texts were kept says when they are asked for.
+_NO_TEXTS = (
+    "The index was built before it kept the text of each page; run `kb ingest` once: it reads those files "
+    "again (without encoding their passages again)."
+)
 _CHUNK_COLUMNS = "id, doc_id, ordinal, heading, page, page_end, text"
+#: The tables that hold rows of a document, with the column of its id.
+_DOCUMENT_ROWS = (
+    ("chunks", "doc_id"),
+    ("documents", "id"),
+    ("signatures", "doc_id"),
+    ("page_texts", "doc_id"),
+    ("headings", "doc_id"),
+)
 
 
 @dataclass(frozen=True)
@@ -154,17 +181,21 @@ class Store:
         return [DocumentLocation(str(d), str(k), str(p)) for d, k, p in rows]
 
     def hashes(self) -> dict[str, KnownDocument]:
-        """``key → (document id, content hash)`` for every stored document."""
-        rows = self._query("SELECT id, key, content_hash FROM documents")
+        """``key → (document id, content hash)`` for every stored document; the hash is empty for a document
+        stored without its text by page (by an earlier release), so that the next ingestion reads it again."""
+        rows = self._query(
+            "SELECT id, key, CASE WHEN EXISTS (SELECT 1 FROM page_texts p WHERE p.doc_id = d.id) "
+            "THEN content_hash ELSE '' END FROM documents d"
+        )
         return {str(key): KnownDocument(str(doc_id), str(h)) for doc_id, key, h in rows}
 
     def put_document(
         self, doc_id: str, key: str, content_hash: str, document: Document, chunks: list[Chunk]
     ) -> list[int]:
-        """Insert or replace a document and its chunks; returns the new chunk ids in order."""
+        """Insert or replace a document, its chunks and its text by page; returns the new chunk ids in order."""
+        text = document.text_by_page()
         with self._lock, self._db:
-            self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
-            self._db.execute("DELETE FROM signatures WHERE doc_id = ?", (doc_id,))
+            self._delete_rows(doc_id)
             self._db.execute(
                 "INSERT INTO documents (id, key, path, content_hash, file_type, metadata, pages, words) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -187,16 +218,43 @@ class Store:
                     (doc_id, chunk.ordinal, chunk.heading, chunk.page, chunk.page_end, chunk.text),
                 )
                 ids.append(int(cursor.lastrowid or 0))
+            self._db.executemany(
+                "INSERT INTO page_texts (doc_id, page, ocr, text) VALUES (?, ?, ?, ?)",
+                [(doc_id, p.page, int(p.ocr), p.text) for p in text.pages],
+            )
+            self._db.executemany(
+                "INSERT INTO headings (doc_id, ordinal, page, text) VALUES (?, ?, ?, ?)",
+                [(doc_id, n, h.page, h.text) for n, h in enumerate(text.headings)],
+            )
         return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
         """Remove a document; returns the ids of its chunks (to remove from the vectors too)."""
         with self._lock, self._db:
             ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-            self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-            self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
-            self._db.execute("DELETE FROM signatures WHERE doc_id = ?", (doc_id,))
+            self._delete_rows(doc_id)
         return ids
+
+    def _delete_rows(self, doc_id: str) -> None:
+        """Every row of a document (the caller holds the lock and the transaction)."""
+        for table, column in _DOCUMENT_ROWS:
+            self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (doc_id,))
+
+    def document_text(self, doc_id: str) -> DocumentText | None:
+        """What the loader read of a document, page by page, with its headings (None for an unknown id)."""
+        try:
+            pages = self._query("SELECT page, text, ocr FROM page_texts WHERE doc_id = ? ORDER BY page", (doc_id,))
+            headings = self._query("SELECT text, page FROM headings WHERE doc_id = ? ORDER BY ordinal", (doc_id,))
+        except sqlite3.OperationalError as exc:  # a store written before page texts were kept
+            raise IndexUnavailableError(_NO_TEXTS) from exc
+        if not pages:  # every stored document has at least one page
+            if not self._query("SELECT 1 FROM documents WHERE id = ?", (doc_id,)):
+                return None
+            raise IndexUnavailableError(_NO_TEXTS)
+        return DocumentText(
+            pages=tuple(PageText(int(n), str(t), bool(o)) for n, t, o in pages),
+            headings=tuple(PageHeading(str(t), int(n)) for t, n in headings),
+        )
 
     # -- near-duplicates --------------------------------------------------------------------------------------
     def signatures(self) -> dict[str, bytes]:

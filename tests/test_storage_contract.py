@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.documents import Chunk, Document, Metadata, Section, document_id
+from kb.documents import Chunk, Document, Heading, Metadata, Section, document_id
 from kb.errors import ConfigError, IndexMissingError, IndexUnavailableError
 from kb.settings import Settings
 from kb.storage import Storage, StorageReader, StorageWriter, open_storage
@@ -297,3 +297,48 @@ def test_open_storage_chooses_the_engine_by_setting(tmp_path: Path) -> None:
     assert isinstance(storage, LocalStorage) and storage.current_name() is None
     with pytest.raises(ConfigError, match=r"KB_STORAGE.*'local'"):
         open_storage(Settings(index_dir=tmp_path / "index", storage="postgres"))
+
+
+def test_a_documents_text_by_page_and_headings_read_back(engine: Storage) -> None:
+    _filled(engine)
+    sections = (
+        Section("Einleitung zur Sprachförderung.", "1. Einleitung", page=1),
+        Section("Erster Schritt.", "2. Ablauf", page=2),
+        Section("Zweiter Schritt, aus einem Bild gelesen.", "2. Ablauf", page=2, ocr=True),
+    )
+    headings = (Heading("1. Einleitung", 1), Heading("2. Ablauf", 2))
+    paged = Document(Path("/corpus/leitfaden.pdf"), "pdf", Metadata(title="Leitfaden"), sections, 3, headings)
+    with engine.lock():
+        writer = _writer(engine)
+        ids = writer.put_document(
+            document_id("leitfaden.pdf"), "leitfaden.pdf", "h", paged, [Chunk(0, "Einleitung")]
+        )
+        writer.add_vectors(ids, np.stack([_unit(5)]))
+        _publish(writer)
+    reader = _reader(engine)
+    text = reader.document_text(document_id("leitfaden.pdf"))
+    assert text == paged.text_by_page()
+    assert text is not None and [(p.page, p.ocr) for p in text.pages] == [(1, False), (2, True), (3, False)]
+    assert text.pages[1].text == "Erster Schritt.\n\nZweiter Schritt, aus einem Bild gelesen."
+    assert text.pages[2].text == ""  # a page without text is still a page
+    assert [(h.text, h.page) for h in text.headings] == [("1. Einleitung", 1), ("2. Ablauf", 2)]
+    kita = reader.document_text(document_id("kita.md"))  # a file without pages: one page, number 1
+    assert kita is not None and kita.headings == ()
+    assert [(p.page, p.text, p.ocr) for p in kita.pages] == [(1, "\n\n".join(DOCUMENTS[0][4]), False)]
+    assert reader.document_text("0123456789abcdef") is None
+
+
+def test_text_by_page_is_replaced_and_removed_with_its_document(engine: Storage) -> None:
+    _filled(engine)
+    before = _reader(engine)
+    with engine.lock():
+        writer = _writer(engine)
+        writer.remove_document(document_id("schwimmen.md"))
+        _put(writer, "kita.md", "Kita", "de", "published", ["Neuer Text über Vorlesepaten."], 9)
+        _publish(writer)
+    after = _reader(engine)
+    assert after.document_text(document_id("schwimmen.md")) is None
+    kita = after.document_text(document_id("kita.md"))
+    assert kita is not None and [p.text for p in kita.pages] == ["Neuer Text über Vorlesepaten."]
+    old = before.document_text(document_id("kita.md"))  # the old version still reads its own
+    assert old is not None and [p.text for p in old.pages] == ["\n\n".join(DOCUMENTS[0][4])]

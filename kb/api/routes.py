@@ -14,6 +14,7 @@ from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import (
     DocumentList,
     DocumentOut,
+    DocumentTextOut,
     ErrorOut,
     FilterQuery,
     FiltersIn,
@@ -27,7 +28,7 @@ from kb.curation.keys import Principal
 from kb.errors import KBError, NotFoundError
 from kb.fields import Mode, Status
 from kb.search import Searcher
-from kb.store import StoredDocument
+from kb.storage import StorageReader, StoredDocument
 from kb.visibility import visible_to
 
 router = APIRouter()
@@ -145,6 +146,19 @@ def get_document(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) ->
     return DocumentOut.of(document, searcher.index.near_duplicates_of(doc_id))
 
 
+@router.get("/documents/{doc_id}/text", response_model=DocumentTextOut, responses=ERRORS, tags=["documents"])
+def get_document_text(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> DocumentTextOut:
+    """What the index holds of one document as it was read: its text page by page (with whether OCR read it)
+    and its detected headings with their pages. A file without pages is one page (drafts only for editors and
+    curators)."""
+    index = searcher.index  # one version for both reads
+    document = visible_document(searcher, principal, doc_id, index)
+    text = index.document_text(doc_id)
+    if text is None:
+        raise NotFoundError(_unknown(doc_id))
+    return DocumentTextOut.of(document, text)
+
+
 @router.get("/documents/{doc_id}/file", responses=ERRORS, tags=["documents"], response_class=FileResponse)
 def get_document_file(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> FileResponse:
     """The original file of a document, as it was ingested."""
@@ -163,12 +177,19 @@ def get_document_file(searcher: SearcherDep, principal: PrincipalDep, doc_id: st
     )
 
 
-def visible_document(searcher: Searcher, principal: Principal, doc_id: str) -> StoredDocument:
-    """The document, unless it is a draft and the caller a reader (drafts are not public yet)."""
-    document = searcher.document(doc_id)
-    if not visible_to(document, principal.may_open):
-        raise NotFoundError(f"There is no document with id {doc_id!r}; search again to get current ids.")
+def visible_document(
+    searcher: Searcher, principal: Principal, doc_id: str, index: StorageReader | None = None
+) -> StoredDocument:
+    """The document (of ``index``, default: the live version), unless it is a draft and the caller a reader
+    (drafts are not public yet)."""
+    document = searcher.document(doc_id) if index is None else index.documents.get(doc_id)
+    if document is None or not visible_to(document, principal.may_open):
+        raise NotFoundError(_unknown(doc_id))
     return document
+
+
+def _unknown(doc_id: str) -> str:
+    return f"There is no document with id {doc_id!r}; search again to get current ids."
 
 
 def safe_file_path(document: StoredDocument, corpus_dir: Path, uploads_dir: Path | None = None) -> Path:

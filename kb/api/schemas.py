@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from kb import fields
+from kb.documents import DocumentText
 from kb.fields import YEAR_MAX, YEAR_MIN, Mode, Status
 from kb.filters import Filters
 from kb.search import Hit
@@ -129,6 +130,39 @@ else:
     DocumentOut = create_model(
         "DocumentOut", __base__=_DocumentOut, __doc__=_DocumentOut.__doc__, **_metadata_out()
     )
+
+
+class PageTextOut(BaseModel):
+    page: int = Field(description="Page number (1 for formats without pages, which are one page).")
+    text: str = Field(description="The text read on the page, in reading order (headings are listed apart).")
+    ocr: bool = Field(description="Whether the text was recognised by OCR (the page has no text layer).")
+
+
+class HeadingOut(BaseModel):
+    text: str
+    page: int
+
+
+class DocumentTextOut(BaseModel):
+    """What the index holds of one document as it was read: its text page by page and its detected headings."""
+
+    id: str
+    path: str = Field(description="Path of the file relative to the corpus (or absolute when outside it).")
+    title: str
+    file_type: str
+    pages: list[PageTextOut]
+    headings: list[HeadingOut]
+
+    @classmethod
+    def of(cls, doc: StoredDocument, text: DocumentText) -> DocumentTextOut:
+        return cls(
+            id=doc.id,
+            path=doc.key,
+            title=doc.metadata.title,
+            file_type=doc.file_type,
+            pages=[PageTextOut(page=p.page, text=p.text, ocr=p.ocr) for p in text.pages],
+            headings=[HeadingOut(text=h.text, page=h.page) for h in text.headings],
+        )
 
 
 class SearchHitOut(BaseModel):

@@ -8,7 +8,7 @@ from pathlib import Path
 import docx as python_docx
 from docx.document import Document as DocxDocument
 
-from kb.documents import Document, Section
+from kb.documents import Document, Heading, Section
 from kb.errors import LoaderError
 from kb.loaders.headings import HeadingTrail
 from kb.loaders.metadata import build_metadata, read_sidecar
@@ -42,7 +42,8 @@ def load(path: Path) -> Document:
                 sections.append(Section(text=line, heading=trail.context))
     title = (doc.core_properties.title or "").strip() or trail.first or path.stem
     metadata = build_metadata(read_sidecar(path), path, fallback_title=title)
-    return Document(path=path, file_type="docx", metadata=metadata, sections=tuple(sections))
+    headings = tuple(Heading(text) for text in trail.seen)
+    return Document(path=path, file_type="docx", metadata=metadata, sections=tuple(sections), headings=headings)
 
 
 def _heading_level(style: str) -> int:

@@ -15,10 +15,13 @@ class HeadingTrail:
     def __init__(self) -> None:
         self._open: list[tuple[int, str]] = []
         self.first = ""
+        self.seen: list[str] = []  # every heading read, in order (the document's detected headings)
 
     def enter(self, level: int, text: str) -> None:
         """A heading of ``level`` (1 outermost) was read."""
         self.first = self.first or text
+        if text:
+            self.seen.append(text)
         self._open = [(lvl, t) for lvl, t in self._open if lvl < level] + [(level, text)]
 
     @property

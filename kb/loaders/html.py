@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
 
-from kb.documents import Document, Section
+from kb.documents import Document, Heading, Section
 from kb.loaders.headings import HeadingTrail
 from kb.loaders.metadata import build_metadata, read_sidecar
 from kb.loaders.text import decode_text
@@ -35,4 +35,5 @@ def load(path: Path) -> Document:
         else:
             sections.append(Section(text=text, heading=trail.context))
     metadata = build_metadata(read_sidecar(path), path, fallback_title=trail.first or title or path.stem)
-    return Document(path=path, file_type="html", metadata=metadata, sections=tuple(sections))
+    headings = tuple(Heading(text) for text in trail.seen)
+    return Document(path=path, file_type="html", metadata=metadata, sections=tuple(sections), headings=headings)

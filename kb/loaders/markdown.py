@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kb.documents import Document, Section
+from kb.documents import Document, Heading, Section
 from kb.loaders.headings import HeadingTrail
 from kb.loaders.metadata import build_metadata, parse_yaml, read_sidecar
 from kb.loaders.text import decode_text
@@ -37,13 +37,14 @@ def load(path: Path) -> Document:
     source = decode_text(path.read_bytes(), path)
     front, body = split_front_matter(source, path)
     raw = {**read_sidecar(path), **front}
-    sections, first_heading = parse_body(body)
-    metadata = build_metadata(raw, path, fallback_title=first_heading or path.stem)
-    return Document(path=path, file_type="markdown", metadata=metadata, sections=tuple(sections))
+    sections, trail = parse_body(body)
+    metadata = build_metadata(raw, path, fallback_title=trail.first or path.stem)
+    headings = tuple(Heading(text) for text in trail.seen)
+    return Document(path, "markdown", metadata, tuple(sections), headings=headings)
 
 
-def parse_body(body: str) -> tuple[list[Section], str]:
-    """Split Markdown into sections (one per paragraph, with the heading path); return the first heading too."""
+def parse_body(body: str) -> tuple[list[Section], HeadingTrail]:
+    """Split Markdown into sections (one per paragraph, with the heading path); return the headings read too."""
     sections: list[Section] = []
     trail = HeadingTrail()
     paragraph: list[str] = []
@@ -72,7 +73,7 @@ def parse_body(body: str) -> tuple[list[Section], str]:
         else:
             paragraph.append(clean_inline(_BLOCK_PREFIX.sub("", line)))
     flush()
-    return sections, trail.first
+    return sections, trail
 
 
 def clean_inline(text: str) -> str:

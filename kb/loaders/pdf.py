@@ -16,7 +16,7 @@ from pathlib import Path
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PdfStreamError
 
-from kb.documents import Document, Section
+from kb.documents import Document, Heading, Section
 from kb.errors import LoaderError
 from kb.loaders.metadata import build_metadata, read_sidecar
 
@@ -46,7 +46,14 @@ def load(path: Path) -> Document:
     info_title = _info_title(reader)
     first_line = next((ln.strip() for lines in pages for ln in lines if ln.strip()), "")
     metadata = build_metadata(read_sidecar(path), path, fallback_title=info_title or first_line or path.stem)
-    return Document(path=path, file_type="pdf", metadata=metadata, sections=sections, pages=len(pages))
+    return Document(
+        path=path,
+        file_type="pdf",
+        metadata=metadata,
+        sections=sections,
+        pages=len(pages),
+        headings=block_headings(blocks),
+    )
 
 
 def _open(path: Path) -> PdfReader:
@@ -132,6 +139,17 @@ def heading_blocks(pages: list[list[str]]) -> list[tuple[int, str, list[str]]]:
             i += 1
         blocks.append((number, heading, current))
     return blocks
+
+
+def block_headings(blocks: list[tuple[int, str, list[str]]]) -> tuple[Heading, ...]:
+    """Each heading of :func:`heading_blocks` with the page of its first block (its text may run on over pages)."""
+    found: list[Heading] = []
+    before = ""
+    for page, heading, _ in blocks:
+        if heading and heading != before:
+            found.append(Heading(heading, page))
+        before = heading
+    return tuple(found)
 
 
 def _is_heading(line: str, median: int) -> bool:

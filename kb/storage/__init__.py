@@ -3,10 +3,10 @@
 ::
 
     Storage          an engine: the live version's name, a reader of it, the one writer's lock, a writer
-    StorageReader    one published version, never changed: documents, chunks, dense and lexical search,
-                     near-duplicates, the version's manifest
-    StorageWriter    the next version, built from the live one: documents with their chunks and vectors put
-                     and removed, then published atomically (readers see all of it or none of it)
+    StorageReader    one published version, never changed: documents, chunks, each document's text by page,
+                     dense and lexical search, near-duplicates, the version's manifest
+    StorageWriter    the next version, built from the live one: documents with their chunks, vectors and text by
+                     page put and removed, then published atomically (readers see all of it or none of it)
 
 Engines (``KB_STORAGE``, chosen by :func:`open_storage`):
 
@@ -32,7 +32,7 @@ from kb.errors import ConfigError
 from kb.store import ChunkText, DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 
 if TYPE_CHECKING:
-    from kb.documents import Chunk, Document
+    from kb.documents import Chunk, Document, DocumentText
     from kb.index import Manifest
     from kb.lexical import Analyzer
     from kb.settings import Settings
@@ -150,6 +150,11 @@ class StorageReader(Protocol):
         """A document's chunks in reading order."""
         ...
 
+    def document_text(self, doc_id: str) -> DocumentText | None:
+        """What the loader read of a document: its text page by page and its headings (None for an unknown id;
+        :class:`kb.errors.IndexUnavailableError` when the version was written without them)."""
+        ...
+
     def check_model(self, model: str, dimension: int | None = None) -> None:
         """Fail with a clear message when the version was built with another model."""
         ...
@@ -175,7 +180,8 @@ class StorageWriter(Protocol):
         ...
 
     def known(self) -> dict[str, KnownDocument]:
-        """``key → (document id, content hash)`` of every document stored now."""
+        """``key → (document id, content hash)`` of every document stored now; the hash is empty for a document
+        stored without its text by page, so that ingestion reads its file again."""
         ...
 
     def locations(self) -> list[DocumentLocation]:
@@ -193,14 +199,16 @@ class StorageWriter(Protocol):
     def put_document(
         self, doc_id: str, key: str, content_hash: str, document: Document, chunks: list[Chunk]
     ) -> list[int]:
-        """Store a document and its chunks (replacing any stored under ``doc_id``, vectors included); returns the
-        new chunk ids in order. Their vectors follow with :meth:`add_vectors`."""
+        """Store a document, its chunks and its text by page (:meth:`kb.documents.Document.text_by_page`),
+        replacing any stored under ``doc_id``, vectors included; returns the new chunk ids in order. Their vectors
+        follow with :meth:`add_vectors`."""
         ...
 
     def add_vectors(self, chunk_ids: list[int], vectors: np.ndarray) -> None: ...
 
     def remove_document(self, doc_id: str) -> None:
-        """Remove a document with its chunks, vectors and lexical postings (an unknown id is ignored)."""
+        """Remove a document with its chunks, vectors, text by page and lexical postings (an unknown id is
+        ignored)."""
         ...
 
     def finish_rows(self) -> None:
