@@ -57,7 +57,7 @@ def _paper(i: int) -> bytes:
     body = "\n\n".join(
         f"## Abschnitt {s}\n\nIm Projekt {i} begleiten Lotsinnen neu zugewanderte Familien im Quartier {s} "
         "zu Schulen, Kitas und Beratungsstellen und übersetzen bei Elterngesprächen." * 3
-        for s in range(15)
+        for s in range(60)  # long enough that the upload is still running when the kill comes
     )
     return f"# Lotsenprojekt {i}\n\n{body}".encode()
 
