@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 unexpected error; 2 invalid input or setting; 3 model cannot be prepared or loaded;
 4 index missing, damaged or built with another model; 5 another ingestion is running; 6 ingestion partial
 (some files failed, the rest was ingested); 7 unknown document (or API key); 8 `kb doctor` found a problem;
-9 the file is already stored; 10 not allowed (role or district).
+9 the file is already stored; 10 not allowed (role or district); 11 a backup that cannot be taken or
+restored (damaged, unfinished, or a target that is not empty).
 """
 
 from __future__ import annotations
@@ -424,6 +425,56 @@ def doctor(ctx: typer.Context) -> None:
     failed = sum(check.status == "FAIL" for check in checks)
     typer.echo(f"{failed} problem(s) found." if failed else "Everything looks fine.")
     raise typer.Exit(8 if failed else 0)
+
+
+@app.command("backup")
+@handle_errors
+def backup_command(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="New or empty folder the backup is written to.")],
+    with_corpus: Annotated[
+        bool, typer.Option("--with-corpus", help="Copy the corpus folder (KB_CORPUS_DIR) too (not by default).")
+    ] = False,
+) -> None:
+    """Back up the running installation: live index version, curation database, uploaded files."""
+    from kb.backup import backup
+
+    report = backup(_settings(ctx), folder, with_corpus=with_corpus)
+    typer.echo(
+        f"backup in {report.folder}: index version {report.index_version} ({report.documents} documents, "
+        f"{report.chunks} chunks), {report.uploads} uploaded file(s), curation database; "
+        + (f"corpus {report.corpus_files} file(s)" if report.corpus_files is not None else "corpus not included")
+    )
+    if report.missing_uploads:
+        typer.echo(
+            f"note: {len(report.missing_uploads)} upload(s) still being written were left out "
+            "(they arrived while the backup ran)",
+            err=True,
+        )
+
+
+@app.command("restore")
+@handle_errors
+def restore_command(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A folder written by `kb backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing installation.")] = False,
+) -> None:
+    """Restore a backup into KB_INDEX_DIR and KB_DATA_DIR (checksums are checked first)."""
+    from kb.backup import restore
+
+    report = restore(_settings(ctx), folder, force=force)
+    typer.echo(
+        f"restored backup of {report.created_at}: index version {report.index_version} ({report.documents} "
+        f"documents, {report.chunks} chunks) in {report.folder}, {report.uploads} uploaded file(s); "
+        + (f"corpus {report.corpus_files} file(s)" if report.corpus_files is not None else "no corpus in backup")
+    )
+    if report.unindexed_uploads:
+        typer.echo(
+            f"note: {report.unindexed_uploads} uploaded file(s) arrived while the backup ran and are not in its "
+            "index yet; run `kb ingest` to add them",
+            err=True,
+        )
 
 
 def _register_curation() -> None:
