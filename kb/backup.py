@@ -287,7 +287,10 @@ def _recorded_uploads(database: Path) -> list[str]:
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    write_atomic(target, lambda tmp: shutil.copyfile(source, tmp))
+    def copy(tmp: Path) -> None:
+        shutil.copyfile(source, tmp)
+
+    write_atomic(target, copy)
 
 
 def _occupied(settings: Settings, with_corpus: bool) -> list[Path]:

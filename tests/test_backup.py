@@ -24,6 +24,8 @@ from kb.curation.keys import Principal, Role
 from kb.curation.service import Curator
 from kb.doctor import check_index
 from kb.embedder import Embedder
+from kb.files import write_atomic
+from kb.index import IndexDir
 from kb.search import Searcher
 from kb.settings import Settings
 from kb.storage import open_storage
@@ -210,3 +212,33 @@ def test_backup_during_uploads_restores_every_acknowledged_upload(tmp_path: Path
     assert {doc_id for _, doc_id in before} <= records
     for _, doc_id in before:
         assert (target.uploads_dir / documents[doc_id].key.removeprefix("upload/")).is_file()
+
+
+def test_a_version_pruned_during_the_copy_is_taken_again(
+    installation: tuple[Settings, str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, uploaded, _ = installation
+    copy = settings.model_copy(update={"index_dir": tmp_path / "index"})
+    shutil.copytree(settings.index_dir, copy.index_dir)
+    index = IndexDir(copy.index_dir)
+    live = index.current()
+    assert live is not None
+    newer = index.versions / f"v{index.next_version():06d}"
+    shutil.copytree(live, newer)
+    copy_file = shutil.copyfile
+    pruned: list[Path] = []
+
+    def copyfile_while_publishing(source: Path, target: Path) -> Path:
+        if not pruned:  # a publish comes between reading CURRENT and copying: CURRENT moves on, the old goes
+            write_atomic(index.current_file, newer.name + "\n")
+            shutil.rmtree(live)
+            pruned.append(live)
+        return copy_file(source, target)
+
+    monkeypatch.setattr("kb.backup.shutil.copyfile", copyfile_while_publishing)
+    report = backup(copy, tmp_path / "backup")
+    assert pruned and report.index_name == newer.name
+    monkeypatch.undo()
+    target = _elsewhere(tmp_path / "restored")
+    restore(target, tmp_path / "backup")
+    assert uploaded in open_storage(target).open_reader().documents
