@@ -26,6 +26,7 @@ from kb.doctor import check_index
 from kb.embedder import Embedder
 from kb.files import write_atomic
 from kb.index import IndexDir
+from kb.ingest import Ingestor
 from kb.search import Searcher
 from kb.settings import Settings
 from kb.storage import open_storage
@@ -198,8 +199,8 @@ def test_backup_during_uploads_restores_every_acknowledged_upload(tmp_path: Path
     before = [(number, doc_id) for at, number, doc_id in acknowledged if at < began]
     assert len(before) >= 2 and len(acknowledged) > len(before)
 
-    target = _elsewhere(tmp_path / "restored")
-    restore(target, tmp_path / "backup")
+    target = _elsewhere(tmp_path / "restored").model_copy(update={"corpus_dir": settings.corpus_dir})
+    restored = restore(target, tmp_path / "backup")
     documents = open_storage(target).open_reader().documents
     assert {doc_id for _, doc_id in before} <= set(documents)
     searcher = Searcher(target, embedder)
@@ -212,6 +213,12 @@ def test_backup_during_uploads_restores_every_acknowledged_upload(tmp_path: Path
     assert {doc_id for _, doc_id in before} <= records
     for _, doc_id in before:
         assert (target.uploads_dir / documents[doc_id].key.removeprefix("upload/")).is_file()
+
+    # What arrived while the backup ran is reconciled by `kb ingest`, which encodes nothing the backup holds.
+    report = Ingestor(target, embedder, curation=db).run()
+    assert report.failed == [] and report.removed == [] and report.updated == []
+    assert len(report.added) == restored.unindexed_uploads
+    assert len(report.unchanged) == len(documents)
 
 
 def test_a_version_pruned_during_the_copy_is_taken_again(
