@@ -13,7 +13,7 @@ and ``manifest.json`` (written last, so a folder without it is an unfinished bac
 
 **Consistency while the server runs.** No lock that blocks searches or uploads is held. An upload writes its
 curation record, then its file, then publishes the index version that holds it, and only then answers 201. The
-backup copies in the same order's reverse dependency: first the index version (so every document acknowledged
+backup therefore copies first the index version (so every document acknowledged
 before the backup began is in it), then the database (which has the record of every document in that version),
 then the files that database records (each document in the version has its file on disk by then). A version is
 immutable, but old ones are pruned (``kb.index.KEEP_VERSIONS``): a copy whose version vanished underneath it is
