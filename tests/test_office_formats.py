@@ -44,7 +44,11 @@ _ODF_NS = (
 
 
 def odt_bytes(
-    body: str, title: str | None = None, content: str | None = None, meta: bool = True, mimetype: str = ODT_MIMETYPE
+    body: str,
+    title: str | None = None,
+    content: str | None = None,
+    meta: bool = True,
+    mimetype: str = ODT_MIMETYPE,
 ) -> bytes:
     """An .odt file whose ``office:text`` holds ``body`` (ODF XML); ``content`` replaces the whole content.xml."""
     buffer = io.BytesIO()
@@ -64,7 +68,8 @@ def odt_bytes(
             content = (
                 f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODF_NS} office:version="1.3">'
                 "<office:body><office:text>"
-                '<text:sequence-decls><text:sequence-decl text:display="none" text:name="Table"/></text:sequence-decls>'
+                '<text:sequence-decls><text:sequence-decl text:display="none" text:name="Table"/>'
+                "</text:sequence-decls>"
                 f"{body}</office:text></office:body></office:document-content>"
             )
         if content:
@@ -103,7 +108,9 @@ def shape(texts: list[str], placeholder: str | None = None, shape_id: int = 2) -
 
 def table(rows: list[list[str]]) -> str:
     cells = "".join(
-        "<a:tr>" + "".join(f"<a:tc><a:txBody><a:bodyPr/>{_paragraphs([c])}</a:txBody></a:tc>" for c in row) + "</a:tr>"
+        "<a:tr>"
+        + "".join(f"<a:tc><a:txBody><a:bodyPr/>{_paragraphs([c])}</a:txBody></a:tc>" for c in row)
+        + "</a:tr>"
         for row in rows
     )
     return (
@@ -123,14 +130,18 @@ def _slide_xml(shapes: str, root: str = "p:sld") -> str:
 
 def _rels(items: list[tuple[str, str, str]]) -> str:
     body = "".join(f'<Relationship Id="{i}" Type="{t}" Target="{target}"/>' for i, t, target in items)
-    return f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="{_REL_NS}">{body}</Relationships>'
+    head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    return f'{head}<Relationships xmlns="{_REL_NS}">{body}</Relationships>'
 
 
 def pptx_bytes(
-    slides: list[str], title: str | None = None, notes: dict[int, list[str]] | None = None, order: list[int] | None = None
+    slides: list[str],
+    title: str | None = None,
+    notes: dict[int, list[str]] | None = None,
+    order: list[int] | None = None,
 ) -> bytes:
-    """A .pptx file; ``slides`` are the shapes of each slide part (slide1.xml, …), ``order`` the part numbers in the
-    presentation's order (default: as given), ``notes`` the speaker notes by part number."""
+    """A .pptx file; ``slides`` are the shapes of each slide part (slide1.xml, …), ``order`` the part numbers in
+    the presentation's order (default: as given), ``notes`` the speaker notes by part number."""
     notes = notes or {}
     order = order or list(range(1, len(slides) + 1))
     buffer = io.BytesIO()
@@ -155,8 +166,11 @@ def pptx_bytes(
             _rels(
                 [
                     ("rId1", f"{_R_NS}/officeDocument", "ppt/presentation.xml"),
-                    ("rId2", "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties",
-                     "docProps/core.xml"),
+                    (
+                        "rId2",
+                        "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties",
+                        "docProps/core.xml",
+                    ),
                 ]
             ),
         )
@@ -175,11 +189,14 @@ def pptx_bytes(
             archive.writestr(f"ppt/slides/slide{n}.xml", _slide_xml(shapes))
             if n in notes:
                 archive.writestr(
-                    f"ppt/slides/_rels/slide{n}.xml.rels", _rels([("rId2", _NOTES_REL, f"../notesSlides/notesSlide{n}.xml")])
+                    f"ppt/slides/_rels/slide{n}.xml.rels",
+                    _rels([("rId2", _NOTES_REL, f"../notesSlides/notesSlide{n}.xml")]),
                 )
                 archive.writestr(
                     f"ppt/notesSlides/notesSlide{n}.xml",
-                    _slide_xml(shape([], "sldImg") + shape(notes[n], "body", 3) + shape([str(n)], "sldNum", 4), "p:notes"),
+                    _slide_xml(
+                        shape([], "sldImg") + shape(notes[n], "body", 3) + shape([str(n)], "sldNum", 4), "p:notes"
+                    ),
                 )
         title_xml = f"<dc:title>{title}</dc:title>" if title is not None else ""
         archive.writestr(
@@ -200,7 +217,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 ODT_BODY = (
     '<text:h text:style-name="Heading_20_1" text:outline-level="1">Sprachcafé im Stadtteil</text:h>'
-    "<text:p>Das Sprach<text:span>café</text:span> trifft sich<text:s text:c=\"3\"/>jeden Dienstag"
+    '<text:p>Das Sprach<text:span>café</text:span> trifft sich<text:s text:c="3"/>jeden Dienstag'
     "<text:tab/>im Familien\u00adzentrum.<text:line-break/>Alle sind willkommen.</text:p>"
     '<text:h text:outline-level="2">Ablauf</text:h>'
     "<text:list><text:list-item><text:p>Begrüßung in vielen Sprachen</text:p></text:list-item>"
@@ -216,7 +233,7 @@ ODT_BODY = (
     '<table:table-row><table:table-cell table:number-columns-spanned="2"><text:p>Ferien: geschlossen</text:p>'
     "</table:table-cell><table:covered-table-cell/></table:table-row></table:table>"
     '<text:h text:outline-level="2">Kontakt</text:h>'
-    "<text:p>Kommunales Integrationszentrum<text:note text:note-class=\"footnote\"><text:note-citation>1"
+    '<text:p>Kommunales Integrationszentrum<text:note text:note-class="footnote"><text:note-citation>1'
     "</text:note-citation><text:note-body><text:p>Im Rathaus, Raum 12.</text:p></text:note-body></text:note>"
     "</text:p>"
     "<text:tracked-changes><text:changed-region><text:deletion><text:p>Gestrichener Entwurfstext</text:p>"
@@ -255,10 +272,16 @@ def test_odt_text_headings_lists_and_tables(tmp_path: Path) -> None:
 def test_odt_title_falls_back_to_the_first_heading_then_the_file_name(tmp_path: Path) -> None:
     first = load(_write(tmp_path / "a.odt", odt_bytes(ODT_BODY, title="")))
     assert first.metadata.title == "Sprachcafé im Stadtteil"
-    plain = load(_write(tmp_path / "elternbrief.odt", odt_bytes("<text:p>Liebe Eltern, morgen ist frei.</text:p>", meta=False)))
+    plain = load(
+        _write(
+            tmp_path / "elternbrief.odt", odt_bytes("<text:p>Liebe Eltern, morgen ist frei.</text:p>", meta=False)
+        )
+    )
     assert plain.metadata.title == "elternbrief" and plain.headings == ()
     side = _write(tmp_path / "b.odt", odt_bytes(ODT_BODY, title="Aus den Eigenschaften"))
-    (tmp_path / "b.odt.meta.yaml").write_text('title: "Aus der Sidecar-Datei"\ndistrict: Essen\n', encoding="utf-8")
+    (tmp_path / "b.odt.meta.yaml").write_text(
+        'title: "Aus der Sidecar-Datei"\ndistrict: Essen\n', encoding="utf-8"
+    )
     described = load(side)
     assert described.metadata.title == "Aus der Sidecar-Datei" and described.metadata.district == "Essen"
 
@@ -281,7 +304,9 @@ SLIDES = [
 
 def test_pptx_a_slide_is_a_page_with_its_title_as_heading(tmp_path: Path) -> None:
     notes = {2: ["Hier von der Familie Yilmaz erzählen."]}
-    document = load(_write(tmp_path / "lotsen.pptx", pptx_bytes(SLIDES, title="Willkommenslotsen Essen", notes=notes)))
+    document = load(
+        _write(tmp_path / "lotsen.pptx", pptx_bytes(SLIDES, title="Willkommenslotsen Essen", notes=notes))
+    )
 
     assert document.file_type == "pptx" and document.pages == 5
     assert document.metadata.title == "Willkommenslotsen Essen"
@@ -308,8 +333,10 @@ def test_pptx_a_slide_is_a_page_with_its_title_as_heading(tmp_path: Path) -> Non
 
 
 def test_pptx_slides_follow_the_presentation_order_and_the_title_falls_back(tmp_path: Path) -> None:
-    slides = [shape(["Erste Datei"], "title") + shape(["Text eins"], "body", 3),
-              shape(["Zweite Datei"], "title") + shape(["Text zwei"], "body", 3)]
+    slides = [
+        shape(["Erste Datei"], "title") + shape(["Text eins"], "body", 3),
+        shape(["Zweite Datei"], "title") + shape(["Text zwei"], "body", 3),
+    ]
     document = load(_write(tmp_path / "folien.pptx", pptx_bytes(slides, order=[2, 1])))
     assert [(h.text, h.page) for h in document.headings] == [("Zweite Datei", 1), ("Erste Datei", 2)]
     assert document.metadata.title == "Zweite Datei"  # no title in the properties: the first slide's
@@ -333,9 +360,17 @@ def _zip(parts: dict[str, str]) -> bytes:
 @pytest.mark.parametrize(
     ("name", "data", "says"),
     [
-        ("kein-zip.odt", b"PK\x03\x04 this is not really a zip archive", "not a readable OpenDocument text (.odt)"),
+        (
+            "kein-zip.odt",
+            b"PK\x03\x04 this is not really a zip archive",
+            "not a readable OpenDocument text (.odt)",
+        ),
         ("ohne-inhalt.odt", odt_bytes("", content=""), "no content.xml"),
-        ("kaputt.odt", odt_bytes("", content="<office:document-content><unclosed>"), "content.xml is not valid XML"),
+        (
+            "kaputt.odt",
+            odt_bytes("", content="<office:document-content><unclosed>"),
+            "content.xml is not valid XML",
+        ),
         (
             "entitaeten.odt",
             odt_bytes("", content='<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'),
@@ -370,7 +405,9 @@ def _zip(parts: dict[str, str]) -> bytes:
         ("leer.pptx", pptx_bytes(["", ""]), "contains no text"),
     ],
 )
-def test_broken_office_files_are_reported_with_name_and_reason(tmp_path: Path, name: str, data: bytes, says: str) -> None:
+def test_broken_office_files_are_reported_with_name_and_reason(
+    tmp_path: Path, name: str, data: bytes, says: str
+) -> None:
     with pytest.raises(LoaderError) as caught:
         load(_write(tmp_path / name, data))
     assert name in str(caught.value) and says in str(caught.value)
@@ -409,9 +446,13 @@ def test_uploads_are_told_apart_by_their_content() -> None:
 
 
 @pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[tuple[Settings, TestClient, str]]:
+def installation(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[tuple[Settings, TestClient, str]]:
     root = tmp_path_factory.mktemp("office")
-    settings = Settings(corpus_dir=make_small_corpus(root / "corpus"), index_dir=root / "index", data_dir=root / "data")
+    settings = Settings(
+        corpus_dir=make_small_corpus(root / "corpus"), index_dir=root / "index", data_dir=root / "data"
+    )
     Ingestor(settings, embedder).run()
     db = CurationDB(settings.data_dir)
     key = create_key(db, "curator", "LaKI Redaktion")[1]
@@ -431,7 +472,12 @@ def _show_json(settings: Settings, target: str) -> Any:
     ("name", "make", "query", "pages"),
     [
         ("sprachcafe.odt", lambda: odt_bytes(ODT_BODY, title="Sprachcafé Essen"), "Sprachcafé Thementische", 1),
-        ("lotsen.pptx", lambda: pptx_bytes(SLIDES, title="Willkommenslotsen Essen"), "Willkommenslotsen Altenessen", 5),
+        (
+            "lotsen.pptx",
+            lambda: pptx_bytes(SLIDES, title="Willkommenslotsen Essen"),
+            "Willkommenslotsen Altenessen",
+            5,
+        ),
     ],
 )
 def test_an_uploaded_office_file_is_detected_searchable_and_shown_page_by_page(

@@ -79,7 +79,7 @@ def detect_suffix(data: bytes, filename: str) -> str:
 
 
 def _office_suffix(data: bytes) -> str:
-    """".docx", ".odt" or ".pptx" when the zip archive ``data`` is one of them, else ""."""
+    """ ".docx", ".odt" or ".pptx" when the zip archive ``data`` is one of them, else ""."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
@@ -87,9 +87,9 @@ def _office_suffix(data: bytes) -> str:
                 return ".docx"
             if "ppt/presentation.xml" in names:
                 return ".pptx"
-            if "mimetype" in names and archive.getinfo("mimetype").file_size < 256:
-                if archive.read("mimetype").strip() == _ODT_MIMETYPE:
-                    return ".odt"
+            mimetype = archive.getinfo("mimetype") if "mimetype" in names else None
+            if mimetype and mimetype.file_size < 256 and archive.read(mimetype).strip() == _ODT_MIMETYPE:
+                return ".odt"
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError):
         pass
     return ""

@@ -64,7 +64,9 @@ class Package:
         try:
             return ET.fromstring(data)
         except ET.ParseError as exc:
-            raise LoaderError(str(self.path), f"damaged {self.kind} file: {name} is not valid XML ({exc})") from None
+            raise LoaderError(
+                str(self.path), f"damaged {self.kind} file: {name} is not valid XML ({exc})"
+            ) from None
 
 
 def qualified(namespaces: dict[str, str], name: str) -> str:

@@ -78,7 +78,9 @@ def _relationships(package: Package, part: str) -> dict[str, tuple[str, str]]:
         target = rel.get("Target", "")
         if rel.get("TargetMode") == "External" or not target:
             continue
-        resolved = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+        resolved = (
+            target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+        )
         out[rel.get("Id", "")] = (rel.get("Type", ""), resolved)
     return out
 
@@ -107,7 +109,9 @@ def _slide_text(package: Package, part: str) -> tuple[str, list[str]]:
     texts: list[str] = []
     for kind, text in _shapes(package.xml(part)):
         (title_parts if kind in _TITLES else texts).append(text)
-    notes = next((t for rel_type, t in _relationships(package, part).values() if rel_type.endswith(_NOTES_SLIDE)), "")
+    notes = next(
+        (t for rel_type, t in _relationships(package, part).values() if rel_type.endswith(_NOTES_SLIDE)), ""
+    )
     if notes and package.has(notes):
         texts += [text for kind, text in _shapes(package.xml(notes)) if kind == "body"]
     return " ".join(title_parts), texts
