@@ -107,6 +107,7 @@ def shape(texts: list[str], placeholder: str | None = None, shape_id: int = 2) -
 
 
 def table(rows: list[list[str]]) -> str:
+    columns = '<a:gridCol w="3000000"/>' * len(rows[0])
     cells = "".join(
         "<a:tr>"
         + "".join(f"<a:tc><a:txBody><a:bodyPr/>{_paragraphs([c])}</a:txBody></a:tc>" for c in row)
@@ -116,7 +117,8 @@ def table(rows: list[list[str]]) -> str:
     return (
         '<p:graphicFrame><p:nvGraphicFramePr><p:cNvPr id="9" name="Tabelle"/><p:cNvGraphicFramePr/><p:nvPr/>'
         '</p:nvGraphicFramePr><p:xfrm/><a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/'
-        f'drawingml/2006/table"><a:tbl><a:tblGrid/>{cells}</a:tbl></a:graphicData></a:graphic></p:graphicFrame>'
+        f'drawingml/2006/table"><a:tbl><a:tblGrid>{columns}</a:tblGrid>{cells}</a:tbl></a:graphicData></a:graphic>'
+        "</p:graphicFrame>"
     )
 
 
@@ -216,6 +218,10 @@ def _write(path: Path, data: bytes) -> Path:
 # --- ODT --------------------------------------------------------------------------------------------------------
 
 ODT_BODY = (
+    # a deletion kept for change tracking: the deleted words are no longer the document's
+    '<text:tracked-changes><text:changed-region xml:id="ct1" text:id="ct1"><text:deletion><office:change-info>'
+    "<dc:creator>KI Essen</dc:creator><dc:date>2026-11-30T10:00:00</dc:date></office:change-info>"
+    "<text:p>Gestrichener Entwurfstext</text:p></text:deletion></text:changed-region></text:tracked-changes>"
     '<text:h text:style-name="Heading_20_1" text:outline-level="1">Sprachcafé im Stadtteil</text:h>'
     '<text:p>Das Sprach<text:span>café</text:span> trifft sich<text:s text:c="3"/>jeden Dienstag'
     "<text:tab/>im Familien\u00adzentrum.<text:line-break/>Alle sind willkommen.</text:p>"
@@ -236,8 +242,7 @@ ODT_BODY = (
     '<text:p>Kommunales Integrationszentrum<text:note text:note-class="footnote"><text:note-citation>1'
     "</text:note-citation><text:note-body><text:p>Im Rathaus, Raum 12.</text:p></text:note-body></text:note>"
     "</text:p>"
-    "<text:tracked-changes><text:changed-region><text:deletion><text:p>Gestrichener Entwurfstext</text:p>"
-    "</text:deletion></text:changed-region></text:tracked-changes>"
+    '<text:p>Anmeldung nicht nötig.<text:change text:change-id="ct1"/></text:p>'
     "<text:p/>"
 )
 
@@ -256,6 +261,7 @@ def test_odt_text_headings_lists_and_tables(tmp_path: Path) -> None:
         "Dienstag ; 15 bis 17 Uhr",
         "Ferien: geschlossen",
         "Kommunales Integrationszentrum Im Rathaus, Raum 12.",
+        "Anmeldung nicht nötig.",
     ]
     contexts = [s.heading for s in document.sections]
     assert contexts[0] == "Sprachcafé im Stadtteil"
@@ -344,6 +350,31 @@ def test_pptx_slides_follow_the_presentation_order_and_the_title_falls_back(tmp_
     assert generic.metadata.title == "Erste Datei"
     untitled = load(_write(tmp_path / "ohne-titel.pptx", pptx_bytes([shape(["Nur ein Textfeld hier"])])))
     assert untitled.metadata.title == "ohne-titel" and untitled.pages == 1
+
+
+# --- files an office program wrote ---------------------------------------------------------------------------
+
+OFFICE_DATA = Path(__file__).parent / "data" / "office"
+PPTX_NOTES = {2: ["Hier von der Familie Yilmaz erzählen."]}
+
+
+@pytest.mark.parametrize(
+    ("name", "built"),
+    [
+        ("sprachcafe-libreoffice.odt", lambda: odt_bytes(ODT_BODY, title="Sprachcafé Essen")),
+        ("lotsen-libreoffice.pptx", lambda: pptx_bytes(SLIDES, title="Willkommenslotsen Essen", notes=PPTX_NOTES)),
+    ],
+)
+def test_a_file_libreoffice_wrote_reads_as_the_file_it_was_made_from(
+    tmp_path: Path, name: str, built: Any
+) -> None:
+    """LibreOffice saved the built files again (its own styles, layouts, masters, change-tracking ids)."""
+    real = load(OFFICE_DATA / name)
+    ours = load(_write(tmp_path / name, built()))
+    assert real.sections == ours.sections and real.sections
+    assert real.headings == ours.headings and real.pages == ours.pages
+    assert real.metadata == ours.metadata
+    assert detect_suffix((OFFICE_DATA / name).read_bytes(), "upload") == Path(name).suffix
 
 
 # --- broken files -----------------------------------------------------------------------------------------------
