@@ -30,8 +30,8 @@ def _q(name: str) -> str:
     return qualified(NS, name)
 
 
-_H, _P, _LIST, _TABLE, _ROW, _CELL = (
-    _q(n) for n in ("text:h", "text:p", "text:list", "table:table", "table:table-row", "table:table-cell")
+_H, _P, _TABLE, _ROW, _CELL = (
+    _q(n) for n in ("text:h", "text:p", "table:table", "table:table-row", "table:table-cell")
 )
 _SPACE, _TAB, _BREAK = _q("text:s"), _q("text:tab"), _q("text:line-break")
 _NOTE_CITATION = _q("text:note-citation")
