@@ -122,6 +122,34 @@ def test_the_file_reader_process_imports_only_the_loaders() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_broken_office_files_are_reported_by_the_file_reader_and_the_good_ones_read(tmp_path: Path) -> None:
+    """ODT and PPTX through the sandboxed reader: each broken one with its reason, each good one read."""
+    from tests.test_office_formats import ODT_BODY, SLIDES, odt_bytes, pptx_bytes
+
+    files = {
+        "kein-zip.odt": (b"PK\x03\x04 kein Archiv", "not a readable OpenDocument text (.odt) file"),
+        "ohne-inhalt.odt": (odt_bytes("", content=""), "no content.xml"),
+        "gut.odt": (odt_bytes(ODT_BODY, title="Sprachcafé Essen"), None),
+        "kaputt.pptx": (pptx_bytes(SLIDES)[:2000], "not a readable PowerPoint (.pptx) file"),
+        "gut.pptx": (pptx_bytes(SLIDES, title="Willkommenslotsen Essen"), None),
+    }
+    items = []
+    for name, (data, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+        items.append((name, tmp_path / name))
+
+    results = {r.item: r for r in load_isolated(items, Limits(timeout_s=60, memory_mb=512, max_file_mb=100))}
+
+    for name, (_, reason) in files.items():
+        if reason is None:
+            document = results[name].document
+            assert document is not None and document.word_count > 0, (name, results[name].reason)
+        else:
+            assert results[name].document is None and reason in results[name].reason, (name, results[name].reason)
+    pptx = results["gut.pptx"].document
+    assert pptx is not None and pptx.pages == len(SLIDES) and pptx.metadata.title == "Willkommenslotsen Essen"
+
+
 def _file_readers() -> list[int]:
     """The process ids of file reader processes still running on this machine."""
     found = []

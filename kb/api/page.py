@@ -57,7 +57,15 @@ LANGUAGES: Final = {
     "ku": "Kurdisch",
 }
 RTL_LANGUAGES: Final = frozenset({"ar", "fa", "he", "ur", "ps"})
-FILE_LABELS: Final = {"pdf": "PDF", "markdown": "Text", "text": "Text", "docx": "Word-Datei", "html": "HTML-Datei"}
+FILE_LABELS: Final = {
+    "pdf": "PDF",
+    "markdown": "Text",
+    "text": "Text",
+    "docx": "Word-Datei",
+    "odt": "ODT-Datei",
+    "pptx": "PowerPoint-Datei",
+    "html": "HTML-Datei",
+}
 EXAMPLES: Final = (
     ("Materialien zur Sprachförderung im Fachunterricht", "de"),
     ("Wie beziehe ich Eltern mit Zuwanderungsgeschichte in die Schule ein?", "de"),

@@ -13,10 +13,14 @@ from kb.errors import CurationError, UnsupportedFileError, UploadTooLargeError
 from kb.files import write_atomic
 
 _NAMED = {".pdf": "PDF", ".docx": "Word (.docx)", ".md": "Markdown", ".markdown": "Markdown"}
+_NAMED |= {".odt": "OpenDocument text (.odt)", ".pptx": "PowerPoint (.pptx)"}
 _NAMED |= {".txt": "text", ".text": "text", ".html": "HTML", ".htm": "HTML"}
 _TEXT_SUFFIXES = {".md": ".md", ".markdown": ".md", ".txt": ".txt", ".text": ".txt", ".html": ".html"}
 _TEXT_SUFFIXES[".htm"] = ".html"
-SUPPORTED = "PDF, Word (.docx), Markdown, text or HTML"
+SUPPORTED = "PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), Markdown, text or HTML"
+#: Office files are zip archives; a part only that format has tells them apart (a .docx renamed .odt is a .docx).
+_ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
+_BINARY_SUFFIXES = (".pdf", ".docx", ".odt", ".pptx")
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,8 @@ def detect_suffix(data: bytes, filename: str) -> str:
     head = data[:1024]
     if b"%PDF-" in head:
         found = ".pdf"
-    elif data.startswith(b"PK\x03\x04") and _is_docx(data):
-        found = ".docx"
+    elif data.startswith(b"PK\x03\x04") and (office := _office_suffix(data)):
+        found = office
     elif data.startswith(b"\xd0\xcf\x11\xe0"):
         raise UnsupportedFileError(
             f"The file {filename!r} is an old Word (.doc) or Office file; save it as .docx or PDF and upload that."
@@ -65,20 +69,30 @@ def detect_suffix(data: bytes, filename: str) -> str:
         raise UnsupportedFileError(
             f"The file {filename!r} is not a {SUPPORTED} file (its content is binary data of another kind)."
         )
-    if suffix in (".pdf", ".docx") and found != suffix:
+    if suffix in _BINARY_SUFFIXES and found != suffix:
         raise UnsupportedFileError(
-            f"The file {filename!r} is named like a {claimed} file, but its content is not one "
+            f"The file {filename!r} is named like {'an' if str(claimed)[:1] in 'AEIOU' else 'a'} {claimed} file, "
+            "but its content is not one "
             f"({'text' if found in ('.txt', '.md', '.html') else _NAMED[found]}); upload the real file."
         )
     return found
 
 
-def _is_docx(data: bytes) -> bool:
+def _office_suffix(data: bytes) -> str:
+    """ ".docx", ".odt" or ".pptx" when the zip archive ``data`` is one of them, else ""."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return "word/document.xml" in archive.namelist()
-    except (zipfile.BadZipFile, ValueError):
-        return False
+            names = set(archive.namelist())
+            if "word/document.xml" in names:
+                return ".docx"
+            if "ppt/presentation.xml" in names:
+                return ".pptx"
+            mimetype = archive.getinfo("mimetype") if "mimetype" in names else None
+            if mimetype and mimetype.file_size < 256 and archive.read(mimetype).strip() == _ODT_MIMETYPE:
+                return ".odt"
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError):
+        pass
+    return ""
 
 
 def _looks_like_text(data: bytes) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kb.documents import Document
 from kb.errors import LoaderError
-from kb.loaders import docx, html, markdown, pdf, text
+from kb.loaders import docx, html, markdown, odt, pdf, pptx, text
 
 Loader = Callable[[Path], Document]
 
@@ -22,6 +22,8 @@ LOADERS: dict[str, Loader] = {
     ".txt": text.load,
     ".text": text.load,
     ".docx": docx.load,
+    ".odt": odt.load,
+    ".pptx": pptx.load,
     ".html": html.load,
     ".htm": html.load,
 }
