@@ -173,7 +173,7 @@ def test_a_page_of_bare_text_is_not_lost(tmp_path: Path) -> None:
     document = _page(
         tmp_path,
         "<html><body><div class='cookie-consent'>Wir nutzen Cookies.</div>"
-        "<div>Sprechstunde dienstags 9 bis 12 Uhr<br>im Raum 104</div></body></html>",
+        "<div class='social-work'>Sprechstunde dienstags 9 bis 12 Uhr<br>im Raum 104</div></body></html>",
         name="sprechstunde.htm",
     )
     text = _text(document)

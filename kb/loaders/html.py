@@ -33,10 +33,12 @@ _DROP = ("script", "style", "noscript", "template", "nav", "aside", "form", "ifr
 _PAGE_FRAME = ("header", "footer")
 _BLOCKS = ("p", "li", "td", "th", "dd", "dt", "blockquote", "pre", "figcaption")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
-#: Class or id of page furniture that is no tag of its own: cookie and consent boxes, skip links, share bars.
+#: A class or id (the whole name) of page furniture that is no tag of its own: cookie and consent boxes, skip
+#: links, share bars, breadcrumbs ("cookie-notice", "js-cookie-consent", "social-share"; not "social-work").
 _FURNITURE = re.compile(
-    r"(?<![a-z])(?:cookie\w*|consent\w*|gdpr|dsgvo|skip-?(?:link|to|nav)\w*|share|sharing|share-?(?:bar|buttons?|links?)"
-    r"|social-?(?:media|share|links|icons|bar)|breadcrumbs?)(?![a-z])",
+    r"(?:[\w-]*[-_])?(?:cookie|consent|gdpr|dsgvo|skip|share|sharing|social|breadcrumbs?)"
+    r"(?:[-_]?(?:banner|notice|hint|bar|layer|box|container|wrapper|modal|overlay|popup|dialog|consent|link|links"
+    r"|nav|navigation|to|content|main|buttons?|icons?|media|share|tools))*",
     re.I,
 )
 #: The text of a link to an anchor on the same page that only skips the navigation.
@@ -171,5 +173,5 @@ def _is_furniture(tag: Tag) -> bool:
         return False
     if tag.name == "a" and str(tag.get("href") or "").startswith("#") and _SKIP_LINK.search(tag.get_text(" ")):
         return True
-    names = [*tag.get_attribute_list("class"), tag.get("id") or "", tag.get("role") or ""]
-    return any(isinstance(name, str) and _FURNITURE.search(name) for name in names)
+    names = [*tag.get_attribute_list("class"), tag.get("id") or ""]
+    return any(isinstance(name, str) and _FURNITURE.fullmatch(name) for name in names)
