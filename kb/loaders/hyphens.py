@@ -25,6 +25,7 @@ HYPHEN_END = re.compile(r"(\w+)( ?)[-\u00ad]$")
 #: A word fragment of letters, a hyphen and a space, and the word after it ("befä- higt").
 _FLATTENED_BREAK = re.compile(r"\b([^\W\d_]+)-[ \t]+(?=(\S+))")
 _LEADING_LETTERS = re.compile(r"[^\W\d_]+")
+_WORD_BREAK_END = re.compile(r"\w[-\u00ad]$")
 
 
 def join_broken(left: str, right: str) -> str:
@@ -60,8 +61,11 @@ def repair_hyphens(text: str) -> str:
     Soft hyphens inside words are dropped; a hyphen and a space before a lowercase word that is no conjunction
     ("befä- higt", "Kompe- tenzaufbau") is a break the line structure was lost from, and is joined too.
     """
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    joined = join_lines([line for line in lines if line])
+    joined = ""
+    for line in (" ".join(line.split()) for line in text.splitlines()):
+        if line:
+            # a dash after a space ("Punkt A -") is a dash outside PDFs, not the break of justified PDF lines
+            joined = join_broken(joined, line) if _WORD_BREAK_END.search(joined) else f"{joined} {line}".lstrip()
     return _FLATTENED_BREAK.sub(_join_flattened, joined).replace(_SOFT_HYPHEN, "")
 
 
