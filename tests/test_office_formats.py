@@ -544,3 +544,24 @@ def test_an_uploaded_office_file_is_detected_searchable_and_shown_page_by_page(
         assert shown["title"] == "Sprachcafé Essen"
         assert "Dienstag ; 15 bis 17 Uhr" in shown["pages"][0]["text"]
         assert ("Zeiten", 1) in [(h["text"], h["page"]) for h in shown["headings"]]
+
+
+def test_odt_and_pptx_words_broken_at_a_line_break_are_joined(tmp_path: Path) -> None:
+    odt = load(
+        _write(
+            tmp_path / "brief.odt",
+            odt_bytes(
+                "<text:p>Der Kurs befä-<text:line-break/>higt Eltern, Sprach- und Kulturmittler "
+                "per E-Mail zu erreichen.</text:p>",
+                meta=False,
+            ),
+        )
+    )
+    assert [s.text for s in odt.sections] == [
+        "Der Kurs befähigt Eltern, Sprach- und Kulturmittler per E-Mail zu erreichen."
+    ]
+    slides = [
+        shape(["Fortbildung"], "title") + shape(["Kompe- tenzaufbau für Schul- oder Kitaleitungen"], None, 3)
+    ]
+    deck = load(_write(tmp_path / "deck.pptx", pptx_bytes(slides)))
+    assert "Kompetenzaufbau für Schul- oder Kitaleitungen" in deck.sections[0].text

@@ -11,6 +11,7 @@ from docx.document import Document as DocxDocument
 from kb.documents import Document, Heading, Section
 from kb.errors import LoaderError
 from kb.loaders.headings import HeadingTrail
+from kb.loaders.hyphens import repair_hyphens
 from kb.loaders.metadata import build_metadata, read_sidecar
 
 #: An archive that unpacks to more than this is refused (a "zip bomb" disguised as a Word file).
@@ -26,7 +27,7 @@ def load(path: Path) -> Document:
     sections: list[Section] = []
     trail = HeadingTrail()
     for para in doc.paragraphs:
-        text = " ".join(para.text.split())
+        text = repair_hyphens(para.text)
         if not text:
             continue
         level = _heading_level(para.style.name if para.style is not None else "")
@@ -36,7 +37,7 @@ def load(path: Path) -> Document:
         sections.append(Section(text=text, heading=trail.context))
     for table in doc.tables:
         for row in table.rows:
-            cells = [" ".join(c.text.split()) for c in row.cells]
+            cells = [repair_hyphens(c.text) for c in row.cells]
             line = " ; ".join(c for c in dict.fromkeys(cells) if c)
             if line:
                 sections.append(Section(text=line, heading=trail.context))

@@ -8,6 +8,7 @@ from typing import Any
 
 from kb.documents import Document, Heading, Section
 from kb.loaders.headings import HeadingTrail
+from kb.loaders.hyphens import repair_hyphens
 from kb.loaders.metadata import build_metadata, parse_yaml, read_sidecar
 from kb.loaders.text import decode_text
 
@@ -51,7 +52,7 @@ def parse_body(body: str) -> tuple[list[Section], HeadingTrail]:
     in_fence = False
 
     def flush() -> None:
-        text = " ".join(line for line in paragraph if line).strip()
+        text = repair_hyphens("\n".join(paragraph))
         paragraph.clear()
         if text:
             sections.append(Section(text=text, heading=trail.context))

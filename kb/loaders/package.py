@@ -14,6 +14,7 @@ from types import TracebackType
 from xml.etree import ElementTree as ET
 
 from kb.errors import LoaderError
+from kb.loaders.hyphens import repair_hyphens
 
 #: An archive that unpacks to more than this is refused (the same limit as for Word files).
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
@@ -76,5 +77,6 @@ def qualified(namespaces: dict[str, str], name: str) -> str:
 
 
 def clean(text: str) -> str:
-    """Whitespace folded to single spaces and soft hyphens removed (they only mark where a word may break)."""
-    return " ".join(text.replace("\u00ad", "").split())
+    """One paragraph as running text: whitespace folded to single spaces, soft hyphens removed and words broken
+    at a line end joined again, by the rule every loader shares (:func:`kb.loaders.hyphens.repair_hyphens`)."""
+    return repair_hyphens(text)

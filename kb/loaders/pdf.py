@@ -18,15 +18,14 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, P
 
 from kb.documents import Document, Heading, Section
 from kb.errors import LoaderError
+from kb.loaders.hyphens import HYPHEN_END, join_broken, join_lines
 from kb.loaders.metadata import build_metadata, read_sidecar
 
 #: Pages with fewer visible characters than this count as having no text layer.
 MIN_PAGE_CHARS = 20
 _EDGE_LINES = 3
-_CONJUNCTIONS = frozenset({"und", "oder", "bzw", "sowie", "wie", "als", "bis", "noch", "u", "and", "or"})
 _PAGE_NUMBER = re.compile(r"^(?:seite|s\.|page)?\s*[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:von|/|of)\s*\d{1,4})?$", re.I)
 _NUMBERED_HEADING = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s+[A-ZÄÖÜ]")
-_HYPHEN_END = re.compile(r"(\w+)( ?)[-\u00ad]$")
 
 
 def load(path: Path) -> Document:
@@ -162,40 +161,14 @@ def _is_heading(line: str, median: int) -> bool:
     )
 
 
-def join_lines(lines: list[str]) -> str:
-    """Join the lines of one page into running text, repairing hyphenation at line ends."""
-    out = ""
-    for line in lines:
-        out = _join(out, line) if out else line
-    return out
-
-
 def join_pages(texts: list[str]) -> list[str]:
     """Repair a word hyphenated across a block or page break by moving its second half to the earlier block."""
     texts = list(texts)
     for i in range(len(texts) - 1):
         tail, head = texts[i], texts[i + 1]
-        if head and _HYPHEN_END.search(tail):
+        if head and HYPHEN_END.search(tail):
             first, _, rest = head.partition(" ")
-            joined = _join(tail, first)
+            joined = join_broken(tail, first)
             if not joined.endswith(" " + first):
                 texts[i], texts[i + 1] = joined, rest
     return texts
-
-
-def _join(left: str, right: str) -> str:
-    match = _HYPHEN_END.search(left)
-    if not match:
-        return f"{left} {right}"
-    word, space = match.group(1), match.group(2)
-    nxt = right.split(" ", 1)[0]
-    bare = nxt.rstrip(".,;:!?)")
-    stem = left[: match.start(2)]
-    acronym = sum(ch.isupper() for ch in word) >= 2  # "KAoA-" + "kompakt" keeps its hyphen
-    if left.endswith("\u00ad") or (nxt[:1].islower() and bare.lower() not in _CONJUNCTIONS and not acronym):
-        return stem + right  # a syllable break: "Sprach-" + "förderung"
-    if space and word.isupper() and bare.isupper() and bare.isalpha():
-        return stem + right  # "GRÜ -" + "NEN" as broken justification produces it
-    if nxt[:1].islower() and not acronym:
-        return f"{stem}- {right}"  # a real hyphen before a conjunction: "Sprach- und"
-    return f"{stem}-{right}"  # a compound with a capital: "DaZ-" + "Kurs"

@@ -9,6 +9,7 @@ from charset_normalizer import from_bytes
 
 from kb.documents import Document, Section
 from kb.errors import LoaderError
+from kb.loaders.hyphens import repair_hyphens
 from kb.loaders.metadata import build_metadata, read_sidecar
 
 _BOMS = (
@@ -43,9 +44,9 @@ def _looks_like_utf16(data: bytes) -> bool:
 
 
 def paragraphs(text: str) -> list[str]:
-    """Blank-line separated paragraphs with inner whitespace folded."""
+    """Blank-line separated paragraphs with inner whitespace folded and words broken at line ends joined."""
     blocks = text.replace("\r\n", "\n").replace("\r", "\n").split("\n\n")
-    return [" ".join(b.split()) for b in blocks if b.strip()]
+    return [repair_hyphens(b) for b in blocks if b.strip()]
 
 
 def load(path: Path) -> Document:
