@@ -86,3 +86,18 @@ def test_a_token_as_it_stands_in_a_text_has_the_terms_of_its_word() -> None:
     assert analyzer.token_terms("Sprach-") == frozenset(analyzer.terms("Sprach"))
     assert analyzer.token_terms("und") == frozenset()  # a stop word has no terms
     assert analyzer.token_terms("„Sprachbildung,") is analyzer.token_terms("„Sprachbildung,")  # cached
+
+
+@pytest.mark.parametrize(
+    ("acronym", "found"),
+    [
+        ("SKM", "Die Kommune bildet Sprach- und Kulturmittler"),
+        ("Willkommensklasse", "Seiteneinsteigerinnen lernen Deutsch als Zweitsprache in Vorbereitungsklassen"),
+        ("HKU", "Herkunftssprachlicher Unterricht in Türkisch und Arabisch"),
+    ],
+)
+def test_the_shipped_synonyms_find_what_an_acronym_or_another_name_means(acronym: str, found: str) -> None:
+    index = LexicalIndex.build(list(enumerate(TEXTS)))
+    index.use_synonyms(lexical.load_synonyms(None))
+    best = index.search(index.query_terms(acronym), 1)
+    assert best and TEXTS[best[0][0]].startswith(found)
