@@ -41,7 +41,7 @@ from typing import Any
 
 from kb import __version__
 from kb.curation.db import DB_FILE
-from kb.errors import ConfigError, IndexMissingError, KBError
+from kb.errors import BackupError, ConfigError, IndexMissingError, KBError
 from kb.files import file_sha256, fsync_path, write_atomic
 from kb.index import IndexDir, Manifest, open_current, verify_files
 from kb.ingest import UPLOAD_PREFIX
@@ -56,13 +56,6 @@ FILES = "files"
 CORPUS = "corpus"
 #: How often the live version is copied again when it was pruned during the copy (three publishes in a row).
 COPY_ATTEMPTS = 5
-
-
-class BackupError(KBError):
-    """A backup that cannot be taken or restored: damaged, unfinished, or a target that is not empty."""
-
-    exit_code = 11
-    status_code = 500
 
 
 @dataclass

@@ -22,6 +22,7 @@ message as ``detail``.
         ├── UploadTooLargeError  the file is larger than KB_MAX_UPLOAD_MB (413)
         ├── UnsupportedFileError the content is not a format we read, or not what its name says (415)
         └── ConflictError        the same file is already stored (409)
+    BackupError              a backup that cannot be taken or restored (damaged, unfinished, occupied target)
 """
 
 from __future__ import annotations
@@ -123,3 +124,10 @@ class UnsupportedFileError(CurationError):
 class ConflictError(CurationError):
     exit_code = 9
     status_code = 409
+
+
+class BackupError(KBError):
+    """A backup that cannot be taken or restored: damaged, unfinished, or a target that is not empty."""
+
+    exit_code = 11
+    status_code = 500

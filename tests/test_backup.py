@@ -17,13 +17,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from kb.backup import BACKUP_MANIFEST, BackupError, backup, restore
+from kb.backup import BACKUP_MANIFEST, backup, restore
 from kb.cli import app
 from kb.curation.db import CurationDB
 from kb.curation.keys import Principal, Role
 from kb.curation.service import Curator
 from kb.doctor import check_index
 from kb.embedder import Embedder
+from kb.errors import BackupError
 from kb.files import write_atomic
 from kb.index import IndexDir
 from kb.ingest import Ingestor
