@@ -1,7 +1,9 @@
 """API keys and roles. A key is shown once when it is created; only its sha256 is stored.
 
-Roles: anonymous **reader** (search and read, no key needed), district **editor** (adds and edits documents of
-its own district), **curator** (everything, including purge, recommendations and the audit log).
+Roles: **reader** (search and read; without a key only public documents, with a reader key of a district also the
+network's documents and those of its district), district **editor** (adds and edits documents of its own district,
+sees what a reader of it sees), **curator** (everything, including purge, recommendations, visibility and the audit
+log). What a principal may see is its :attr:`Principal.viewer` (:mod:`kb.visibility`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from enum import StrEnum
 from kb.curation.db import ApiKey, CurationDB
 from kb.errors import AuthError, CurationError, ForbiddenError, NotFoundError
 from kb.fields import STATUSES
-from kb.visibility import LINKED
+from kb.visibility import ANONYMOUS as ANONYMOUS_VIEWER
+from kb.visibility import LINKED, Viewer
 
 KEY_PREFIX = "kbk_"
 
@@ -41,11 +44,24 @@ class Principal:
         return LINKED if self.role is Role.READER else STATUSES
 
     @property
+    def anonymous(self) -> bool:
+        return self.role is Role.READER and not self.key_id
+
+    @property
+    def viewer(self) -> Viewer:
+        """What this principal may see (document visibility)."""
+        if self.anonymous:
+            return ANONYMOUS_VIEWER
+        return Viewer(self.role.value, self.district)
+
+    @property
     def actor(self) -> str:
         """How the audit log names this principal (never the key itself)."""
         return f"{self.label} ({self.key_id})" if self.key_id else self.label
 
     def require_writer(self) -> None:
+        if self.role is Role.READER and self.key_id:
+            raise ForbiddenError(f"The key '{self.label}' is a reader's key: it may search and read, not change.")
         if self.role is Role.READER:
             raise AuthError(
                 "This operation needs an API key of an editor or curator: send 'Authorization: Bearer <key>' "
@@ -84,13 +100,16 @@ def create_key(db: CurationDB, role: str, label: str, district: str = "") -> tup
     try:
         chosen = Role(role)
     except ValueError:
-        raise CurationError(f"The role must be 'curator' or 'editor', got {role!r}.") from None
-    if chosen is Role.READER:
-        raise CurationError("Readers need no key; create a key with role 'curator' or 'editor'.")
+        raise CurationError(f"The role must be 'curator', 'editor' or 'reader', got {role!r}.") from None
     if not label.strip():
         raise CurationError("A key needs a --label that says whose it is, e.g. 'LaKI Redaktion'.")
     if chosen is Role.EDITOR and not district.strip():
         raise CurationError("An editor key needs the --district it may edit, e.g. --district 'Kreis Unna'.")
+    if chosen is Role.READER and not district.strip():
+        raise CurationError(
+            "A reader key needs the --district whose documents it may read, e.g. --district 'Hamm' "
+            "(public documents need no key at all)."
+        )
     if chosen is Role.CURATOR and district.strip():
         raise CurationError("Curator keys cover every district; leave out --district.")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
