@@ -28,6 +28,11 @@ class Metadata:
     year: int | None
     language: str
     status: Status
+    visibility: str  # who may see it: oeffentlich, netzwerk or kommune (kb.visibility)
+    jahrgang: str  # a span of grades, "5-10" ('' if none)
+    translation_of: str  # the id or corpus path of the document this one translates ('' if none)
+    languages: tuple[str, ...]
+    valid_until: str  # ISO date ('' if open-ended)
     recommended: bool
     review_by: str  # ISO date by which a curator should look at the document again ('' if none)
     superseded_by: str  # id of the document that replaces this one ('' if none)

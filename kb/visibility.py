@@ -18,17 +18,18 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, get_args
 
+from kb import districts
 from kb.documents import Metadata
+from kb.fields import VISIBILITIES, Visibility
 
 #: What search, lists and counts show when no review status is asked for.
 LISTED: Final = ("published",)
 #: What anyone may open by its id or link.
 LINKED: Final = ("published", "archived")
 
-Visibility = Literal["oeffentlich", "netzwerk", "kommune"]
-#: Who may see a document: everyone, anyone with a key of the network, the owning district's staff (and curators).
-VISIBILITIES: tuple[Visibility, ...] = get_args(Visibility)
-PUBLIC: Final = "oeffentlich"
+__all__ = ["ANONYMOUS", "EVERYONE", "LINKED", "LISTED", "PUBLIC", "VISIBILITIES", "Viewer", "Visibility", "visible_to"]
+
+PUBLIC: Final[Visibility] = "oeffentlich"
 
 Role = Literal["anonymous", "reader", "editor", "curator"]
 
@@ -61,12 +62,12 @@ class Viewer:
             return "all"
         if self.role == "anonymous":
             return PUBLIC
-        return f"netzwerk+{_fold(self.district)}"
+        return f"netzwerk+{_district(self.district)}"
 
     def may_see(self, document: Described) -> bool:
         """Whether the document's visibility lets this viewer see it (whatever its review status)."""
         meta = document.metadata
-        visibility = getattr(meta, "visibility", PUBLIC)
+        visibility = meta.visibility
         if visibility == PUBLIC or self.role == "curator":
             return True
         if self.role == "anonymous":
@@ -74,7 +75,8 @@ class Viewer:
         if visibility == "netzwerk":
             return True
         # kommune, or a value this release does not know: the owning district only (never an empty district)
-        return bool(_fold(self.district)) and _fold(self.district) == _fold(meta.district)
+        own = _district(self.district)
+        return bool(own) and own == _district(meta.district)
 
 
 ANONYMOUS: Final = Viewer()
@@ -86,5 +88,7 @@ def visible_to(document: Described, statuses: Collection[str] = ()) -> bool:
     return document.metadata.status in (statuses or LISTED)
 
 
-def _fold(value: str) -> str:
-    return value.casefold().strip()
+def _district(value: str) -> str:
+    """A district's official name, case-folded (a key's "Unna" is the documents' "Kreis Unna")."""
+    found = districts.find(value)
+    return (found.name if found is not None else value).casefold().strip()

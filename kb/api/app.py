@@ -25,6 +25,7 @@ from kb.metrics import Metrics
 from kb.search import Searcher
 from kb.settings import Settings, get_settings
 from kb.storage import StorageReader
+from kb.visibility import ANONYMOUS
 
 log = logging.getLogger(__name__)
 #: Our pages load nothing but their own stylesheet and script (no inline code, no CDN, no fonts).
@@ -67,7 +68,8 @@ def _install_operations(app: FastAPI, settings: Settings) -> None:
     def live_index() -> StorageReader:
         if app.state.startup.state != "ready":
             raise StartingError("The service is starting.")
-        index: StorageReader = app.state.searcher.index
+        # /metrics is open to anyone who reaches the server: it counts the public documents only.
+        index: StorageReader = app.state.searcher.reader(ANONYMOUS)
         return index
 
     metrics = Metrics(live_index, settings.index_dir)

@@ -27,7 +27,8 @@ def _word_type(f: fields.Field) -> Any:
 
 def _value_type(f: fields.Field, date: Any = str) -> Any:
     """The JSON type of the field's value (a date is sent as ``date`` and shown as an ISO text)."""
-    return {"text": _word_type(f), "list": list[str], "year": int | None, "bool": bool, "date": date}[f.kind]
+    kinds = {"text": _word_type(f), "list": list.__class_getitem__(_word_type(f)), "year": int | None}
+    return {**kinds, "bool": bool, "date": date, "span": str}[f.kind]
 
 
 def _description(f: fields.Field) -> str | None:

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kb import districts
 from kb.curation.db import ApiKey, CurationDB
 from kb.errors import AuthError, CurationError, ForbiddenError, NotFoundError
 from kb.fields import STATUSES
@@ -76,7 +77,7 @@ class Principal:
     def require_district(self, district: str) -> None:
         """Editors may only touch documents of their own district."""
         self.require_writer()
-        if self.role is Role.EDITOR and district.casefold().strip() != self.district.casefold().strip():
+        if self.role is Role.EDITOR and _district_key(district) != _district_key(self.district):
             raise ForbiddenError(
                 f"The key '{self.label}' may only change documents of {self.district!r}, "
                 f"not of {district or '(no district)'!r}."
@@ -89,6 +90,11 @@ ANONYMOUS = Principal(Role.READER)
 #: The principal of curators working on the server with the CLI.
 def cli_principal(user: str) -> Principal:
     return Principal(Role.CURATOR, label=f"cli:{user}")
+
+
+def _district_key(value: str) -> str:
+    found = districts.find(value)
+    return (found.name if found is not None else value).casefold().strip()
 
 
 def _digest(secret: str) -> str:
@@ -112,10 +118,14 @@ def create_key(db: CurationDB, role: str, label: str, district: str = "") -> tup
         )
     if chosen is Role.CURATOR and district.strip():
         raise CurationError("Curator keys cover every district; leave out --district.")
+    try:
+        district = districts.canonical(district)
+    except ValueError as exc:
+        raise CurationError(f"The --district is not valid: {exc}") from None
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = secrets.token_hex(4)
     with db.transaction() as tx:
-        tx.add_key(key_id, _digest(secret), chosen.value, district.strip(), label.strip())
+        tx.add_key(key_id, _digest(secret), chosen.value, district, label.strip())
     return get_key(db, key_id), secret
 
 
