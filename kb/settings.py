@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins other web sites' pages may call the API from (none by default)."
     )
+    session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, description="How long a login on the web page lasts, in hours (then log in again)."
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="Failed logins from one address within 15 minutes before further tries are refused."
+    )
     log_format: str = Field("text", pattern="^(text|json)$", description="Log lines as text or JSON lines.")
 
     @property

@@ -27,7 +27,17 @@ LISTED: Final = ("published",)
 #: What anyone may open by its id or link.
 LINKED: Final = ("published", "archived")
 
-__all__ = ["ANONYMOUS", "EVERYONE", "LINKED", "LISTED", "PUBLIC", "VISIBILITIES", "Viewer", "Visibility", "visible_to"]
+__all__ = [
+    "ANONYMOUS",
+    "EVERYONE",
+    "LINKED",
+    "LISTED",
+    "PUBLIC",
+    "VISIBILITIES",
+    "Viewer",
+    "Visibility",
+    "visible_to",
+]
 
 PUBLIC: Final[Visibility] = "oeffentlich"
 

@@ -144,6 +144,7 @@ def revoke_key(db: CurationDB, key_id: str) -> ApiKey:
     get_key(db, key_id)
     with db.transaction() as tx:
         tx.revoke_key(key_id)
+        tx.end_sessions(key_id=key_id)
     return get_key(db, key_id)
 
 
@@ -153,7 +154,11 @@ def authenticate(db: CurationDB, secret: str) -> Principal:
     found = db.key_by_hash(digest)
     if found is None or not hmac.compare_digest(found[0], digest):
         raise AuthError("The API key is not valid; check it or ask a curator for a new one.")
-    key = found[1]
+    return principal_of(found[1])
+
+
+def principal_of(key: ApiKey) -> Principal:
+    """The principal of a stored key (an :class:`AuthError` when it was revoked)."""
     if key.revoked_at:
         raise AuthError(f"The API key '{key.label}' was revoked on {key.revoked_at}; ask a curator for a new one.")
     return Principal(Role(key.role), label=key.label, district=key.district, key_id=key.id)

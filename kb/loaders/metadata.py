@@ -130,10 +130,14 @@ def _span(f: Field, value: Any, path: Path) -> str:
     if not text:
         if text == "":
             return ""
-        raise LoaderError(str(path), f"metadata field '{f.name}' must be a range like 5-10 or one number, got {value!r}")
+        raise LoaderError(
+            str(path), f"metadata field '{f.name}' must be a range like 5-10 or one number, got {value!r}"
+        )
     span = parse_span(text)
     if span is None:
-        raise LoaderError(str(path), f"metadata field '{f.name}' must be a range like 5-10 or one number, got {value!r}")
+        raise LoaderError(
+            str(path), f"metadata field '{f.name}' must be a range like 5-10 or one number, got {value!r}"
+        )
     low, high = span
     return str(low) if low == high else f"{low}-{high}"
 
