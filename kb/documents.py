@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from kb import fields
-from kb.fields import Status, Value
+from kb.fields import DocType, Status, Value, Visibility
 
 
 class Metadata:
@@ -22,13 +22,13 @@ class Metadata:
 
     title: str
     district: str
-    doc_type: str
+    doc_type: DocType
     topics: tuple[str, ...]
     audience: tuple[str, ...]
     year: int | None
     language: str
     status: Status
-    visibility: str  # who may see it: oeffentlich, netzwerk or kommune (kb.visibility)
+    visibility: Visibility  # who may see it: oeffentlich, netzwerk or kommune (kb.visibility)
     jahrgang: str  # a span of grades, "5-10" ('' if none)
     translation_of: str  # the id or corpus path of the document this one translates ('' if none)
     languages: tuple[str, ...]

@@ -41,7 +41,7 @@ EMPTY: dict[Kind, Value] = {"text": "", "list": (), "year": None, "bool": False,
 #: A span as written: "5-10", "5 – 10", "Klasse 5 bis 10", "Jahrgang 7", "13".
 _SPAN = re.compile(r"^\D*?(\d{1,3})(?:\s*(?:-|–|bis)\s*\D*?(\d{1,3}))?\s*$", re.IGNORECASE)
 
-DOC_TYPES: tuple[str, ...] = (
+DocType = Literal[
     "Handreichung",
     "Konzeptpapier",
     "Praxisbericht",
@@ -55,7 +55,9 @@ DOC_TYPES: tuple[str, ...] = (
     "Protokoll",
     "Präsentation",
     "Unterrichtsmaterial",
-)
+]
+#: The kinds of document the network has ('' when a document names none).
+DOC_TYPES: tuple[DocType, ...] = get_args(DocType)
 BILDUNGSBEREICHE: tuple[str, ...] = (
     "Kita",
     "Grundschule",

@@ -27,7 +27,8 @@ def _word_type(f: fields.Field) -> Any:
 
 def _value_type(f: fields.Field, date: Any = str) -> Any:
     """The JSON type of the field's value (a date is sent as ``date`` and shown as an ISO text)."""
-    kinds = {"text": _word_type(f), "list": list.__class_getitem__(_word_type(f)), "year": int | None}
+    text = Literal[("", *f.choices)] if f.choices and f.empty == "" else _word_type(f)  # '' when none is set
+    kinds = {"text": text, "list": list.__class_getitem__(_word_type(f)), "year": int | None}
     return {**kinds, "bool": bool, "date": date, "span": str}[f.kind]
 
 
