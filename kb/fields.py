@@ -67,6 +67,25 @@ BILDUNGSBEREICHE: tuple[str, ...] = (
     "Erwachsenenbildung",
 )
 
+_STAGE_SPELLINGS = {
+    "kindertagesstätte": "Kita",
+    "kindergarten": "Kita",
+    "primarstufe": "Grundschule",
+    "sek i": "Sekundarstufe I",
+    "sek. i": "Sekundarstufe I",
+    "sekundarstufe 1": "Sekundarstufe I",
+    "sek ii": "Sekundarstufe II",
+    "sek. ii": "Sekundarstufe II",
+    "sekundarstufe 2": "Sekundarstufe II",
+    "weiterbildung": "Erwachsenenbildung",
+}
+
+
+def stage(text: str) -> str:
+    """A stage of education as :data:`BILDUNGSBEREICHE` names it ("Sek I" is "Sekundarstufe I")."""
+    folded = " ".join(text.casefold().split())
+    return _STAGE_SPELLINGS.get(folded) or next((b for b in BILDUNGSBEREICHE if b.casefold() == folded), text)
+
 
 def parse_span(text: str) -> tuple[int, int] | None:
     """``(low, high)`` of a span as written ("5-10", "Klasse 5", "7 bis 9"); None when it is not one."""
@@ -216,6 +235,7 @@ FIELDS: tuple[Field, ...] = (
         filter=True,
         facet=True,
         choices=BILDUNGSBEREICHE,
+        normalize=stage,
         help="Only documents for one of these stages of education.",
     ),
     Field(
