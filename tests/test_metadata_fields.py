@@ -141,16 +141,17 @@ def _corpus(root: Path) -> Path:
             encoding="utf-8",
         )
     letter = "Liebe Eltern, am Donnerstag ist Elternsprechtag in der Schule. Bitte kommen Sie um 16 Uhr."
-    translations = {
+    translations = {  # the original named beside the file, by its id, by its corpus path
         "elternbrief.md": ("Elternbrief Sprechtag", "de", ""),
         "elternbrief-tr.md": ("Veli mektubu", "tr", "elternbrief.md"),
-        "elternbrief-ar.md": ("رسالة إلى الأهل", "ar", document_id("elternbrief.md")),
-        "elternbrief-uk.md": ("Лист батькам", "uk", "elternbrief.md"),
+        "elternbrief-ar.md": ("رسالة إلى الأهل", "ar", document_id("hamm/elternbrief.md")),
+        "elternbrief-uk.md": ("Лист батькам", "uk", "hamm/elternbrief.md"),
     }
+    (root / "hamm").mkdir()
     for name, (title, language, original) in translations.items():
         extra = {"translation_of": f'"{original}"'} if original else {}
         hidden = {"visibility": "kommune"} if language == "uk" else {}
-        (root / name).write_text(
+        (root / "hamm" / name).write_text(
             factories.markdown(
                 title,
                 "Hamm",
@@ -200,13 +201,20 @@ def test_klasse_5_finds_the_spans_that_hold_grade_5_everywhere(indexed: tuple[Se
 
 
 def test_a_document_page_links_its_translations_it_may_show(indexed: tuple[Settings, TestClient]) -> None:
-    _, client = indexed
-    german = client.get(f"/dokument/{document_id('elternbrief.md')}").text
+    settings, client = indexed
+    german = client.get(f"/dokument/{document_id('hamm/elternbrief.md')}").text
     assert "Auch auf" in german
     links = re.findall(r'hreflang="(\w+)"[^>]*>([^<]+)</a>', german)
     assert links == [("ar", "العربية"), ("tr", "Türkçe")]  # the Ukrainian one is for Hamm only
-    turkish = client.get(f"/dokument/{document_id('elternbrief-tr.md')}").text
+    turkish = client.get(f"/dokument/{document_id('hamm/elternbrief-tr.md')}").text
     assert re.findall(r'hreflang="(\w+)"', turkish) == ["ar", "de"]
+    db = CurationDB(settings.data_dir)
+    secret = create_key(db, "reader", "KI Hamm", "Hamm")[1]
+    db.close()
+    own = client.get(
+        f"/dokument/{document_id('hamm/elternbrief.md')}", headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert re.findall(r'hreflang="(\w+)"[^>]*>([^<]+)</a>', own.text)[-1] == ("uk", "Українська")
 
 
 def test_valid_until_feeds_the_review_list(indexed: tuple[Settings, TestClient], embedder: Embedder) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -353,10 +353,12 @@ def translations(index: StorageReader, document: StoredDocument) -> list[StoredD
     translate the same original ("Auch auf: Türkçe · العربية"), one per language other than its own."""
 
     def original(doc: StoredDocument) -> str:
+        """The id ``translation_of`` names: an id, a corpus path, or a path beside the document's own file."""
         ref = doc.metadata.translation_of.strip()
-        if not ref:
-            return ""
-        return ref if ref in index.documents else document_id(ref)
+        if not ref or ref in index.documents:
+            return ref
+        beside = document_id(str(PurePosixPath(doc.key).parent / ref))
+        return beside if beside in index.documents else document_id(ref)
 
     root = original(document) or document.id
     found: dict[str, StoredDocument] = {}
