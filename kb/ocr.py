@@ -119,8 +119,8 @@ def check_available(config: OcrConfig) -> None:
             languages = frozenset(pytesseract.get_languages(config=""))
         except (pytesseract.TesseractNotFoundError, OSError) as exc:
             raise OcrUnavailableError(
-                f"Tesseract is not installed (no program {config.command!r}, KB_TESSERACT_CMD): run `make install` "
-                "or `apt-get install tesseract-ocr tesseract-ocr-deu`"
+                f"Tesseract is not installed (no program {config.command!r}, KB_TESSERACT_CMD): run "
+                "`make install` or `apt-get install tesseract-ocr tesseract-ocr-deu`"
             ) from exc
         except pytesseract.TesseractError as exc:
             raise OcrUnavailableError(
@@ -142,8 +142,8 @@ def size_problem(width: int, height: int, config: OcrConfig) -> str | None:
     if width * height <= config.max_pixels:
         return None
     return (
-        f"image too large for OCR ({width} × {height} pixels = {width * height / 1e6:.0f} megapixels; the limit is "
-        f"{config.max_pixels / 1e6:.0f}, KB_OCR_MAX_MEGAPIXELS): scale it down to about 300 dpi"
+        f"image too large for OCR ({width} × {height} pixels = {width * height / 1e6:.0f} megapixels; the limit "
+        f"is {config.max_pixels / 1e6:.0f}, KB_OCR_MAX_MEGAPIXELS): scale it down to about 300 dpi"
     )
 
 
@@ -205,7 +205,7 @@ def _result(data: dict[str, list[object]]) -> OcrResult:
     return OcrResult(tuple(out), mean, len(confidences))
 
 
-# -- PDF pages -----------------------------------------------------------------------------------------------------
+# -- PDF pages ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PageReading:
     """OCR of some pages of a PDF: the pages read (number → result), the pages that could not be read and why."""

@@ -18,13 +18,18 @@ _NAMED |= {".txt": "text", ".text": "text", ".html": "HTML", ".htm": "HTML"}
 _NAMED |= {".png": "PNG image", ".jpg": "JPEG image", ".jpeg": "JPEG image", ".tif": "TIFF image"}
 _NAMED |= {".tiff": "TIFF image"}
 #: Images (read by OCR) by their first bytes.
-_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"))
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+)
 _SAME_TYPE = {".jpeg": ".jpg", ".tiff": ".tif"}
 _TEXT_SUFFIXES = {".md": ".md", ".markdown": ".md", ".txt": ".txt", ".text": ".txt", ".html": ".html"}
 _TEXT_SUFFIXES[".htm"] = ".html"
 SUPPORTED = (
-    "PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), Markdown, text, HTML or an image (PNG, JPEG, "
-    "TIFF)"
+    "PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), Markdown, text, HTML or an image "
+    "(PNG, JPEG, TIFF)"
 )
 #: Office files are zip archives; a part only that format has tells them apart (a .docx renamed .odt is a .docx).
 _ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"

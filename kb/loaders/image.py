@@ -32,7 +32,7 @@ def load(path: Path) -> Document:
     )
     if not sections:
         raise LoaderError(str(path), f"OCR found no text in the image ({_pages(len(results))})")
-    first = next((s.text for s in sections if 2 <= len(s.text.split()) <= 15), "")
+    first = next((line for r in results for line in r.lines if 2 <= len(line.split()) <= 12), "")
     metadata = build_metadata(raw, path, fallback_title=first or path.stem)
     return Document(path=path, file_type="image", metadata=metadata, sections=sections, pages=len(results))
 
@@ -70,7 +70,9 @@ def _read_page(path: Path, number: int, image: Image.Image, config: OcrConfig) -
     try:
         return recognise(image, config)
     except OcrError as exc:  # also OcrUnavailableError: an image has no other text to ingest
-        raise LoaderError(str(path), f"needs OCR: {exc}" if number == 1 else f"page {number} needs OCR: {exc}") from exc
+        raise LoaderError(
+            str(path), f"needs OCR: {exc}" if number == 1 else f"page {number} needs OCR: {exc}"
+        ) from exc
 
 
 def _pages(count: int) -> str:

@@ -27,7 +27,8 @@ class ScannedPages:
     def refusal(self, scans: list[int]) -> str:
         """Why a PDF none of whose pages has text cannot be loaded (``scans``: the pages without a text layer)."""
         if self.unread:
-            return f"no text layer (needs OCR) on {page_list(self.unread)}, and OCR could not read them: {self.problem}"
+            unread = page_list(self.unread)
+            return f"no text layer (needs OCR) on {unread}, and OCR could not read them: {self.problem}"
         return f"no text layer (needs OCR), and OCR found no text on {page_list(scans)}"
 
 
