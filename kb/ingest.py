@@ -81,7 +81,7 @@ class Failure:
 @dataclass(frozen=True)
 class OcrNote:
     """OCR in one ingested document: ``read`` of its ``pages`` were read by OCR; ``unread`` pages have no text
-    layer and could not be read (``problem`` says why: Tesseract missing, say), so their text is not in the index."""
+    layer and could not be read (``problem`` says why: Tesseract missing, say), so their text is not indexed."""
 
     path: str
     read: int
