@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,8 @@ class OcrConfig:
     dpi: int = 300
     max_pixels: int = 40_000_000
     timeout_s: float = 54.0
+    #: Languages of the document itself (Tesseract codes), used where their data is installed.
+    extra: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> OcrConfig:
@@ -61,13 +63,11 @@ class OcrConfig:
         )
 
     def for_language(self, language: str) -> OcrConfig:
-        """This configuration, with the languages of a document's ``language`` metadata added."""
+        """This configuration, with the languages of a document's ``language`` metadata added (only those whose
+        data is installed: a document in Russian is still read in German and English without ``rus``)."""
         codes = self.languages.split("+")
-        for code in re.split(r"[\s,;+/]+", language.lower()):
-            tesseract_code = LANGUAGE_CODES.get(code)
-            if tesseract_code and tesseract_code not in codes:
-                codes.append(tesseract_code)
-        return OcrConfig(self.command, "+".join(codes), self.dpi, self.max_pixels, self.timeout_s)
+        extra = [LANGUAGE_CODES.get(code, "") for code in re.split(r"[\s,;+/]+", language.lower())]
+        return replace(self, extra=tuple(dict.fromkeys(c for c in extra if c and c not in codes)))
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,9 @@ def on_each_page(callback: Callable[[], None] | None) -> None:
 _installed: dict[str, frozenset[str]] = {}
 
 
-def check_available(config: OcrConfig) -> None:
-    """Raise :class:`OcrUnavailableError` naming what is missing: the program or a language's data."""
+def check_available(config: OcrConfig) -> str:
+    """The languages OCR reads in (``config.languages`` and the installed ``config.extra``); raises
+    :class:`OcrUnavailableError` naming what is missing: the program or the data of a configured language."""
     languages = _installed.get(config.command)
     if languages is None:
         import pytesseract
@@ -135,6 +136,7 @@ def check_available(config: OcrConfig) -> None:
             f"Tesseract has no language data for {', '.join(missing)} (KB_OCR_LANGUAGES={config.languages!r}): "
             f"run `make install` or `apt-get install {packages}`"
         )
+    return "+".join([config.languages, *(code for code in config.extra if code in languages)])
 
 
 def size_problem(width: int, height: int, config: OcrConfig) -> str | None:
@@ -162,7 +164,7 @@ def recognise(image: Image.Image, config: OcrConfig) -> OcrResult:
     problem = size_problem(image.width, image.height, config)
     if problem:
         raise OcrError(problem)
-    check_available(config)
+    languages = check_available(config)
     import pytesseract
 
     if _on_page is not None:
@@ -172,7 +174,7 @@ def recognise(image: Image.Image, config: OcrConfig) -> OcrResult:
     os.environ["OMP_THREAD_LIMIT"] = "1"  # see the module docstring
     try:
         data = pytesseract.image_to_data(
-            gray, lang=config.languages, timeout=config.timeout_s, output_type=pytesseract.Output.DICT
+            gray, lang=languages, timeout=config.timeout_s, output_type=pytesseract.Output.DICT
         )
     except RuntimeError as exc:  # pytesseract's timeout
         raise OcrError(f"OCR took longer than {config.timeout_s:g} s for one page (KB_FILE_TIMEOUT_S)") from exc

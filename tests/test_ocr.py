@@ -10,6 +10,7 @@ import random
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -145,11 +146,21 @@ def test_an_image_with_metadata_takes_it_from_its_sidecar(tmp_path: Path) -> Non
     assert (meta.title, meta.district, meta.year) == ("Aushang Ferienprogramm", "Warendorf", 2024)
 
 
-def test_a_document_language_is_added_to_the_ocr_languages() -> None:
+def test_a_document_language_is_added_to_the_ocr_languages_where_installed() -> None:
     config = OcrConfig(languages="deu+eng")
-    assert config.for_language("tr").languages == "deu+eng+tur"
-    assert config.for_language("de").languages == "deu+eng"
-    assert config.for_language("xx").languages == "deu+eng"
+    assert check_available(config.for_language("tr")) == "deu+eng+tur"
+    assert check_available(config.for_language("uk, ar")) == "deu+eng+ukr+ara"
+    assert check_available(config.for_language("de")) == "deu+eng"
+    assert check_available(config.for_language("xx")) == "deu+eng"
+    assert check_available(replace(config, extra=("xyz",))) == "deu+eng"  # data not installed: left out
+
+
+def test_a_turkish_letter_is_read_with_its_letters(tmp_path: Path) -> None:
+    path = tmp_path / "veli-mektubu.png"
+    page_image(["Değerli veliler, çocuğunuzun okul kaydı için", "öğretmenler görüşme günü düzenliyor."]).save(path)
+    (tmp_path / "veli-mektubu.png.meta.yaml").write_text("language: tr\n", encoding="utf-8")
+    text = text_of(loaders.load(path))
+    assert "çocuğunuzun" in text and "öğretmenler" in text and "görüşme" in text
 
 
 def test_an_image_without_text_is_refused_with_a_reason(tmp_path: Path) -> None:
