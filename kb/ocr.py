@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 #: ISO 639-1 codes of the metadata field ``language`` → Tesseract's language codes.
 LANGUAGE_CODES = {"de": "deu", "en": "eng", "tr": "tur", "ar": "ara", "uk": "ukr", "ru": "rus", "fr": "fra"}
+#: Lines whose words have a lower mean confidence (0–100) than this are left out: on real scans they are stamps,
+#: signatures and specks read as letters ("warn ran teren'" for a stamp: 14). A single word's confidence says
+#: little (a correctly read word on a tilted line: 0), so words are judged by their line (docs/quality.md).
+MIN_LINE_CONFIDENCE = 40.0
+#: At the start or end of a line, marks of this kind standing alone are specks ("|", "“"), and so are one or two
+#: characters read with less than MIN_LINE_CONFIDENCE ("YO" beside a page number); dashes and "§" are kept.
+_SPECK = re.compile(r"^[^\w§\-–—]+$")
 #: A rendered page lighter than this everywhere (0 black, 255 white) is blank and is not read.
 _BLANK_DARKEST = 230
 _LETTER_OR_DIGIT = re.compile(r"\w", re.UNICODE)
@@ -184,7 +191,8 @@ def recognise(image: Image.Image, config: OcrConfig) -> OcrResult:
 
 
 def _result(data: dict[str, list[object]]) -> OcrResult:
-    """Words grouped into lines and paragraphs; lines of nothing but marks (specks read as "|" or "—") dropped."""
+    """Words grouped into lines and paragraphs; specks at the ends of lines, lines of nothing but marks and lines
+    of little confidence dropped."""
     lines: dict[tuple[int, int, int], list[tuple[str, float]]] = {}
     for block, par, line, word, conf in zip(
         data["block_num"], data["par_num"], data["line_num"], data["text"], data["conf"], strict=True
@@ -195,8 +203,11 @@ def _result(data: dict[str, list[object]]) -> OcrResult:
     out: list[str] = []
     confidences: list[float] = []
     paragraph: tuple[int, int] | None = None
-    for (block, par, _), words in lines.items():
+    for (block, par, _), read in lines.items():
+        words = _without_specks(read)
         if not any(_LETTER_OR_DIGIT.search(text) for text, _ in words):
+            continue
+        if sum(conf for _, conf in words) / len(words) < MIN_LINE_CONFIDENCE:
             continue
         if paragraph is not None and paragraph != (block, par):
             out.append("")
@@ -205,6 +216,21 @@ def _result(data: dict[str, list[object]]) -> OcrResult:
         confidences.extend(conf for _, conf in words)
     mean = round(sum(confidences) / len(confidences), 1) if confidences else 0.0
     return OcrResult(tuple(out), mean, len(confidences))
+
+
+def _without_specks(words: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """A line's words without specks at its start and end."""
+
+    def speck(word: tuple[str, float]) -> bool:
+        text, conf = word
+        return bool(_SPECK.match(text)) or (len(text) <= 2 and conf < MIN_LINE_CONFIDENCE)
+
+    start, end = 0, len(words)
+    while start < end and speck(words[start]):
+        start += 1
+    while end > start and speck(words[end - 1]):
+        end -= 1
+    return words[start:end]
 
 
 # -- PDF pages ----------------------------------------------------------------------------------------------------
