@@ -1,13 +1,14 @@
 """OCR speed: pages per second of the PDF loader on pages without a text layer (render at ``KB_OCR_DPI``, then
 Tesseract), on synthetic A4 scans and, when the shared set is there, on the real scanned judgment.
 
-    python -m bench.ocr [--pages 4]
+    python -m bench.ocr [--pages 4] [SCANNED.pdf ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -48,11 +49,18 @@ def synthetic_scan(path: Path, pages: int) -> Path:
     return path
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its ended children (Tesseract runs as a child), user and system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def pages_per_second(path: Path) -> dict[str, Any]:
-    """Load the PDF at ``path`` once and report its pages read by OCR per second, wall time."""
-    started = time.perf_counter()
+    """Load the PDF at ``path`` once and report its pages read by OCR per second of wall time, and the CPU
+    seconds per page (what one idle core would take: wall time on a shared machine depends on its load)."""
+    started, cpu = time.perf_counter(), _cpu_seconds()
     document = pdf.load(path)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     pages = len(document.ocr_pages)
     return {
         "file": path.name,
@@ -60,25 +68,29 @@ def pages_per_second(path: Path) -> dict[str, Any]:
         "ocr_pages": pages,
         "seconds": round(seconds, 2),
         "ocr_pages_per_s": round(pages / seconds, 3),
+        "cpu_s_per_page": round(cpu / max(pages, 1), 2),
         "confidence": round(
             sum(p.confidence or 0.0 for p in document.text_by_page().pages if p.ocr) / max(pages, 1), 1
         ),
     }
 
 
-def measure(pages: int) -> list[dict[str, Any]]:
-    """The synthetic scan of ``pages`` pages, and the real scanned judgment if the shared set is there."""
+def measure(pages: int, files: list[Path] | None = None) -> list[dict[str, Any]]:
+    """The synthetic scan of ``pages`` pages, then ``files`` (default: the real scanned judgment of the shared
+    set, if it is there)."""
     with tempfile.TemporaryDirectory(prefix="kb-bench-ocr-") as tmp:
         rows = [pages_per_second(synthetic_scan(Path(tmp) / "synthetic-scan.pdf", pages))]
-    if REAL_SCAN.is_file():
-        rows.append(pages_per_second(REAL_SCAN))
+    for path in files if files is not None else [p for p in (REAL_SCAN,) if p.is_file()]:
+        rows.append(pages_per_second(path))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=4, help="Pages of the synthetic scan.")
-    for row in measure(parser.parse_args().pages):
+    parser.add_argument("files", type=Path, nargs="*", help=f"Scanned PDFs to measure (default: {REAL_SCAN}).")
+    args = parser.parse_args()
+    for row in measure(args.pages, args.files or None):
         print(row, flush=True)
 
 
