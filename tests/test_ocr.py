@@ -7,7 +7,10 @@ from __future__ import annotations
 import io
 import json
 import random
+import socket
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
@@ -315,3 +318,37 @@ def test_a_huge_image_is_refused_with_a_clear_reason(tmp_path: Path, width: int,
     (loaded,) = load_isolated([(0, path)], Limits(timeout_s=60, memory_mb=1024, max_file_mb=10))
     assert loaded.document is None
     assert loaded.reason.startswith("image too large for OCR") and "KB_OCR_MAX_MEGAPIXELS" in loaded.reason
+
+
+def test_each_page_read_by_ocr_restarts_the_time_limit() -> None:
+    """The parent's side of the reader (a real socket; the worker's messages sent by a thread): a file whose OCR
+    pages together take longer than the limit is waited for while each page starts in time; silence is not."""
+    from multiprocessing.connection import Connection
+
+    from kb.sandbox import LoaderWorker
+
+    def run(messages: list[tuple[str, object]], pause_s: float) -> tuple[object, str]:
+        worker = LoaderWorker(Limits(timeout_s=2.0, memory_mb=256, max_file_mb=10))
+        ours, theirs = socket.socketpair()
+        worker._conn, reader = Connection(ours.detach()), Connection(theirs.detach())
+
+        def answer() -> None:
+            for status, value in messages:
+                time.sleep(pause_s)
+                try:
+                    reader.send((status, time.monotonic() if status == "page" else value))
+                except OSError:  # the parent gave up on the file and closed its end
+                    return
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        try:
+            return worker.receive(time.monotonic())
+        finally:
+            thread.join()
+            reader.close()
+
+    pages: list[tuple[str, object]] = [("page", None)] * 6
+    assert run([*pages, ("ok", "gelesen")], pause_s=0.5) == ("gelesen", "")  # 3.5 s in all, 0.5 s per page
+    document, reason = run([("ok", "zu spät")], pause_s=3.0)
+    assert document is None and reason.startswith("took longer than 2 s to read (KB_FILE_TIMEOUT_S)")
