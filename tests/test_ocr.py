@@ -255,6 +255,17 @@ def test_a_missing_tesseract_is_named_with_the_fix(no_tesseract: None) -> None:
     assert "apt-get install tesseract-ocr" in str(info.value)
 
 
+def test_kb_doctor_warns_when_tesseract_is_missing(tmp_path: Path, no_tesseract: None) -> None:
+    result = runner.invoke(app, ["--index-dir", str(tmp_path / "index"), "--corpus-dir", str(tmp_path), "doctor"])
+    line = next(line for line in result.stdout.splitlines() if line.startswith(("OK   ocr", "WARN ocr")))
+    assert line.startswith("WARN ocr: scanned pages and images will not be read: Tesseract is not installed")
+
+
+def test_kb_doctor_names_the_ocr_languages(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--index-dir", str(tmp_path / "index"), "--corpus-dir", str(tmp_path), "doctor"])
+    assert "OK   ocr: Tesseract (tesseract) reads deu+eng" in result.stdout.splitlines()
+
+
 def test_a_missing_language_is_named_with_its_package() -> None:
     with pytest.raises(OcrUnavailableError) as info:
         recognise(page_image(["Hallo"]), OcrConfig(languages="deu+xyz"))
