@@ -85,10 +85,10 @@ def detect_suffix(data: bytes, filename: str) -> str:
             f"The file {filename!r} is not a {SUPPORTED} file (its content is binary data of another kind)."
         )
     if suffix in _BINARY_SUFFIXES and found != _SAME_TYPE.get(suffix, suffix):
+        article = "an" if str(claimed)[:1] in "AEIOU" else "a"
         raise UnsupportedFileError(
-            f"The file {filename!r} is named like {'an' if str(claimed)[:1] in 'AEIOU' else 'a'} {claimed} file, "
-            "but its content is not one "
-            f"({'text' if found in ('.txt', '.md', '.html') else _NAMED[found]}); upload the real file."
+            f"The file {filename!r} is named like {article} {claimed} file, but its content is not {article} "
+            f"{claimed} ({'text' if found in ('.txt', '.md', '.html') else _NAMED[found]}); upload the real file."
         )
     return found
 
