@@ -82,6 +82,7 @@ FILE_LABELS: Final = {
     "odt": "ODT-Datei",
     "pptx": "PowerPoint-Datei",
     "html": "HTML-Datei",
+    "image": "Bild (Texterkennung)",
 }
 EXAMPLES: Final = (
     ("Materialien zur Sprachförderung im Fachunterricht", "de"),

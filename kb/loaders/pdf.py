@@ -20,6 +20,7 @@ from kb.documents import Document, Heading, Section
 from kb.errors import LoaderError
 from kb.loaders.hyphens import HYPHEN_END, join_broken, join_lines
 from kb.loaders.metadata import build_metadata, read_sidecar
+from kb.loaders.scans import read_scanned_pages
 
 #: Pages with fewer visible characters than this count as having no text layer.
 MIN_PAGE_CHARS = 20
@@ -33,12 +34,14 @@ def load(path: Path) -> Document:
     pages = [_page_lines(reader, i, path) for i in range(len(reader.pages))]
     if not pages:
         raise LoaderError(str(path), "PDF has no pages")
+    scanned, scans = read_scanned_pages(path, pages, MIN_PAGE_CHARS)  # pages without a text layer, read by OCR
+    pages = scanned.pages
     if all(sum(len(line.strip()) for line in lines) < MIN_PAGE_CHARS for lines in pages):
-        raise LoaderError(str(path), "no text layer (needs OCR): the PDF holds only images of text")
+        raise LoaderError(str(path), scanned.refusal(scans))
     blocks = heading_blocks(strip_running_lines(pages))
     texts = join_pages([join_lines(lines) for _, _, lines in blocks])
     sections = tuple(
-        Section(text=text, heading=heading, page=page)
+        Section(text, heading, page, page in scanned.confidence, scanned.confidence.get(page))
         for (page, heading, _), text in zip(blocks, texts, strict=True)
         if text.strip()
     )
@@ -52,6 +55,8 @@ def load(path: Path) -> Document:
         sections=sections,
         pages=len(pages),
         headings=block_headings(blocks),
+        needs_ocr=scanned.unread,
+        ocr_problem=scanned.problem,
     )
 
 
