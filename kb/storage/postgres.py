@@ -38,7 +38,7 @@ from kb.chunking import passage_text
 from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.index import Manifest
-from kb.lexical import B, GERMAN, K1, Analyzer, CompoundSplitter, LexicalIndex, vocabulary_counts
+from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 from kb.visibility import visible_to
@@ -247,9 +247,9 @@ class PgVectors:
     def __len__(self) -> int:
         return self._count
 
-    def search(self, query: np.ndarray, k: int, allowed: Sequence[int] | np.ndarray | None = None) -> list[
-        tuple[int, float]
-    ]:
+    def search(
+        self, query: np.ndarray, k: int, allowed: Sequence[int] | np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
         params: dict[str, Any] = {"v": self._version, "q": _vector(query), "k": int(k)}
@@ -347,9 +347,9 @@ class PgLexical(LexicalIndex):
         self.df(self.analyzer.terms(query))  # one query for all of them
         return super().coverage(query)
 
-    def search(self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None) -> list[
-        tuple[int, float]
-    ]:
+    def search(
+        self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         df = self.df(list(weights))
         columns = [(t, w) for t, w in weights.items() if df[t] > 0]
         if not columns or k <= 0:
@@ -431,7 +431,9 @@ class PgReader:
         for doc_id, chunk_id in chunk_rows:
             grouped[doc_id].append(chunk_id)
         doc_chunks = {d: np.asarray(ids, dtype=np.int64) for d, ids in grouped.items()}
-        vocabulary = dict(conn.execute(f"SELECT word, count FROM kb_vocabulary WHERE {VISIBLE}", v).fetchall())
+        vocabulary: dict[str, int] = dict(
+            conn.execute(f"SELECT word, count FROM kb_vocabulary WHERE {VISIBLE}", v).fetchall()
+        )
         lexical = PgLexical(storage, version, int(row[1]), int(row[2]), vocabulary)
         near = {d: tuple(o) for d, o in row[3].items()}
         return cls(storage, version, manifest, documents, doc_chunks, near, lexical)
@@ -480,7 +482,8 @@ class PgReader:
     def document_text(self, doc_id: str) -> DocumentText | None:
         with self._storage.read() as conn:
             row = conn.execute(
-                f"SELECT row_id FROM kb_documents WHERE id = %(d)s AND {VISIBLE}", {"d": doc_id, "v": self._version}
+                f"SELECT row_id FROM kb_documents WHERE id = %(d)s AND {VISIBLE}",
+                {"d": doc_id, "v": self._version},
             ).fetchone()
             if row is None:
                 return None
@@ -565,7 +568,7 @@ class PgWriter:
     def vectors_of(self, chunk_ids: list[int]) -> np.ndarray:
         if not chunk_ids:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        rows = dict(
+        rows: dict[int, list[float]] = dict(
             self._conn.execute(
                 "SELECT id, embedding::real[] FROM kb_chunks WHERE id = ANY(%s)", ([int(c) for c in chunk_ids],)
             ).fetchall()
@@ -580,8 +583,8 @@ class PgWriter:
         german = document.metadata.language in GERMAN
         text = document.text_by_page()
         row = self._conn.execute(
-            "INSERT INTO kb_documents (id, key, path, content_hash, file_type, metadata, pages, words, ingested_at, "
-            "german, added) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING row_id",
+            "INSERT INTO kb_documents (id, key, path, content_hash, file_type, metadata, pages, words, "
+            "ingested_at, german, added) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING row_id",
             (
                 doc_id, key, str(document.path), content_hash, document.file_type,
                 json.dumps(document.metadata.as_dict(), ensure_ascii=False), document.pages, document.word_count,
@@ -612,8 +615,9 @@ class PgWriter:
                 [(doc_row, n, h.page, h.text) for n, h in enumerate(text.headings)],
             )
         if german:
+            title = document.metadata.title
             self._added.update(
-                (i, passage_text(document.metadata.title, c.heading, c.text)) for i, c in zip(ids, chunks, strict=True)
+                (i, passage_text(title, c.heading, c.text)) for i, c in zip(ids, chunks, strict=True)
             )
         self._rows_finished = False
         return ids
@@ -673,7 +677,9 @@ class PgWriter:
         conn.execute("UPDATE kb_vocabulary SET removed = NULL WHERE removed = %(p)s", p)
         if self._rebuild:
             conn.execute("UPDATE kb_vocabulary SET removed = %(p)s WHERE removed IS NULL", p)
-        base = dict(conn.execute("SELECT word, count FROM kb_vocabulary WHERE removed IS NULL").fetchall())
+        base: dict[str, int] = {
+            str(w): int(n) for w, n in conn.execute("SELECT word, count FROM kb_vocabulary WHERE removed IS NULL")
+        }
         delta = vocabulary_counts(self._added.values())
         delta.subtract(self._removed_vocabulary)
         changed = {w: n for w, n in delta.items() if n}
