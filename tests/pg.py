@@ -94,11 +94,13 @@ class PgServer:
         """A streaming replica of ``primary`` made with ``pg_basebackup`` (``-R`` writes the standby settings)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         _give(self.folder, self.owner)
-        subprocess.run(
+        done = subprocess.run(
             [self.bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-             "-D", str(self.data), "-R", "-X", "stream"],
-            check=True, capture_output=True, **self.owner,  # type: ignore[arg-type]
+             "-D", str(self.data), "-R", "-X", "stream", "-c", "fast"],
+            capture_output=True, text=True, **self.owner,  # type: ignore[arg-type]
         )  # fmt: skip
+        if done.returncode:
+            raise RuntimeError(f"pg_basebackup failed: {done.stderr}")
         return self
 
     def start(self) -> PgServer:
