@@ -8,7 +8,6 @@ Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR]`` (POOL_DIR: a folder 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bench.synthetic import StubEncoder, synthetic_documents
-from kb.documents import Chunk, Document, Section, document_id
+from kb.documents import Chunk, Document, Metadata, Section, document_id
 from kb.embedder import Embedder
 from kb.ingest import IndexWriter
 from kb.search import Searcher
@@ -49,9 +48,9 @@ def _metadata_change(settings: Settings, doc_id: str, round_: int) -> float:
         assert stored is not None
         old = writer.chunks_of(doc_id)
         vectors = writer.vectors_of([c.id for c in old])
+        changed = Metadata.from_dict({**stored.metadata.as_dict(), "title": f"{stored.metadata.title} ({round_})"})
         document = Document(
-            path=Path(stored.path), file_type=stored.file_type,
-            metadata=dataclasses.replace(stored.metadata, title=f"{stored.metadata.title} ({round_})"),
+            path=Path(stored.path), file_type=stored.file_type, metadata=changed,
             sections=tuple(Section(c.text, c.heading) for c in old),
         )  # fmt: skip
         chunks = [Chunk(c.ordinal, c.text, c.heading, c.page, c.page_end) for c in old]
@@ -82,7 +81,7 @@ def main() -> None:
                                               "index_dir": root / "pg-index"})  # fmt: skip
             engines = {"local": local, "postgres": remote}
             for name, settings in engines.items():
-                out[f"{name}/build_s"] = round(_build(settings, pool, vectors, size), 1)  # type: ignore[arg-type]
+                out[f"{name}/build_s"] = round(_build(settings, pool, vectors, size), 1)
                 print(name, "built", out[f"{name}/build_s"], flush=True)
             embedder = Embedder(local)
             texts = [title for title, _, _ in pool[:150]]

@@ -54,6 +54,11 @@ UNREACHABLE = (
 WRITER_LOCK = 0x6B62_5752  # "kbWR"
 #: HNSW candidates per search (pgvector's ``hnsw.ef_search``); see docs/deployment.md for recall at this value.
 EF_SEARCH = 100
+#: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
+#: on until ``k`` rows pass the version filter.
+_SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
+#: Postings (rows) a reader keeps of the terms it was asked for (a version never changes).
+POSTINGS_CACHE_ROWS = 2_000_000
 _DOC_COLUMNS = (
     "d.id, d.key, d.path, d.content_hash, d.file_type, d.metadata, d.pages, d.words, "
     "(SELECT count(*) FROM kb_chunks c WHERE c.doc_row = d.row_id), d.ingested_at"
@@ -97,14 +102,13 @@ class PostgresStorage:
                 self.read_url,
                 min_size=1,
                 max_size=self._pool_size,
-                kwargs={"autocommit": True, "connect_timeout": 5},
+                kwargs={"autocommit": True, "connect_timeout": 5, "options": _SEARCH_OPTIONS},
                 open=False,
                 timeout=5,
                 # While the server is away a request fails at once (503) instead of waiting for the pool's
-                # background retries; each request tries anew, and a connection is checked before it is used,
-                # so the first request after the server is back is answered.
+                # background retries; each request tries anew. A connection broken by a restart fails one
+                # request and is then dropped (checking each one before use would cost a round trip a query).
                 reconnect_timeout=0,
-                check=ConnectionPool.check_connection,
             )
             self._pool.open(wait=False)
         return self._pool
@@ -257,16 +261,18 @@ class PgVectors:
             return []
         params: dict[str, Any] = {"v": self._version, "q": _vector(query), "k": int(k)}
         dim = int(self._dimension)
-        with self._storage.read() as conn, conn.transaction():
+        with self._storage.read() as conn:
             if allowed is None:
-                conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, int(k))}")
-                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                if k > EF_SEARCH:  # HNSW never returns more than ef_search rows per scan step
+                    conn.execute(f"SET hnsw.ef_search = {int(k)}")
                 rows = conn.execute(
                     f"SELECT id, embedding <#> %(q)s::vector FROM kb_chunks WHERE {VISIBLE} "
                     f"AND embedding IS NOT NULL ORDER BY embedding::halfvec({dim}) <#> %(q)s::halfvec({dim}) "
                     "LIMIT %(k)s",
                     params,
                 ).fetchall()
+                if k > EF_SEARCH:
+                    conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
             else:  # exact: the subquery (OFFSET 0 keeps the planner from the approximate index)
                 params["ids"] = [int(i) for i in np.asarray(allowed).ravel()]
                 rows = conn.execute(
@@ -328,55 +334,57 @@ class PgLexical(LexicalIndex):
         self.terms = _KnownTerms(self)  # type: ignore[assignment]
         self._storage, self._version, self._rows = storage, version, rows
         self._mean_length = total_length / rows if rows else 1.0
-        self._df: dict[str, int] = {}
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._kept = 0
 
-    def df(self, terms: list[str]) -> dict[str, int]:
-        """How many chunks of the version have each term (kept per reader)."""
-        missing = sorted({t for t in terms if t not in self._df})
+    def postings(self, terms: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``term → (chunk ids, term counts, chunk lengths)`` of the version, in one query for the terms not yet
+        kept (a version never changes, so a reader keeps them)."""
+        kept = self._postings
+        found = {t: kept[t] for t in terms if t in kept}  # a dict read is safe while another thread fills it
+        missing = sorted({t for t in terms if t not in found})
         if missing:
             with self._storage.read() as conn:
                 rows = conn.execute(
-                    f"SELECT term, count(*) FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE} GROUP BY term",
+                    f"SELECT term, chunk_id, tf, length FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE}",
                     {"t": missing, "v": self._version},
                 ).fetchall()
-            found = {str(t): int(n) for t, n in rows}
-            if len(self._df) > 200_000:
-                self._df.clear()
-            for term in missing:
-                self._df[term] = found.get(term, 0)
-        return {t: self._df[t] for t in terms}
+            grouped: dict[str, list[tuple[int, int, int]]] = {t: [] for t in missing}
+            for term, chunk_id, tf, length in rows:
+                grouped[term].append((chunk_id, tf, length))
+            for term, postings in grouped.items():
+                table = np.asarray(postings, dtype=np.int64).reshape(-1, 3)
+                found[term] = (table[:, 0], table[:, 1].astype(np.float32), table[:, 2].astype(np.float32))
+            if self._kept + len(rows) > POSTINGS_CACHE_ROWS:
+                self._postings, self._kept = {}, 0
+            self._postings.update((t, found[t]) for t in missing)
+            self._kept += len(rows)
+        return {t: found[t] for t in terms}
+
+    def df(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks of the version have each term."""
+        return {t: len(ids) for t, (ids, _, _) in self.postings(terms).items()}
 
     def coverage(self, query: str) -> float:
-        self.df(self.analyzer.terms(query))  # one query for all of them
+        self.postings(self.analyzer.terms(query))  # one query for all of them, kept for the search that follows
         return super().coverage(query)
 
     def search(
         self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        df = self.df(list(weights))
-        columns = [(t, w) for t, w in weights.items() if df[t] > 0]
+        postings = self.postings(list(weights))
+        columns = [(t, w) for t, w in weights.items() if len(postings[t][0])]
         if not columns or k <= 0:
             return []
-        with self._storage.read() as conn:
-            rows = conn.execute(
-                f"SELECT term, chunk_id, tf, length FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE}",
-                {"t": [t for t, _ in columns], "v": self._version},
-            ).fetchall()
-        if not rows:
-            return []
-        terms = np.asarray([r[0] for r in rows], dtype=object)
-        ids = np.asarray([r[1] for r in rows], dtype=np.int64)
-        tf = np.asarray([r[2] for r in rows], dtype=np.float32)
-        lengths = np.asarray([r[3] for r in rows], dtype=np.float32)
-        chunk_ids, row_of = np.unique(ids, return_inverse=True)  # ascending ids: the local engine's row order
-        # The local engine's weights, in its float32 arithmetic (kb.lexical.LexicalIndex._weighted).
-        norm = (K1 * (1 - B + B * lengths / max(self._mean_length, 1e-6))).astype(np.float32)
+        chunk_ids = np.unique(np.concatenate([postings[t][0] for t, _ in columns]))  # ascending: the local rows
         scores = np.zeros(len(chunk_ids), dtype=np.float32)
         for term, weight in columns:
-            idf = np.float32(np.log1p((self._rows - df[term] + 0.5) / (df[term] + 0.5)))
-            mask = terms == term
-            data = (tf[mask] * (K1 + 1) / (tf[mask] + norm[mask]) * idf).astype(np.float32)
-            scores[row_of[mask]] += weight * data
+            ids, tf, lengths = postings[term]
+            # The local engine's weights, in its float32 arithmetic (kb.lexical.LexicalIndex._weighted).
+            norm = (K1 * (1 - B + B * lengths / max(self._mean_length, 1e-6))).astype(np.float32)
+            idf = np.float32(np.log1p((self._rows - len(ids) + 0.5) / (len(ids) + 0.5)))
+            data = (tf * (K1 + 1) / (tf + norm) * idf).astype(np.float32)
+            scores[np.searchsorted(chunk_ids, ids)] += weight * data
         candidates = np.flatnonzero(scores > 0)
         if allowed is not None:
             candidates = candidates[np.isin(chunk_ids[candidates], allowed)]
