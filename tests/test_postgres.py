@@ -156,8 +156,20 @@ def test_a_metadata_change_writes_only_that_documents_rows(pg_url: str) -> None:
             for table in ("kb_documents", "kb_chunks")
         }
         postings = conn.execute("SELECT count(DISTINCT chunk_id) FROM kb_postings WHERE added = 2").fetchone()
+        kept = conn.execute(  # what the writer counted as it went, against a count of the rows
+            "SELECT manifest->>'documents', manifest->>'chunks', german_chunks, german_length FROM kb_versions "
+            "WHERE version = 2"
+        ).fetchone()
+        counted = conn.execute(
+            "SELECT (SELECT count(*) FROM kb_documents WHERE removed IS NULL)::text, "
+            "(SELECT count(*) FROM kb_chunks WHERE removed IS NULL)::text, "
+            "(SELECT count(*) FROM kb_chunks c JOIN kb_documents d ON d.row_id = c.doc_row "
+            " WHERE c.removed IS NULL AND d.german), "
+            "(SELECT sum(length) FROM (SELECT DISTINCT chunk_id, length FROM kb_postings WHERE removed IS NULL) s)"
+        ).fetchone()
     assert counts == {"kb_documents": (1, 1), "kb_chunks": (len(texts), len(texts))}
     assert postings == (len(texts),)  # only the changed document's chunks were analysed again
+    assert kept == counted
     reader = storage.open_reader()
     assert reader.documents[document_id(key)].metadata.title == f"{title} (geändert)"
     assert len(reader.documents) == len(stored)

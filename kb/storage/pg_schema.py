@@ -49,7 +49,8 @@ MIGRATIONS: tuple[str, ...] = (
         removed integer
     );
     CREATE INDEX kb_documents_id ON kb_documents (id);
-    CREATE INDEX kb_documents_removed ON kb_documents (removed);
+    CREATE INDEX kb_documents_removed ON kb_documents (removed) WHERE removed IS NOT NULL;
+    CREATE INDEX kb_documents_live ON kb_documents (key) WHERE removed IS NULL;
     CREATE SEQUENCE kb_chunk_ids;
     CREATE TABLE kb_chunks (
         id bigint PRIMARY KEY,
@@ -89,6 +90,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX kb_postings_term ON kb_postings (term) INCLUDE (chunk_id, tf, length, added, removed);
     CREATE INDEX kb_postings_chunk ON kb_postings (chunk_id);
+    CREATE INDEX kb_postings_removed ON kb_postings (removed) WHERE removed IS NOT NULL;
     CREATE TABLE kb_vocabulary (
         word text NOT NULL,
         count integer NOT NULL,
@@ -96,6 +98,7 @@ MIGRATIONS: tuple[str, ...] = (
         removed integer
     );
     CREATE INDEX kb_vocabulary_word ON kb_vocabulary (word);
+    CREATE INDEX kb_vocabulary_removed ON kb_vocabulary (removed) WHERE removed IS NOT NULL;
     """,
 )
 

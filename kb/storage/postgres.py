@@ -189,7 +189,16 @@ class PostgresStorage:
                     f"The index has vectors of dimension {base.dimension}, the model gives {expected}; "
                     "rebuild it with `kb ingest --rebuild`."
                 )
-            writer = PgWriter(conn, (live or 0) + 1, None if rebuild else base, expected)
+            counts = (0, 0, 0, 0)
+            if live is not None and not rebuild:
+                row = conn.execute(
+                    "SELECT manifest->>'documents', manifest->>'chunks', german_chunks, german_length "
+                    "FROM kb_versions WHERE version = %s",
+                    (live,),
+                ).fetchone()
+                assert row is not None
+                counts = (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+            writer = PgWriter(conn, (live or 0) + 1, None if rebuild else base, expected, counts)
             if rebuild:
                 writer.remove_all()
             return writer
@@ -523,8 +532,13 @@ class PgWriter:
     :meth:`discard` or when the process dies; nothing of it is visible before :meth:`publish` commits)."""
 
     def __init__(self, conn: psycopg.Connection[TupleRow], version: int, base: Manifest | None,
-                 dimension: int) -> None:  # fmt: skip
+                 dimension: int, counts: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:  # fmt: skip
+        """``counts``: documents, chunks, German chunks and their total BM25 length in the version continued;
+        the writer keeps them current with each change, so publishing counts nothing again."""
         self._conn, self._version, self._base, self._dimension = conn, version, base, dimension
+        self._documents, self._chunks, self._german, self._german_length = counts
+        #: The total BM25 length of the German chunks this writer added (set by :meth:`finish_rows`).
+        self._added_length = 0
         self._p = {"p": version}
         #: German chunks this writer added (id → passage text): analysed for BM25 in :meth:`finish_rows`.
         self._added: dict[int, str] = {}
@@ -625,7 +639,10 @@ class PgWriter:
                 "INSERT INTO kb_headings (doc_row, ordinal, page, text) VALUES (%s, %s, %s, %s)",
                 [(doc_row, n, h.page, h.text) for n, h in enumerate(text.headings)],
             )
+        self._documents += 1
+        self._chunks += len(ids)
         if german:
+            self._german += len(ids)
             title = document.metadata.title
             self._added.update(
                 (i, passage_text(title, c.heading, c.text)) for i, c in zip(ids, chunks, strict=True)
@@ -651,12 +668,21 @@ class PgWriter:
             chunks = self._conn.execute(
                 "SELECT id, heading, text FROM kb_chunks WHERE doc_row = %s", (doc_row,)
             ).fetchall()
+            self._documents -= 1
+            self._chunks -= len(chunks)
+            self._german -= len(chunks) if german else 0
             if added == self._version:  # written by this writer: no earlier version has it
                 for chunk_id, *_ in chunks:
                     self._added.pop(int(chunk_id), None)
                 self._conn.execute("DELETE FROM kb_documents WHERE row_id = %s", (doc_row,))
                 continue
             if german:
+                lengths = self._conn.execute(
+                    "SELECT coalesce(sum(length), 0) FROM (SELECT DISTINCT chunk_id, length FROM kb_postings "
+                    "WHERE chunk_id = ANY(%s) AND removed IS NULL) s",
+                    ([int(c) for c, *_ in chunks],),
+                ).fetchone()
+                self._german_length -= int(lengths[0]) if lengths else 0
                 title = Metadata.from_dict(metadata).title
                 self._removed_vocabulary.update(vocabulary_counts(passage_text(title, h, t) for _, h, t in chunks))
             params = {"p": self._version, "r": doc_row}
@@ -674,6 +700,7 @@ class PgWriter:
             self._conn.execute(f"UPDATE {table} SET removed = %(p)s WHERE removed IS NULL", self._p)
         self._added.clear()
         self._removed_vocabulary.clear()
+        self._documents = self._chunks = self._german = self._german_length = 0
         self._rebuild = True  # the vocabulary starts from nothing (finish_rows)
 
     def finish_rows(self) -> None:
@@ -706,10 +733,12 @@ class PgWriter:
                     if vocabulary[word] > 0:
                         copy.write_row((word, vocabulary[word], self._version))
         analyzer = Analyzer(CompoundSplitter({w: n for w, n in vocabulary.items() if n > 0}))
+        self._added_length = 0
         with conn.cursor().copy("COPY kb_postings (term, chunk_id, tf, length, added) FROM STDIN") as copy:
             for chunk_id, text in self._added.items():
                 counts = Counter(analyzer.terms(text))
                 length = sum(counts.values())
+                self._added_length += length
                 for term, tf in counts.items():
                     copy.write_row((term, chunk_id, tf, length, self._version))
         self._near_duplicates()
@@ -745,20 +774,8 @@ class PgWriter:
     def publish(self, *, model: str, chunking: dict[str, Any], encoder: str | None) -> Manifest:
         self.finish_rows()
         conn = self._conn
-        docs, chunks = conn.execute(
-            "SELECT (SELECT count(*) FROM kb_documents WHERE removed IS NULL), "
-            "(SELECT count(*) FROM kb_chunks WHERE removed IS NULL)"
-        ).fetchone() or (0, 0)
-        german_chunks, german_length = conn.execute(
-            "SELECT count(*), coalesce(sum(length), 0) FROM (SELECT DISTINCT ON (chunk_id) chunk_id, length "
-            "FROM kb_postings WHERE removed IS NULL) s"
-        ).fetchone() or (0, 0)
-        # Chunks of German documents without any term (only stop words) count as BM25 rows too.
-        row = conn.execute(
-            "SELECT count(*) FROM kb_chunks c JOIN kb_documents d ON d.row_id = c.doc_row "
-            "WHERE c.removed IS NULL AND d.german"
-        ).fetchone()
-        german_chunks = int(row[0]) if row else int(german_chunks)
+        docs, chunks, german_chunks = self._documents, self._chunks, self._german
+        german_length = self._german_length + self._added_length
         manifest = Manifest(
             version=self._version, model=model, dimension=self._dimension, chunking=chunking, documents=int(docs),
             chunks=int(chunks), built_at=datetime.now(UTC).isoformat(timespec="seconds"), encoder=encoder,
