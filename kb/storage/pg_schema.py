@@ -51,6 +51,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_documents_id ON kb_documents (id);
     CREATE INDEX kb_documents_removed ON kb_documents (removed) WHERE removed IS NOT NULL;
     CREATE INDEX kb_documents_live ON kb_documents (key) WHERE removed IS NULL;
+    CREATE INDEX kb_documents_unsigned ON kb_documents (row_id) WHERE signature IS NULL;
     CREATE SEQUENCE kb_chunk_ids;
     CREATE TABLE kb_chunks (
         id bigint PRIMARY KEY,
@@ -64,8 +65,9 @@ MIGRATIONS: tuple[str, ...] = (
         embedding vector,
         added integer NOT NULL,
         removed integer
-    );
+    ) WITH (fillfactor = 80);  -- room for HOT updates when a writer stamps ``removed`` (no index is touched)
     CREATE INDEX kb_chunks_doc ON kb_chunks (doc_row, ordinal);
+    CREATE INDEX kb_chunks_doc_id ON kb_chunks (doc_id, ordinal);
     CREATE TABLE kb_page_texts (
         doc_row bigint NOT NULL REFERENCES kb_documents (row_id) ON DELETE CASCADE,
         page integer NOT NULL,
@@ -87,7 +89,7 @@ MIGRATIONS: tuple[str, ...] = (
         length integer NOT NULL,
         added integer NOT NULL,
         removed integer
-    );
+    ) WITH (fillfactor = 90);
     CREATE INDEX kb_postings_term ON kb_postings (term) INCLUDE (chunk_id, tf, length, added, removed);
     CREATE INDEX kb_postings_chunk ON kb_postings (chunk_id);
     CREATE INDEX kb_postings_removed ON kb_postings (removed) WHERE removed IS NOT NULL;

@@ -546,6 +546,7 @@ class PgWriter:
         self._removed_vocabulary: Counter[str] = Counter()
         self._rows_finished = False
         self._rebuild = False
+        self._analysed = False  # finish_rows ran (and wrote postings and vocabulary rows of this version)
         self._done = False
         conn.execute(
             f"CREATE INDEX IF NOT EXISTS kb_chunks_hnsw_{int(dimension)} ON kb_chunks "
@@ -709,10 +710,11 @@ class PgWriter:
         if self._rows_finished:
             return
         conn, p = self._conn, self._p
-        # Idempotent: what an earlier call of this writer wrote is written again from the full change.
-        conn.execute("DELETE FROM kb_postings WHERE added = %(p)s", p)
-        conn.execute("DELETE FROM kb_vocabulary WHERE added = %(p)s", p)
-        conn.execute("UPDATE kb_vocabulary SET removed = NULL WHERE removed = %(p)s", p)
+        if self._analysed:  # idempotent: what an earlier call wrote is written again from the full change
+            conn.execute("DELETE FROM kb_postings WHERE added = %(p)s", p)
+            conn.execute("DELETE FROM kb_vocabulary WHERE added = %(p)s", p)
+            conn.execute("UPDATE kb_vocabulary SET removed = NULL WHERE removed = %(p)s", p)
+        self._analysed = True
         if self._rebuild:
             conn.execute("UPDATE kb_vocabulary SET removed = %(p)s WHERE removed IS NULL", p)
         base: dict[str, int] = {
@@ -748,7 +750,7 @@ class PgWriter:
         conn = self._conn
         unsigned = conn.execute(
             "SELECT d.row_id, c.text FROM kb_documents d JOIN kb_chunks c ON c.doc_row = d.row_id "
-            "WHERE d.removed IS NULL AND d.signature IS NULL ORDER BY d.row_id, c.id"
+            "WHERE d.signature IS NULL AND d.removed IS NULL ORDER BY d.row_id, c.id"
         ).fetchall()
         texts: dict[int, list[str]] = defaultdict(list)
         for doc_row, text in unsigned:
