@@ -508,5 +508,14 @@ def _register_curation() -> None:
 _register_curation()
 
 
+def _register_db() -> None:
+    from kb.db_commands import register
+
+    register(app, handle_errors)
+
+
+_register_db()
+
+
 def main() -> None:
     app()

@@ -159,7 +159,8 @@ def run(
     embedder = embedder or Embedder(settings)
     with tempfile.TemporaryDirectory(prefix=f"kb-eval-{dataset.name}-") as tmp:
         eval_settings = settings.model_copy(
-            update={"index_dir": Path(tmp) / "index", "data_dir": Path(tmp) / "data"}
+            # Local files even when KB_DATABASE_URL is set: the throw-away index must never replace a database's.
+            update={"index_dir": Path(tmp) / "index", "data_dir": Path(tmp) / "data", "database_url": ""}
         )
         if dataset.corpus:
             build_index(dataset, eval_settings, embedder)

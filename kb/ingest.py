@@ -378,6 +378,7 @@ class Ingestor:
             "finished_at": time.time(),
         }
         target = self.settings.index_dir / LAST_INGEST_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)  # with PostgreSQL, the folder holds only this report
         write_atomic(target, json.dumps(data) + "\n")
 
     def _run_locked(

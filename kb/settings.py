@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(Path("corpus"), description="Folder of documents that `kb ingest` reads by default.")
     index_dir: Path = Field(Path("index"), description="Folder where the index versions are written.")
     storage: str = Field("local", description="Storage engine of the index; 'local' (files in KB_INDEX_DIR).")
+    database_url: str = Field(
+        "",
+        description="postgresql://… of a PostgreSQL server with pgvector: the index lives there instead of "
+        "KB_INDEX_DIR (writes always go to this server, the primary).",
+    )
+    database_read_url: str = Field(
+        "", description="postgresql://… of a streaming replica that serves searches (default: KB_DATABASE_URL)."
+    )
     model: str = Field(
         BUNDLED_MODEL,
         description=f"'{BUNDLED_MODEL}' (the bundled model) or the path of a sentence-transformers folder.",

@@ -19,6 +19,7 @@ from kb.embedder import Embedder
 from kb.ingest import Ingestor
 from kb.settings import BUNDLED_MODEL, Settings
 from tests import factories
+from tests.pg import pg_server, pg_url  # noqa: F401  (real PostgreSQL servers for the tests that ask)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EVAL = REPO.parent / "shared" / "eval"

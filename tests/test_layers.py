@@ -25,7 +25,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Write access: keys, roles, the curation database, the audit log; it drives ingestion.
     ("curation", ("kb.curation.*",)),
     # Where requests and commands come in and results go out.
-    ("edge", ("kb", "kb.api.*", "kb.cli", "kb.__main__", "kb.doctor", "kb.metrics", "kb.backup")),
+    ("edge", ("kb", "kb.api.*", "kb.cli", "kb.__main__", "kb.doctor", "kb.metrics", "kb.backup",
+              "kb.db_commands")),
 )  # fmt: skip
 
 #: Imports that the layers allow but the design does not: ``(importer prefix, imported prefix)``.

@@ -6,7 +6,7 @@ hand-made unit vectors, since these tests are about storage, not the model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from kb.errors import ConfigError, IndexMissingError, IndexUnavailableError
 from kb.settings import Settings
 from kb.storage import Storage, StorageReader, StorageWriter, open_storage
 from kb.storage.local import LocalStorage
+from kb.storage.postgres import PostgresStorage
 from kb.storage.scoped import scoped
 from kb.visibility import Viewer
 
@@ -29,6 +30,8 @@ ENGINES: dict[str, Callable[[Path], Storage]] = {
     "local": lambda folder: LocalStorage(folder / "index"),
     "local-ann": lambda folder: LocalStorage(folder / "index", ann_threshold=1),
 }
+#: Engines on a server: a new database on the session's real PostgreSQL (tests/pg.py) for each test.
+SERVER_ENGINES = ("postgres",)
 
 #: (key, title, language, status, chunk texts): German passages with distinct words, one Turkish document.
 DOCUMENTS = [
@@ -41,9 +44,14 @@ DOCUMENTS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=list(ENGINES))
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    return ENGINES[request.param](tmp_path)
+@pytest.fixture(params=[*ENGINES, *SERVER_ENGINES])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param in ENGINES:
+        yield ENGINES[request.param](tmp_path)
+        return
+    storage = PostgresStorage(request.getfixturevalue("pg_url"))  # a real server (tests/pg.py), a new database
+    yield storage
+    storage.close()
 
 
 def _document(key: str, title: str, language: str, status: str, texts: list[str]) -> tuple[Document, list[Chunk]]:

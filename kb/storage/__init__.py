@@ -13,6 +13,8 @@ Engines (``KB_STORAGE``, chosen by :func:`open_storage`):
 - ``local`` (:mod:`kb.storage.local`): immutable version folders under ``KB_INDEX_DIR`` (SQLite
   :mod:`kb.store`, FAISS :mod:`kb.vectors`, BM25 arrays :mod:`kb.lexical`, manifests and the ``CURRENT``
   switch :mod:`kb.index`).
+- ``postgres`` (:mod:`kb.storage.postgres`), whenever ``KB_DATABASE_URL`` is set: PostgreSQL with pgvector,
+  versions as row ranges (:mod:`kb.storage.pg_schema`), shared by any number of search processes.
 
 Another engine (a database server, say) is one more module with one more class for each protocol here, and one
 more name in :data:`ENGINES`; ``tests/test_storage_contract.py`` is the suite every engine must pass. German
@@ -255,7 +257,12 @@ class Storage(Protocol):
 
 
 def open_storage(settings: Settings) -> Storage:
-    """The engine ``KB_STORAGE`` names, for the index ``settings`` describe."""
+    """The engine ``KB_STORAGE`` names, for the index ``settings`` describe; PostgreSQL whenever
+    ``KB_DATABASE_URL`` is set."""
+    if settings.database_url:
+        from kb.storage.postgres import PostgresStorage
+
+        return PostgresStorage(settings.database_url, settings.database_read_url or None)
     if settings.storage == "local":
         from kb.storage.local import LocalStorage
 

@@ -1,0 +1,137 @@
+"""The schema of the ``postgres`` storage engine, versioned: each step runs once, recorded in ``kb_schema``.
+
+Versions of the index are row ranges, not copies: every row of a document (its document row, chunks with their
+vectors, BM25 postings) carries the version that added it and the version that removed it (NULL while live). A
+reader of version ``V`` sees the rows with ``added <= V AND (removed IS NULL OR removed > V)``; a writer works in
+one transaction and makes version ``V + 1`` live by inserting its row into ``kb_versions`` at commit, so readers
+see all of a write or nothing of it. Rows removed more than :data:`KEEP_VERSIONS` versions ago are deleted.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from kb.errors import ConfigError
+
+#: Versions a reader may still hold open after a newer one was published (as the local engine keeps).
+KEEP_VERSIONS = 3
+
+#: Whether a row is part of version ``%(v)s`` (the columns ``added`` and ``removed`` of the row's table).
+VISIBLE = "added <= %(v)s AND (removed IS NULL OR removed > %(v)s)"
+
+#: Schema steps in order; step ``n`` (1-based) brings the schema to version ``n``. Never edit a released step:
+#: append one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE kb_versions (
+        version integer PRIMARY KEY,
+        manifest jsonb NOT NULL,
+        german_chunks bigint NOT NULL,
+        german_length bigint NOT NULL,
+        near_duplicates jsonb NOT NULL,
+        published_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE kb_documents (
+        row_id bigserial PRIMARY KEY,
+        id text NOT NULL,
+        key text NOT NULL,
+        path text NOT NULL,
+        content_hash text NOT NULL,
+        file_type text NOT NULL,
+        metadata jsonb NOT NULL,
+        pages integer,
+        words integer NOT NULL,
+        ingested_at text NOT NULL,
+        german boolean NOT NULL,
+        signature bytea,
+        added integer NOT NULL,
+        removed integer
+    );
+    CREATE INDEX kb_documents_id ON kb_documents (id);
+    CREATE INDEX kb_documents_removed ON kb_documents (removed) WHERE removed IS NOT NULL;
+    CREATE INDEX kb_documents_live ON kb_documents (key) WHERE removed IS NULL;
+    CREATE INDEX kb_documents_unsigned ON kb_documents (row_id) WHERE signature IS NULL;
+    CREATE SEQUENCE kb_chunk_ids;
+    CREATE TABLE kb_chunks (
+        id bigint PRIMARY KEY,
+        doc_row bigint NOT NULL REFERENCES kb_documents (row_id) ON DELETE CASCADE,
+        doc_id text NOT NULL,
+        ordinal integer NOT NULL,
+        heading text NOT NULL,
+        page integer,
+        page_end integer,
+        text text NOT NULL,
+        embedding vector,
+        added integer NOT NULL,
+        removed integer
+    ) WITH (fillfactor = 80);  -- room for HOT updates when a writer stamps ``removed`` (no index is touched)
+    CREATE INDEX kb_chunks_doc ON kb_chunks (doc_row, ordinal);
+    CREATE INDEX kb_chunks_doc_id ON kb_chunks (doc_id, ordinal);
+    CREATE TABLE kb_page_texts (
+        doc_row bigint NOT NULL REFERENCES kb_documents (row_id) ON DELETE CASCADE,
+        page integer NOT NULL,
+        ocr boolean NOT NULL,
+        text text NOT NULL,
+        PRIMARY KEY (doc_row, page)
+    );
+    CREATE TABLE kb_headings (
+        doc_row bigint NOT NULL REFERENCES kb_documents (row_id) ON DELETE CASCADE,
+        ordinal integer NOT NULL,
+        page integer NOT NULL,
+        text text NOT NULL,
+        PRIMARY KEY (doc_row, ordinal)
+    );
+    CREATE TABLE kb_postings (
+        term text NOT NULL,
+        chunk_id bigint NOT NULL REFERENCES kb_chunks (id) ON DELETE CASCADE,
+        tf integer NOT NULL,
+        length integer NOT NULL,
+        added integer NOT NULL,
+        removed integer
+    ) WITH (fillfactor = 90);
+    CREATE INDEX kb_postings_term ON kb_postings (term) INCLUDE (chunk_id, tf, length, added, removed);
+    CREATE INDEX kb_postings_chunk ON kb_postings (chunk_id);
+    CREATE INDEX kb_postings_removed ON kb_postings (removed) WHERE removed IS NOT NULL;
+    CREATE TABLE kb_vocabulary (
+        word text NOT NULL,
+        count integer NOT NULL,
+        added integer NOT NULL,
+        removed integer
+    );
+    CREATE INDEX kb_vocabulary_word ON kb_vocabulary (word);
+    CREATE INDEX kb_vocabulary_removed ON kb_vocabulary (removed) WHERE removed IS NOT NULL;
+    """,
+)
+
+#: The schema version this release writes and reads.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    """The database's schema version (0 for a database ``kb db migrate`` never ran on)."""
+    exists = conn.execute("SELECT to_regclass('kb_schema') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM kb_schema").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: psycopg.Connection) -> tuple[int, int]:
+    """Apply the steps the database lacks, in one transaction; returns ``(before, after)`` schema versions."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('kb_schema'))")  # two processes never race
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS kb_schema "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        before = schema_version(conn)
+        if before > SCHEMA_VERSION:
+            raise ConfigError(
+                f"The database has schema version {before}, this release knows up to {SCHEMA_VERSION}; "
+                "run a newer release of kb against it."
+            )
+        for number in range(before + 1, SCHEMA_VERSION + 1):
+            conn.execute(MIGRATIONS[number - 1].encode())
+            conn.execute("INSERT INTO kb_schema (version) VALUES (%s)", (number,))
+    return before, SCHEMA_VERSION

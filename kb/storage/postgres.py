@@ -1,0 +1,807 @@
+"""The ``postgres`` storage engine: documents, chunks, vectors (pgvector) and BM25 postings in PostgreSQL.
+
+Chosen by ``KB_DATABASE_URL=postgresql://…`` (:func:`kb.storage.open_storage`); searches may go to a streaming
+replica (``KB_DATABASE_READ_URL``), writes always go to the primary. Any number of ``kb serve`` processes on any
+machines serve the same database: each asks for the live version (:meth:`PostgresStorage.current_name`, one
+indexed query) and opens a reader of a newer one when it was published.
+
+Versions are row ranges (:mod:`kb.storage.pg_schema`): a writer is one transaction that adds rows stamped with
+the next version and stamps the rows it removes; publishing inserts the version's row and commits. A write costs
+what it changes (a metadata change rewrites one document's rows), not what the index holds.
+
+Vectors live in ``kb_chunks.embedding`` at full precision; the approximate index is HNSW over ``halfvec`` of the
+model's dimension (measurements in docs/deployment.md), and the scores returned are computed from the full
+vectors. BM25: German analysis stays in Python (:mod:`kb.lexical`); the database holds each chunk's analysed
+terms with their counts (``kb_postings``) and the vocabulary of the compound splitter (``kb_vocabulary``), and a
+query scores the postings of its terms with the same formula and the same float32 arithmetic as the local engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
+from scipy import sparse
+
+from kb import duplicates
+from kb.chunking import passage_text
+from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
+from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
+from kb.index import Manifest
+from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts
+from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
+from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
+from kb.visibility import visible_to
+
+log = logging.getLogger(__name__)
+
+#: What a reader or writer says when the database cannot be reached (the API answers 503 with it).
+UNREACHABLE = (
+    "Die Datenbank ist gerade nicht erreichbar; bitte gleich noch einmal versuchen. "
+    "(The database {where} cannot be reached: {error}; the search recovers by itself once it is back.)"
+)
+#: The number of the writer's advisory lock (one writer per database, whatever machine it runs on).
+WRITER_LOCK = 0x6B62_5752  # "kbWR"
+#: HNSW candidates per search (pgvector's ``hnsw.ef_search``); see docs/deployment.md for recall at this value.
+EF_SEARCH = 100
+#: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
+#: on until ``k`` rows pass the version filter.
+_SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
+#: Postings (rows) a reader keeps of the terms it was asked for (a version never changes).
+POSTINGS_CACHE_ROWS = 2_000_000
+_DOC_COLUMNS = (
+    "d.id, d.key, d.path, d.content_hash, d.file_type, d.metadata, d.pages, d.words, "
+    "(SELECT count(*) FROM kb_chunks c WHERE c.doc_row = d.row_id), d.ingested_at"
+)
+_CHUNK_COLUMNS = "id, doc_id, ordinal, heading, page, page_end, text"
+
+
+def _where(url: str) -> str:
+    """The server part of a connection URL, without user and password (for messages)."""
+    return url.rsplit("@", 1)[-1].split("?", 1)[0]
+
+
+def _vector(values: np.ndarray) -> str:
+    """pgvector's text form of a vector."""
+    return "[" + ",".join(repr(float(x)) for x in np.asarray(values, dtype=np.float32).ravel()) + "]"
+
+
+def _document(row: Sequence[Any]) -> StoredDocument:
+    return StoredDocument(
+        id=row[0], key=row[1], path=row[2], content_hash=row[3], file_type=row[4],
+        metadata=Metadata.from_dict(row[5]), pages=row[6], words=row[7], chunks=int(row[8]), ingested_at=row[9],
+    )  # fmt: skip
+
+
+def _version_name(version: int) -> str:
+    return f"v{version:06d}"
+
+
+class PostgresStorage:
+    """The index in the PostgreSQL database ``url`` (searches through ``read_url`` when given)."""
+
+    def __init__(self, url: str, read_url: str | None = None, *, pool_size: int = 4) -> None:
+        self.url, self.read_url = url, read_url or url
+        self._pool_size = pool_size
+        self._pool: ConnectionPool[psycopg.Connection[TupleRow]] | None = None
+
+    # -- connections ------------------------------------------------------------------------------------------
+    def _reads(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.read_url,
+                min_size=1,
+                max_size=self._pool_size,
+                kwargs={"autocommit": True, "connect_timeout": 5, "options": _SEARCH_OPTIONS},
+                open=False,
+                timeout=5,
+                # While the server is away a request fails at once (503) instead of waiting for the pool's
+                # background retries; each request tries anew. A connection broken by a restart fails one
+                # request and is then dropped (checking each one before use would cost a round trip a query).
+                reconnect_timeout=0,
+            )
+            self._pool.open(wait=False)
+        return self._pool
+
+    @contextmanager
+    def read(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """A connection of the reader pool; an unreachable server is :class:`IndexUnavailableError`."""
+        try:
+            with self._reads().connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+            raise IndexUnavailableError(UNREACHABLE.format(where=_where(self.read_url), error=exc)) from exc
+        except Exception as exc:
+            from psycopg_pool import PoolTimeout
+
+            if isinstance(exc, PoolTimeout):
+                raise IndexUnavailableError(UNREACHABLE.format(where=_where(self.read_url), error=exc)) from exc
+            raise
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[TupleRow]:
+        """A new connection to the primary (writers, the lock, migrations)."""
+        try:
+            return psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise IndexUnavailableError(UNREACHABLE.format(where=_where(self.url), error=exc)) from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def migrate(self) -> tuple[int, int]:
+        """Bring the database's schema to this release's (``kb db migrate``)."""
+        with self.connect(autocommit=True) as conn:
+            return migrate(conn)
+
+    # -- the protocol -----------------------------------------------------------------------------------------
+    def _live(self, conn: psycopg.Connection[TupleRow]) -> int | None:
+        try:
+            row = conn.execute("SELECT max(version) FROM kb_versions").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        return None if row is None or row[0] is None else int(row[0])
+
+    def current_name(self) -> str | None:
+        with self.read() as conn:
+            version = self._live(conn)
+        return None if version is None else _version_name(version)
+
+    def open_reader(self) -> PgReader:
+        with self.read() as conn:
+            version = self._live(conn)
+            if version is None:
+                raise IndexMissingError(
+                    f"There is no index in the database {_where(self.read_url)} yet; run `kb ingest` to build it "
+                    "(or `kb db import-local INDEX_DIR` to bring a local index)."
+                )
+            return PgReader.load(self, conn, version)
+
+    def lock(self, wait: float = 0) -> _WriterLock:
+        return _WriterLock(self, wait)
+
+    def open_writer(self, *, model: str, dimension: Callable[[], int], rebuild: bool = False) -> PgWriter:
+        self.migrate()
+        conn = self.connect()
+        try:
+            live = self._live(conn)
+            base = None
+            if live is not None:
+                row = conn.execute("SELECT manifest FROM kb_versions WHERE version = %s", (live,)).fetchone()
+                assert row is not None
+                base = Manifest(**row[0])
+                if not rebuild:
+                    _check_model(self.url, base, model)
+            expected = dimension()
+            if base is not None and not rebuild and base.dimension != expected:
+                raise IndexUnavailableError(
+                    f"The index has vectors of dimension {base.dimension}, the model gives {expected}; "
+                    "rebuild it with `kb ingest --rebuild`."
+                )
+            counts = (0, 0, 0, 0)
+            if live is not None and not rebuild:
+                row = conn.execute(
+                    "SELECT manifest->>'documents', manifest->>'chunks', german_chunks, german_length "
+                    "FROM kb_versions WHERE version = %s",
+                    (live,),
+                ).fetchone()
+                assert row is not None
+                counts = (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+            writer = PgWriter(conn, (live or 0) + 1, None if rebuild else base, expected, counts)
+            if rebuild:
+                writer.remove_all()
+            return writer
+        except BaseException:
+            conn.close()
+            raise
+
+
+class _WriterLock:
+    """The one writer's lock: a session advisory lock on its own connection to the primary."""
+
+    def __init__(self, storage: PostgresStorage, wait: float) -> None:
+        self._conn = storage.connect(autocommit=True)
+        deadline = time.monotonic() + wait
+        while True:
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+            if row and row[0]:
+                return
+            if time.monotonic() >= deadline:
+                self._conn.close()
+                raise IngestLockedError(
+                    f"Another ingestion is writing to the database {_where(storage.url)}; "
+                    "wait until it has finished, then try again."
+                )
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
+
+    def release(self) -> None:
+        if not self._conn.closed:
+            try:
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+            finally:
+                self._conn.close()  # closing releases the lock too
+
+    def __enter__(self) -> _WriterLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _check_model(where: str, manifest: Manifest, model: str, dimension: int | None = None) -> None:
+    if manifest.model != model or (dimension is not None and manifest.dimension != dimension):
+        raise IndexUnavailableError(
+            f"The index in the database {_where(where)} was built with model {manifest.model!r} "
+            f"(dimension {manifest.dimension}), but KB_MODEL is {model!r}"
+            + (f" (dimension {dimension})" if dimension is not None else "")
+            + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
+        )
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+class PgVectors:
+    """Dense search over one version's vectors (HNSW over ``halfvec``; exact when ``allowed`` is given)."""
+
+    def __init__(self, storage: PostgresStorage, version: int, dimension: int, count: int) -> None:
+        self._storage, self._version, self._dimension, self._count = storage, version, dimension, count
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def __len__(self) -> int:
+        return self._count
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: Sequence[int] | np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        if k <= 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        params: dict[str, Any] = {"v": self._version, "q": _vector(query), "k": int(k)}
+        dim = int(self._dimension)
+        with self._storage.read() as conn:
+            if allowed is None:
+                if k > EF_SEARCH:  # HNSW never returns more than ef_search rows per scan step
+                    conn.execute(f"SET hnsw.ef_search = {int(k)}")
+                rows = conn.execute(
+                    f"SELECT id, embedding <#> %(q)s::vector FROM kb_chunks WHERE {VISIBLE} "
+                    f"AND embedding IS NOT NULL ORDER BY embedding::halfvec({dim}) <#> %(q)s::halfvec({dim}) "
+                    "LIMIT %(k)s",
+                    params,
+                ).fetchall()
+                if k > EF_SEARCH:
+                    conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+            else:  # exact: the subquery (OFFSET 0 keeps the planner from the approximate index)
+                params["ids"] = [int(i) for i in np.asarray(allowed).ravel()]
+                rows = conn.execute(
+                    "SELECT id, d FROM (SELECT id, embedding <#> %(q)s::vector AS d FROM kb_chunks "
+                    f"WHERE id = ANY(%(ids)s) AND {VISIBLE} AND embedding IS NOT NULL OFFSET 0) s "
+                    "ORDER BY d, id LIMIT %(k)s",
+                    params,
+                ).fetchall()
+        scored = [(int(chunk_id), -float(distance)) for chunk_id, distance in rows]
+        scored.sort(key=lambda pair: (-pair[1], pair[0]))  # HNSW's relaxed order, put right by the full vectors
+        return scored
+
+    def reconstruct(self, chunk_id: int) -> np.ndarray:
+        with self._storage.read() as conn:
+            row = conn.execute("SELECT embedding::real[] FROM kb_chunks WHERE id = %s", (chunk_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise KeyError(chunk_id)
+        return np.asarray(row[0], dtype=np.float32)
+
+    def many(self, chunk_ids: list[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of many chunks in one query (export)."""
+        with self._storage.read() as conn:
+            rows = conn.execute(
+                "SELECT id, embedding::real[] FROM kb_chunks WHERE id = ANY(%s)", (chunk_ids,)
+            ).fetchall()
+        return {int(i): np.asarray(v, dtype=np.float32) for i, v in rows}
+
+
+class _KnownTerms(Mapping[str, int]):
+    """The index's terms as :class:`LexicalIndex` asks for them (``term in terms``): looked up in the
+    database and kept (a version never changes)."""
+
+    def __init__(self, lexical: PgLexical) -> None:
+        self._lexical = lexical
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and self._lexical.df([term])[term] > 0
+
+    def __getitem__(self, term: str) -> int:
+        if term not in self:
+            raise KeyError(term)
+        return 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())  # never listed: a million terms stay in the database
+
+    def __len__(self) -> int:
+        return 0
+
+
+class PgLexical(LexicalIndex):
+    """BM25 over one version's German chunks: the analysis and query expansion of :class:`LexicalIndex`, the
+    postings in the database."""
+
+    def __init__(self, storage: PostgresStorage, version: int, rows: int, total_length: int,
+                 vocabulary: dict[str, int]) -> None:  # fmt: skip
+        empty = sparse.csc_matrix((0, 1), dtype=np.float32)
+        super().__init__(np.zeros(0, dtype=np.int64), empty, {}, Analyzer(CompoundSplitter(vocabulary)))
+        self.terms = _KnownTerms(self)  # type: ignore[assignment]
+        self._storage, self._version, self._rows = storage, version, rows
+        self._mean_length = total_length / rows if rows else 1.0
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._kept = 0
+
+    def postings(self, terms: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``term → (chunk ids, term counts, chunk lengths)`` of the version, in one query for the terms not yet
+        kept (a version never changes, so a reader keeps them)."""
+        kept = self._postings
+        found = {t: kept[t] for t in terms if t in kept}  # a dict read is safe while another thread fills it
+        missing = sorted({t for t in terms if t not in found})
+        if missing:
+            with self._storage.read() as conn:
+                rows = conn.execute(
+                    f"SELECT term, chunk_id, tf, length FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE}",
+                    {"t": missing, "v": self._version},
+                ).fetchall()
+            grouped: dict[str, list[tuple[int, int, int]]] = {t: [] for t in missing}
+            for term, chunk_id, tf, length in rows:
+                grouped[term].append((chunk_id, tf, length))
+            for term, postings in grouped.items():
+                table = np.asarray(postings, dtype=np.int64).reshape(-1, 3)
+                found[term] = (table[:, 0], table[:, 1].astype(np.float32), table[:, 2].astype(np.float32))
+            if self._kept + len(rows) > POSTINGS_CACHE_ROWS:
+                self._postings, self._kept = {}, 0
+            self._postings.update((t, found[t]) for t in missing)
+            self._kept += len(rows)
+        return {t: found[t] for t in terms}
+
+    def df(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks of the version have each term."""
+        return {t: len(ids) for t, (ids, _, _) in self.postings(terms).items()}
+
+    def coverage(self, query: str) -> float:
+        self.postings(self.analyzer.terms(query))  # one query for all of them, kept for the search that follows
+        return super().coverage(query)
+
+    def search(
+        self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        postings = self.postings(list(weights))
+        columns = [(t, w) for t, w in weights.items() if len(postings[t][0])]
+        if not columns or k <= 0:
+            return []
+        chunk_ids = np.unique(np.concatenate([postings[t][0] for t, _ in columns]))  # ascending: the local rows
+        scores = np.zeros(len(chunk_ids), dtype=np.float32)
+        for term, weight in columns:
+            ids, tf, lengths = postings[term]
+            # The local engine's weights, in its float32 arithmetic (kb.lexical.LexicalIndex._weighted).
+            norm = (K1 * (1 - B + B * lengths / max(self._mean_length, 1e-6))).astype(np.float32)
+            idf = np.float32(np.log1p((self._rows - len(ids) + 0.5) / (len(ids) + 0.5)))
+            data = (tf * (K1 + 1) / (tf + norm) * idf).astype(np.float32)
+            scores[np.searchsorted(chunk_ids, ids)] += weight * data
+        candidates = np.flatnonzero(scores > 0)
+        if allowed is not None:
+            candidates = candidates[np.isin(chunk_ids[candidates], allowed)]
+        if len(candidates) > k:
+            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        return [(int(chunk_ids[row]), float(scores[row])) for row in order]
+
+
+class PgReader:
+    """One published version; document metadata and each document's chunk ids kept in memory, the rest read
+    from the database on demand."""
+
+    def __init__(self, storage: PostgresStorage, version: int, manifest: Manifest,
+                 documents: dict[str, StoredDocument], doc_chunks: dict[str, np.ndarray],
+                 near_duplicates: dict[str, tuple[str, ...]], lexical: PgLexical) -> None:  # fmt: skip
+        self._storage, self._version, self._manifest = storage, version, manifest
+        self.documents = documents
+        self.doc_chunks = doc_chunks
+        self.near_duplicates = near_duplicates
+        self.hidden = frozenset(d for d, doc in documents.items() if not visible_to(doc))
+        self.vectors = PgVectors(storage, version, manifest.dimension, manifest.chunks)
+        self.lexical = lexical
+        owners = list(doc_chunks)
+        self._owners = owners
+        if owners:
+            ids = np.concatenate([doc_chunks[d] for d in owners])
+            own = np.concatenate([np.full(len(doc_chunks[d]), i, dtype=np.int32) for i, d in enumerate(owners)])
+            order = np.argsort(ids, kind="stable")
+            self._chunk_order, self._chunk_owner = ids[order], own[order]
+        else:
+            self._chunk_order = np.zeros(0, dtype=np.int64)
+            self._chunk_owner = np.zeros(0, dtype=np.int32)
+
+    @classmethod
+    def load(cls, storage: PostgresStorage, conn: psycopg.Connection[TupleRow], version: int) -> PgReader:
+        if schema_version(conn) != SCHEMA_VERSION:
+            raise IndexUnavailableError(
+                f"The database {_where(storage.read_url)} has schema version {schema_version(conn)}, this release "
+                f"needs {SCHEMA_VERSION}; run `kb db migrate`."
+            )
+        v = {"v": version}
+        row = conn.execute(
+            "SELECT manifest, german_chunks, german_length, near_duplicates FROM kb_versions WHERE version = %s",
+            (version,),
+        ).fetchone()
+        assert row is not None
+        manifest = Manifest(**row[0])
+        docs = conn.execute(f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE {VISIBLE} ORDER BY d.key", v)
+        documents = {doc.id: doc for doc in map(_document, docs.fetchall())}
+        chunk_rows = conn.execute(
+            f"SELECT doc_id, id FROM kb_chunks WHERE {VISIBLE} ORDER BY doc_id, ordinal", v
+        ).fetchall()
+        grouped: dict[str, list[int]] = defaultdict(list)
+        for doc_id, chunk_id in chunk_rows:
+            grouped[doc_id].append(chunk_id)
+        doc_chunks = {d: np.asarray(ids, dtype=np.int64) for d, ids in grouped.items()}
+        vocabulary: dict[str, int] = dict(
+            conn.execute(f"SELECT word, count FROM kb_vocabulary WHERE {VISIBLE}", v).fetchall()
+        )
+        lexical = PgLexical(storage, version, int(row[1]), int(row[2]), vocabulary)
+        near = {d: tuple(o) for d, o in row[3].items()}
+        return cls(storage, version, manifest, documents, doc_chunks, near, lexical)
+
+    @property
+    def name(self) -> str:
+        return _version_name(self._version)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    def near_duplicates_of(self, doc_id: str) -> list[StoredDocument]:
+        return [self.documents[d] for d in self.near_duplicates.get(doc_id, ()) if d in self.documents]
+
+    def doc_of(self, chunk_ids: list[int]) -> dict[int, str]:
+        if not chunk_ids or not len(self._chunk_order):
+            return {}
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self._chunk_order, wanted), 0, len(self._chunk_order) - 1)
+        found = self._chunk_order[pos] == wanted
+        return {
+            int(c): self._owners[int(o)]
+            for c, o, ok in zip(wanted, self._chunk_owner[pos], found, strict=True)
+            if ok
+        }
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        if not ids:
+            return {}
+        with self._storage.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM kb_chunks WHERE id = ANY(%(ids)s) AND {VISIBLE}",
+                {"ids": [int(i) for i in ids], "v": self._version},
+            ).fetchall()
+        return {int(r[0]): StoredChunk(*r) for r in rows}
+
+    def chunks_of(self, doc_id: str) -> list[StoredChunk]:
+        with self._storage.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM kb_chunks WHERE doc_id = %(d)s AND {VISIBLE} ORDER BY ordinal",
+                {"d": doc_id, "v": self._version},
+            ).fetchall()
+        return [StoredChunk(*r) for r in rows]
+
+    def document_text(self, doc_id: str) -> DocumentText | None:
+        with self._storage.read() as conn:
+            row = conn.execute(
+                f"SELECT row_id FROM kb_documents WHERE id = %(d)s AND {VISIBLE}",
+                {"d": doc_id, "v": self._version},
+            ).fetchone()
+            if row is None:
+                return None
+            return _document_text(conn, int(row[0]))
+
+    def check_model(self, model: str, dimension: int | None = None) -> None:
+        _check_model(self._storage.read_url, self._manifest, model, dimension)
+
+
+def _document_text(conn: psycopg.Connection[TupleRow], doc_row: int) -> DocumentText:
+    pages = conn.execute(
+        "SELECT page, text, ocr FROM kb_page_texts WHERE doc_row = %s ORDER BY page", (doc_row,)
+    ).fetchall()
+    headings = conn.execute(
+        "SELECT text, page FROM kb_headings WHERE doc_row = %s ORDER BY ordinal", (doc_row,)
+    ).fetchall()
+    return DocumentText(
+        pages=tuple(PageText(int(n), str(t), bool(o)) for n, t, o in pages),
+        headings=tuple(PageHeading(str(t), int(n)) for t, n in headings),
+    )
+
+
+# -- writing ------------------------------------------------------------------------------------------------------
+class PgWriter:
+    """Version ``version`` being written in one transaction on its own connection (rolled back by
+    :meth:`discard` or when the process dies; nothing of it is visible before :meth:`publish` commits)."""
+
+    def __init__(self, conn: psycopg.Connection[TupleRow], version: int, base: Manifest | None,
+                 dimension: int, counts: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:  # fmt: skip
+        """``counts``: documents, chunks, German chunks and their total BM25 length in the version continued;
+        the writer keeps them current with each change, so publishing counts nothing again."""
+        self._conn, self._version, self._base, self._dimension = conn, version, base, dimension
+        self._documents, self._chunks, self._german, self._german_length = counts
+        #: The total BM25 length of the German chunks this writer added (set by :meth:`finish_rows`).
+        self._added_length = 0
+        self._p = {"p": version}
+        #: German chunks this writer added (id → passage text): analysed for BM25 in :meth:`finish_rows`.
+        self._added: dict[int, str] = {}
+        #: Vocabulary counts of the German chunks this writer removed from earlier versions.
+        self._removed_vocabulary: Counter[str] = Counter()
+        self._rows_finished = False
+        self._rebuild = False
+        self._analysed = False  # finish_rows ran (and wrote postings and vocabulary rows of this version)
+        self._done = False
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS kb_chunks_hnsw_{int(dimension)} ON kb_chunks "
+            f"USING hnsw ((embedding::halfvec({int(dimension)})) halfvec_ip_ops)"
+        )
+
+    @property
+    def base(self) -> Manifest | None:
+        return self._base
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def vector_count(self) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM kb_chunks WHERE removed IS NULL AND embedding IS NOT NULL"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def known(self) -> dict[str, KnownDocument]:
+        rows = self._conn.execute(
+            "SELECT id, key, content_hash FROM kb_documents WHERE removed IS NULL"
+        ).fetchall()
+        return {str(key): KnownDocument(str(doc_id), str(h)) for doc_id, key, h in rows}
+
+    def locations(self) -> list[DocumentLocation]:
+        rows = self._conn.execute("SELECT id, key, path FROM kb_documents WHERE removed IS NULL ORDER BY key")
+        return [DocumentLocation(str(d), str(k), str(p)) for d, k, p in rows.fetchall()]
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        row = self._conn.execute(
+            f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE d.id = %s AND d.removed IS NULL", (doc_id,)
+        ).fetchone()
+        return _document(row) if row else None
+
+    def chunks_of(self, doc_id: str) -> list[StoredChunk]:
+        rows = self._conn.execute(
+            f"SELECT {_CHUNK_COLUMNS} FROM kb_chunks WHERE doc_id = %s AND removed IS NULL ORDER BY ordinal",
+            (doc_id,),
+        ).fetchall()
+        return [StoredChunk(*r) for r in rows]
+
+    def vectors_of(self, chunk_ids: list[int]) -> np.ndarray:
+        if not chunk_ids:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        rows: dict[int, list[float]] = dict(
+            self._conn.execute(
+                "SELECT id, embedding::real[] FROM kb_chunks WHERE id = ANY(%s)", ([int(c) for c in chunk_ids],)
+            ).fetchall()
+        )
+        return np.asarray([rows[c] for c in chunk_ids], dtype=np.float32)
+
+    def put_document(
+        self, doc_id: str, key: str, content_hash: str, document: Document, chunks: list[Chunk],
+        *, ingested_at: str | None = None,
+    ) -> list[int]:  # fmt: skip
+        self.remove_document(doc_id)
+        german = document.metadata.language in GERMAN
+        text = document.text_by_page()
+        row = self._conn.execute(
+            "INSERT INTO kb_documents (id, key, path, content_hash, file_type, metadata, pages, words, "
+            "ingested_at, german, added) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING row_id",
+            (
+                doc_id, key, str(document.path), content_hash, document.file_type,
+                json.dumps(document.metadata.as_dict(), ensure_ascii=False), document.pages, document.word_count,
+                ingested_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), german, self._version,
+            ),
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        doc_row = int(row[0])
+        ids: list[int] = []
+        if chunks:
+            got = self._conn.execute(
+                "SELECT nextval('kb_chunk_ids') FROM generate_series(1, %s)", (len(chunks),)
+            ).fetchall()
+            ids = [int(r[0]) for r in got]
+        with self._conn.cursor() as cur:
+            with cur.copy(
+                "COPY kb_chunks (id, doc_row, doc_id, ordinal, heading, page, page_end, text, added) FROM STDIN"
+            ) as copy:
+                for chunk_id, chunk in zip(ids, chunks, strict=True):
+                    copy.write_row((chunk_id, doc_row, doc_id, chunk.ordinal, chunk.heading, chunk.page,
+                                    chunk.page_end, chunk.text, self._version))  # fmt: skip
+            cur.executemany(
+                "INSERT INTO kb_page_texts (doc_row, page, ocr, text) VALUES (%s, %s, %s, %s)",
+                [(doc_row, p.page, p.ocr, p.text) for p in text.pages],
+            )
+            cur.executemany(
+                "INSERT INTO kb_headings (doc_row, ordinal, page, text) VALUES (%s, %s, %s, %s)",
+                [(doc_row, n, h.page, h.text) for n, h in enumerate(text.headings)],
+            )
+        self._documents += 1
+        self._chunks += len(ids)
+        if german:
+            self._german += len(ids)
+            title = document.metadata.title
+            self._added.update(
+                (i, passage_text(title, c.heading, c.text)) for i, c in zip(ids, chunks, strict=True)
+            )
+        self._rows_finished = False
+        return ids
+
+    def add_vectors(self, chunk_ids: list[int], vectors: np.ndarray) -> None:
+        if not chunk_ids:
+            return
+        self._conn.execute(
+            "UPDATE kb_chunks c SET embedding = v.e::vector FROM unnest(%s::bigint[], %s::text[]) AS v(id, e) "
+            "WHERE c.id = v.id",
+            ([int(c) for c in chunk_ids], [_vector(row) for row in np.asarray(vectors)]),
+        )
+
+    def remove_document(self, doc_id: str) -> None:
+        rows = self._conn.execute(
+            "SELECT row_id, added, german, metadata FROM kb_documents WHERE id = %s AND removed IS NULL", (doc_id,)
+        ).fetchall()
+        for doc_row, added, german, metadata in rows:
+            self._rows_finished = False
+            chunks = self._conn.execute(
+                "SELECT id, heading, text FROM kb_chunks WHERE doc_row = %s", (doc_row,)
+            ).fetchall()
+            self._documents -= 1
+            self._chunks -= len(chunks)
+            self._german -= len(chunks) if german else 0
+            if added == self._version:  # written by this writer: no earlier version has it
+                for chunk_id, *_ in chunks:
+                    self._added.pop(int(chunk_id), None)
+                self._conn.execute("DELETE FROM kb_documents WHERE row_id = %s", (doc_row,))
+                continue
+            if german:
+                lengths = self._conn.execute(
+                    "SELECT coalesce(sum(length), 0) FROM (SELECT DISTINCT chunk_id, length FROM kb_postings "
+                    "WHERE chunk_id = ANY(%s) AND removed IS NULL) s",
+                    ([int(c) for c, *_ in chunks],),
+                ).fetchone()
+                self._german_length -= int(lengths[0]) if lengths else 0
+                title = Metadata.from_dict(metadata).title
+                self._removed_vocabulary.update(vocabulary_counts(passage_text(title, h, t) for _, h, t in chunks))
+            params = {"p": self._version, "r": doc_row}
+            self._conn.execute(
+                "UPDATE kb_postings SET removed = %(p)s WHERE chunk_id IN "
+                "(SELECT id FROM kb_chunks WHERE doc_row = %(r)s) AND removed IS NULL",
+                params,
+            )
+            self._conn.execute("UPDATE kb_chunks SET removed = %(p)s WHERE doc_row = %(r)s", params)
+            self._conn.execute("UPDATE kb_documents SET removed = %(p)s WHERE row_id = %(r)s", params)
+
+    def remove_all(self) -> None:
+        """Start from nothing (``kb ingest --rebuild``): every live row is removed in this version."""
+        for table in ("kb_postings", "kb_chunks", "kb_documents"):
+            self._conn.execute(f"UPDATE {table} SET removed = %(p)s WHERE removed IS NULL", self._p)
+        self._added.clear()
+        self._removed_vocabulary.clear()
+        self._documents = self._chunks = self._german = self._german_length = 0
+        self._rebuild = True  # the vocabulary starts from nothing (finish_rows)
+
+    def finish_rows(self) -> None:
+        """BM25 postings of the chunks this writer added, analysed with the vocabulary of the new version (what
+        :meth:`kb.lexical.LexicalIndex.updated` does for the local engine), then the near-duplicate groups."""
+        if self._rows_finished:
+            return
+        conn, p = self._conn, self._p
+        if self._analysed:  # idempotent: what an earlier call wrote is written again from the full change
+            conn.execute("DELETE FROM kb_postings WHERE added = %(p)s", p)
+            conn.execute("DELETE FROM kb_vocabulary WHERE added = %(p)s", p)
+            conn.execute("UPDATE kb_vocabulary SET removed = NULL WHERE removed = %(p)s", p)
+        self._analysed = True
+        if self._rebuild:
+            conn.execute("UPDATE kb_vocabulary SET removed = %(p)s WHERE removed IS NULL", p)
+        base: dict[str, int] = {
+            str(w): int(n) for w, n in conn.execute("SELECT word, count FROM kb_vocabulary WHERE removed IS NULL")
+        }
+        delta = vocabulary_counts(self._added.values())
+        delta.subtract(self._removed_vocabulary)
+        changed = {w: n for w, n in delta.items() if n}
+        vocabulary = Counter(base)
+        vocabulary.update(changed)
+        if changed:
+            conn.execute(
+                "UPDATE kb_vocabulary SET removed = %(p)s WHERE word = ANY(%(w)s) AND removed IS NULL",
+                {"p": self._version, "w": list(changed)},
+            )
+            with conn.cursor().copy("COPY kb_vocabulary (word, count, added) FROM STDIN") as copy:
+                for word in changed:
+                    if vocabulary[word] > 0:
+                        copy.write_row((word, vocabulary[word], self._version))
+        analyzer = Analyzer(CompoundSplitter({w: n for w, n in vocabulary.items() if n > 0}))
+        self._added_length = 0
+        with conn.cursor().copy("COPY kb_postings (term, chunk_id, tf, length, added) FROM STDIN") as copy:
+            for chunk_id, text in self._added.items():
+                counts = Counter(analyzer.terms(text))
+                length = sum(counts.values())
+                self._added_length += length
+                for term, tf in counts.items():
+                    copy.write_row((term, chunk_id, tf, length, self._version))
+        self._near_duplicates()
+        self._rows_finished = True
+
+    def _near_duplicates(self) -> None:
+        conn = self._conn
+        unsigned = conn.execute(
+            "SELECT d.row_id, c.text FROM kb_documents d JOIN kb_chunks c ON c.doc_row = d.row_id "
+            "WHERE d.signature IS NULL AND d.removed IS NULL ORDER BY d.row_id, c.id"
+        ).fetchall()
+        texts: dict[int, list[str]] = defaultdict(list)
+        for doc_row, text in unsigned:
+            texts[int(doc_row)].append(str(text))
+        empty = conn.execute("SELECT row_id FROM kb_documents WHERE removed IS NULL AND signature IS NULL")
+        for (doc_row,) in empty.fetchall():  # documents without chunks have no text to sign
+            texts.setdefault(int(doc_row), [])
+        for doc_row, parts in texts.items():
+            sig = duplicates.signature(parts)
+            conn.execute(
+                "UPDATE kb_documents SET signature = %s WHERE row_id = %s",
+                (b"" if sig is None else sig.tobytes(), doc_row),
+            )
+
+    def _groups(self) -> dict[str, list[str]]:
+        rows = self._conn.execute(
+            "SELECT id, signature FROM kb_documents WHERE removed IS NULL AND length(signature) > 0"
+        ).fetchall()
+        signatures = {str(d): np.frombuffer(bytes(s), dtype=np.uint64) for d, s in rows}
+        groups = duplicates.groups(signatures)
+        return {d: sorted(o for o in group if o != d) for group in groups for d in group}
+
+    def publish(self, *, model: str, chunking: dict[str, Any], encoder: str | None) -> Manifest:
+        self.finish_rows()
+        conn = self._conn
+        docs, chunks, german_chunks = self._documents, self._chunks, self._german
+        german_length = self._german_length + self._added_length
+        manifest = Manifest(
+            version=self._version, model=model, dimension=self._dimension, chunking=chunking, documents=int(docs),
+            chunks=int(chunks), built_at=datetime.now(UTC).isoformat(timespec="seconds"), encoder=encoder,
+        )  # fmt: skip
+        conn.execute(
+            "INSERT INTO kb_versions (version, manifest, german_chunks, german_length, near_duplicates) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (self._version, json.dumps(manifest.__dict__), german_chunks, int(german_length),
+             json.dumps(self._groups())),
+        )  # fmt: skip
+        gone = {"old": self._version - KEEP_VERSIONS + 1}  # no reader of a kept version sees these rows
+        conn.execute("DELETE FROM kb_documents WHERE removed <= %(old)s", gone)
+        conn.execute("DELETE FROM kb_vocabulary WHERE removed <= %(old)s", gone)
+        conn.execute("DELETE FROM kb_postings WHERE removed <= %(old)s", gone)
+        conn.commit()
+        conn.close()
+        self._done = True
+        return manifest
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._conn.rollback()
+        finally:
+            self._conn.close()
