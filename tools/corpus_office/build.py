@@ -170,8 +170,10 @@ def build_odt(meta: dict[str, object], blocks: list[Block]) -> bytes:
             flush_list()
         if b.kind in ("h1", "h2", "h3"):
             level = b.kind[1]
-            parts.append(f'<text:h text:style-name="Heading_20_{level}" text:outline-level="{level}">'
-                         f"{escape(plain(b.text))}</text:h>")
+            parts.append(
+                f'<text:h text:style-name="Heading_20_{level}" text:outline-level="{level}">'
+                f"{escape(plain(b.text))}</text:h>"
+            )
         elif b.kind == "p":
             parts.append(f'<text:p text:style-name="Text_20_body">{escape(plain(b.text))}</text:p>')
         elif b.kind == "li":
@@ -211,8 +213,9 @@ def build_odt(meta: dict[str, object], blocks: list[Block]) -> bytes:
         '<manifest:file-entry manifest:full-path="meta.xml" manifest:media-type="text/xml"/>'
         "</manifest:manifest>"
     )
-    return _zip({"mimetype": ODT_MIMETYPE, "META-INF/manifest.xml": manifest, "content.xml": content,
-                 "meta.xml": meta_xml})
+    return _zip(
+        {"mimetype": ODT_MIMETYPE, "META-INF/manifest.xml": manifest, "content.xml": content, "meta.xml": meta_xml}
+    )
 
 
 def _zip(parts: dict[str, str]) -> bytes:
@@ -271,7 +274,8 @@ def _slide_xml(shapes: str) -> str:
 
 def _rels(items: list[tuple[str, str, str]]) -> str:
     body = "".join(f'<Relationship Id="{i}" Type="{t}" Target="{target}"/>' for i, t, target in items)
-    return f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="{_REL_NS}">{body}</Relationships>'
+    head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    return f'{head}<Relationships xmlns="{_REL_NS}">{body}</Relationships>'
 
 
 def build_pptx(meta: dict[str, object], blocks: list[Block]) -> bytes:
@@ -315,8 +319,11 @@ def build_pptx(meta: dict[str, object], blocks: list[Block]) -> bytes:
         "_rels/.rels": _rels(
             [
                 ("rId1", f"{_R_NS}/officeDocument", "ppt/presentation.xml"),
-                ("rId2", "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties",
-                 "docProps/core.xml"),
+                (
+                    "rId2",
+                    "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties",
+                    "docProps/core.xml",
+                ),
             ]
         ),
         "ppt/presentation.xml": f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><p:presentation '

@@ -32,7 +32,9 @@ OUT = ROOT / "eval" / "bundled"
 
 # --- documents (aliases for the judgements below) ---------------------------------------------------------------
 H = "kreis-herford/elternbrief-elternsprechtag.md"
-HTR, HAR, HUK, HRU, HEN = (f"kreis-herford/elternbrief-elternsprechtag-{x}.md" for x in ("tr", "ar", "uk", "ru", "en"))
+HTR, HAR, HUK, HRU, HEN = (
+    f"kreis-herford/elternbrief-elternsprechtag-{x}.md" for x in ("tr", "ar", "uk", "ru", "en")
+)
 HALL = (H, HTR, HAR, HUK, HRU, HEN)
 BOT = "bottrop/elternbrief-rucksack-schule-de-tr.md"
 BRU = "bottrop/unterrichtsmaterial-brueche-sprachsensibel-klasse-6.md"
@@ -246,60 +248,266 @@ NEW: list[tuple[str, str, str, str, Grades]] = [
     ("Fallkonferrenz Protokol", "de", "ki-staff", "typo", g(two=[MIN], one=[HOX, LKIM, N25])),
     ("HSU Gruppengroesse Anmeldung", "de", "teacher", "typo", g(two=[AC_HSU, REM], one=[HAGEN, DO_HSU])),
     ("mehrsprachige Elternbrife Vorlagen", "de", "ki-staff", "typo", g(two=HALL, one=[BOT, N25])),
-    ("Ubergangsmanagement Schule Beruf Gefluechtete", "de", "ki-staff", "typo", g(two=[GE_UE, HSK, HAMM_B], one=[KLD, EUS])),
+    (
+        "Ubergangsmanagement Schule Beruf Gefluechtete",
+        "de",
+        "ki-staff",
+        "typo",
+        g(two=[GE_UE, HSK, HAMM_B], one=[KLD, EUS]),
+    ),
     ("Seiteneinsteiger erste Schulwoche checkliste", "de", "teacher", "typo", g(two=[MUC, DUE_CHK], one=[DUI])),
-    ("kultursensibel Pflege Angehorige", "de", "ki-staff", "typo", g(two=[MK_P], one=[HAGEN_D, OBK_G, WUP_G, N25])),
+    (
+        "kultursensibel Pflege Angehorige",
+        "de",
+        "ki-staff",
+        "typo",
+        g(two=[MK_P], one=[HAGEN_D, OBK_G, WUP_G, N25]),
+    ),
     ("schwimkurs frauen", "de", "ki-staff", "typo", g(two=[MET_S], one=[SOL_S, WUP_S, N25])),
-    ("Sprachstand beobachten Kitta", "de", "teacher", "typo", g(two=[RSK_MOD], one=["herne/fortbildung-sprachstand-beobachten.pdf"])),
-    ("Elterncafe Grundschul", "de", "ki-staff", "typo", g(two=[UNNA_C, "dortmund/elterncafe-grundschule-kanalstrasse.md", "kreis-heinsberg/elterncafe-an-grundschulen.pdf"], one=[KL08])),
-    ("Diskriminierung schule beschwerde", "de", "teacher", "keyword", g(two=[GE_D], one=["duesseldorf/workshop-diskriminierungssensibel-beraten.md"])),
+    (
+        "Sprachstand beobachten Kitta",
+        "de",
+        "teacher",
+        "typo",
+        g(two=[RSK_MOD], one=["herne/fortbildung-sprachstand-beobachten.pdf"]),
+    ),
+    (
+        "Elterncafe Grundschul",
+        "de",
+        "ki-staff",
+        "typo",
+        g(
+            two=[
+                UNNA_C,
+                "dortmund/elterncafe-grundschule-kanalstrasse.md",
+                "kreis-heinsberg/elterncafe-an-grundschulen.pdf",
+            ],
+            one=[KL08],
+        ),
+    ),
+    (
+        "Diskriminierung schule beschwerde",
+        "de",
+        "teacher",
+        "keyword",
+        g(two=[GE_D], one=["duesseldorf/workshop-diskriminierungssensibel-beraten.md"]),
+    ),
     # constraints: a district, a year, a grade, a subject
-    ("Was hat der Kreis Warendorf 2023 zur Kita-Besuchsquote gemessen?", "de", "ki-staff", "constraint", g(two=[WAR])),
+    (
+        "Was hat der Kreis Warendorf 2023 zur Kita-Besuchsquote gemessen?",
+        "de",
+        "ki-staff",
+        "constraint",
+        g(two=[WAR]),
+    ),
     ("Integrationskonzept Rhein-Kreis Neuss Maßnahmen Wohnen", "de", "ki-staff", "constraint", g(two=[N25])),
-    ("Sprachförderung Seiteneinsteiger Sekundarstufe I Rheinisch-Bergischer Kreis 2019", "de", "curator", "constraint", g(two=[RBK])),
+    (
+        "Sprachförderung Seiteneinsteiger Sekundarstufe I Rheinisch-Bergischer Kreis 2019",
+        "de",
+        "curator",
+        "constraint",
+        g(two=[RBK]),
+    ),
     ("Unterrichtsmaterial Mathematik Klasse 6 DaZ", "de", "teacher", "constraint", g(two=[BRU], one=[ESS_MA, SO])),
     ("Case Management Kreis Olpe 2022", "de", "ki-staff", "constraint", g(two=[OLP])),
     ("Protokoll Minden-Lübbecke September 2024", "de", "curator", "constraint", g(two=[MIN])),
-    ("Schulanmeldung Ennepe-Ruhr-Kreis Ukraine", "de", "ki-staff", "constraint", g(two=[ENL], one=[RSK_UK, LIPPE_DE])),
-    ("Wie viele Fälle hatte das Case Management im Kreis Steinfurt 2023?", "de", "ki-staff", "constraint", g(two=[STF])),
+    (
+        "Schulanmeldung Ennepe-Ruhr-Kreis Ukraine",
+        "de",
+        "ki-staff",
+        "constraint",
+        g(two=[ENL], one=[RSK_UK, LIPPE_DE]),
+    ),
+    (
+        "Wie viele Fälle hatte das Case Management im Kreis Steinfurt 2023?",
+        "de",
+        "ki-staff",
+        "constraint",
+        g(two=[STF]),
+    ),
     ("Sprach-Kita Mülheim an der Ruhr", "de", "ki-staff", "constraint", g(two=[MUF])),
     ("Dokumente zur Elternarbeit von vor 2010", "de", "curator", "constraint", g(two=[KL08])),
     ("Gemeinsam klappt's Kreis Euskirchen Sprechzeiten", "de", "ki-staff", "constraint", g(two=[EUS])),
-    ("Neu zugewanderte in Klasse 5 bis 10: was tun in den ersten zwei Wochen?", "de", "teacher", "constraint", g(two=[MUC], one=[DUE_CHK, DUI])),
-    ("Wo wurde eine zusätzliche Sprachfördergruppe an der Gesamtschule Kürten empfohlen?", "de", "ki-staff", "constraint", g(two=[RBK])),
-    ("Förderpauschale pro Vollzeitstelle im Case Management, Kreis Olpe", "de", "ki-staff", "constraint", g(two=[OLP])),
+    (
+        "Neu zugewanderte in Klasse 5 bis 10: was tun in den ersten zwei Wochen?",
+        "de",
+        "teacher",
+        "constraint",
+        g(two=[MUC], one=[DUE_CHK, DUI]),
+    ),
+    (
+        "Wo wurde eine zusätzliche Sprachfördergruppe an der Gesamtschule Kürten empfohlen?",
+        "de",
+        "ki-staff",
+        "constraint",
+        g(two=[RBK]),
+    ),
+    (
+        "Förderpauschale pro Vollzeitstelle im Case Management, Kreis Olpe",
+        "de",
+        "ki-staff",
+        "constraint",
+        g(two=[OLP]),
+    ),
     ("KIM-Vortrag im Kreisausschuss Höxter 2023", "de", "ki-staff", "constraint", g(two=[HOX])),
     ("Mädchenschwimmkurs Wuppertal Bilanz", "de", "ki-staff", "constraint", g(two=[WUP_S], one=[SOL_S])),
     ("HSU-Konzept Hagen 2017", "de", "curator", "constraint", g(two=[HAGEN])),
-    ("Wartezeit Schulplatz Sekundarstufe I 2024", "de", "ki-staff", "constraint", g(two=[MIN], one=[WAR, N25, STF])),
+    (
+        "Wartezeit Schulplatz Sekundarstufe I 2024",
+        "de",
+        "ki-staff",
+        "constraint",
+        g(two=[MIN], one=[WAR, N25, STF]),
+    ),
     # staff looking for translated parent letters
-    ("Einladung zum Elternsprechtag auf Arabisch", "de", "teacher", "translation", g(two=[HAR], one=[H, HTR, HUK, HRU, HEN])),
-    ("Elternbrief Elternsprechtag türkisch", "de", "teacher", "translation", g(two=[HTR], one=[H, HAR, HUK, HRU, HEN])),
-    ("Haben wir den Brief zum Elternsprechtag auch auf Ukrainisch und Russisch?", "de", "ki-staff", "translation", g(two=[HUK, HRU], one=[H, HTR, HAR, HEN])),
-    ("English version of the parent-teacher day letter", "en", "ki-staff", "translation", g(two=[HEN], one=[H, HTR, HAR, HUK, HRU])),
+    (
+        "Einladung zum Elternsprechtag auf Arabisch",
+        "de",
+        "teacher",
+        "translation",
+        g(two=[HAR], one=[H, HTR, HUK, HRU, HEN]),
+    ),
+    (
+        "Elternbrief Elternsprechtag türkisch",
+        "de",
+        "teacher",
+        "translation",
+        g(two=[HTR], one=[H, HAR, HUK, HRU, HEN]),
+    ),
+    (
+        "Haben wir den Brief zum Elternsprechtag auch auf Ukrainisch und Russisch?",
+        "de",
+        "ki-staff",
+        "translation",
+        g(two=[HUK, HRU], one=[H, HTR, HAR, HEN]),
+    ),
+    (
+        "English version of the parent-teacher day letter",
+        "en",
+        "ki-staff",
+        "translation",
+        g(two=[HEN], one=[H, HTR, HAR, HUK, HRU]),
+    ),
     ("zweisprachiger Elternbrief deutsch türkisch", "de", "teacher", "translation", g(two=[BOT], one=[HTR])),
     ("Flyer Sprach-Kita auf Arabisch", "de", "ki-staff", "translation", g(two=[MUF], one=[GT_AR])),
     ("Merkblatt Schulanmeldung ukrainisch-deutsch", "de", "ki-staff", "translation", g(two=[ENL, RSK_UK])),
-    ("Elternbriefe in mehreren Sprachen für Grundschulen", "de", "ki-staff", "translation", g(two=HALL, one=[BOT, N25])),
+    (
+        "Elternbriefe in mehreren Sprachen für Grundschulen",
+        "de",
+        "ki-staff",
+        "translation",
+        g(two=HALL, one=[BOT, N25]),
+    ),
     # other languages, non-parent personas (HSU teachers, multilingual staff)
-    ("Anadil dersi öğretmeni olarak okul kadrosuna nasıl dahil olabilirim?", "tr", "teacher", "question", g(two=[DO_HSU], one=[HAGEN, REM])),
-    ("Veli görüşme günü davet mektubu Türkçe", "tr", "teacher", "translation", g(two=[HTR], one=[H, HAR, HUK, HRU, HEN])),
-    ("Як українському вчителю допомогти новим учням у перші тижні в німецькій школі?", "uk", "teacher", "question", g(two=[MUC, DUE_CHK], one=[DUI])),
-    ("Лист-запрошення на день консультацій для батьків українською", "uk", "teacher", "translation", g(two=[HUK], one=[H, HTR, HAR, HRU, HEN])),
-    ("كيف يعمل وسيط لغوي وثقافي في حديث مع الأهل في المدرسة؟", "ar", "ki-staff", "question", g(two=[KOE_SKM], one=[ENH, BIE])),
-    ("What does the NRW integration law of 2021 change for municipalities?", "en", "ki-staff", "question", g(two=[LTG], one=[N25, LKIM])),
-    ("Case management across legal frameworks for migrants in NRW districts", "en", "ki-staff", "question", g(two=[LKIM, HOX, OLP], one=[N25, MIN, STF])),
+    (
+        "Anadil dersi öğretmeni olarak okul kadrosuna nasıl dahil olabilirim?",
+        "tr",
+        "teacher",
+        "question",
+        g(two=[DO_HSU], one=[HAGEN, REM]),
+    ),
+    (
+        "Veli görüşme günü davet mektubu Türkçe",
+        "tr",
+        "teacher",
+        "translation",
+        g(two=[HTR], one=[H, HAR, HUK, HRU, HEN]),
+    ),
+    (
+        "Як українському вчителю допомогти новим учням у перші тижні в німецькій школі?",
+        "uk",
+        "teacher",
+        "question",
+        g(two=[MUC, DUE_CHK], one=[DUI]),
+    ),
+    (
+        "Лист-запрошення на день консультацій для батьків українською",
+        "uk",
+        "teacher",
+        "translation",
+        g(two=[HUK], one=[H, HTR, HAR, HRU, HEN]),
+    ),
+    (
+        "كيف يعمل وسيط لغوي وثقافي في حديث مع الأهل في المدرسة؟",
+        "ar",
+        "ki-staff",
+        "question",
+        g(two=[KOE_SKM], one=[ENH, BIE]),
+    ),
+    (
+        "What does the NRW integration law of 2021 change for municipalities?",
+        "en",
+        "ki-staff",
+        "question",
+        g(two=[LTG], one=[N25, LKIM]),
+    ),
+    (
+        "Case management across legal frameworks for migrants in NRW districts",
+        "en",
+        "ki-staff",
+        "question",
+        g(two=[LKIM, HOX, OLP], one=[N25, MIN, STF]),
+    ),
     ("integration monitoring indicators", "en", "curator", "keyword", g(two=[WAR], one=[N25, STF])),
     ("Teaching fractions to German learners in year 6", "en", "teacher", "constraint", g(two=[BRU], one=[ESS_MA])),
     # questions (paraphrased, not borrowing the documents' words)
-    ("Wie stellt man sicher, dass eine Familie nicht zwischen Ausländerbehörde, Jobcenter und Schule verloren geht?", "de", "ki-staff", "question", g(two=[LKIM, HOX], one=[OLP, N25, MIN])),
-    ("Was hat sich am Begriff Migrationshintergrund geändert und warum sagt man heute anders?", "de", "curator", "question", g(two=[LTG], one=[N25, WAR])),
-    ("Junge Geflüchtete über 18 fallen aus der Schulpflicht raus. Wer hilft ihnen noch?", "de", "ki-staff", "question", g(two=[EUS], one=[KLD, N25])),
-    ("Ein Betrieb will einen jungen Mann mit Duldung ausbilden und hat Fragen zur Arbeitserlaubnis", "de", "ki-staff", "question", g(two=[KLD], one=[N25])),
-    ("Woran misst ein Kreis, ob seine Integrationsziele erreicht werden?", "de", "ki-staff", "question", g(two=[WAR, N25], one=[STF])),
-    ("Muss ich zum Gespräch in der Schule etwas mitbringen, und dürfen meine kleinen Kinder mit?", "de", "parent", "question", g(two=HALL, one=[PAD_DE])),
-    ("Mein Sohn ist 19, hat eine Duldung und will eine Ausbildung machen. Wer berät ihn?", "de", "parent", "question", g(two=[KLD], one=[EUS, N25])),
-    ("Was lernt meine Tochter in der Kita über Sprache, und soll ich zu Hause Arabisch sprechen?", "de", "parent", "question", g(two=[MUF], one=[GT_AR, KL08])),
+    (
+        "Wie stellt man sicher, dass eine Familie nicht zwischen Ausländerbehörde, Jobcenter und Schule "
+        "verloren geht?",
+        "de",
+        "ki-staff",
+        "question",
+        g(two=[LKIM, HOX], one=[OLP, N25, MIN]),
+    ),
+    (
+        "Was hat sich am Begriff Migrationshintergrund geändert und warum sagt man heute anders?",
+        "de",
+        "curator",
+        "question",
+        g(two=[LTG], one=[N25, WAR]),
+    ),
+    (
+        "Junge Geflüchtete über 18 fallen aus der Schulpflicht raus. Wer hilft ihnen noch?",
+        "de",
+        "ki-staff",
+        "question",
+        g(two=[EUS], one=[KLD, N25]),
+    ),
+    (
+        "Ein Betrieb will einen jungen Mann mit Duldung ausbilden und hat Fragen zur Arbeitserlaubnis",
+        "de",
+        "ki-staff",
+        "question",
+        g(two=[KLD], one=[N25]),
+    ),
+    (
+        "Woran misst ein Kreis, ob seine Integrationsziele erreicht werden?",
+        "de",
+        "ki-staff",
+        "question",
+        g(two=[WAR, N25], one=[STF]),
+    ),
+    (
+        "Muss ich zum Gespräch in der Schule etwas mitbringen, und dürfen meine kleinen Kinder mit?",
+        "de",
+        "parent",
+        "question",
+        g(two=HALL, one=[PAD_DE]),
+    ),
+    (
+        "Mein Sohn ist 19, hat eine Duldung und will eine Ausbildung machen. Wer berät ihn?",
+        "de",
+        "parent",
+        "question",
+        g(two=[KLD], one=[EUS, N25]),
+    ),
+    (
+        "Was lernt meine Tochter in der Kita über Sprache, und soll ich zu Hause Arabisch sprechen?",
+        "de",
+        "parent",
+        "question",
+        g(two=[MUF], one=[GT_AR, KL08]),
+    ),
     # typo and keyword variants of version-1 keyword queries: the same judgements ("=qNNN")
     ("Grifbereit", "de", "ki-staff", "typo", {"=q103": 0}),
     ("Kultur rucksack", "de", "teacher", "typo", {"=q160": 0}),
@@ -350,7 +558,14 @@ PERSONA_AUDIENCES = {
     "teacher": {"Lehrkräfte", "Kita-Fachkräfte", "Erzieherinnen", "Schulleitungen", "Fachkräfte"},
     "ki-staff": {"KI-Fachkräfte", "Verwaltung", "Politik", "Ehrenamtliche", "Fachkräfte", "Träger", "Arbeitgeber"},
 }
-INTERNAL_TYPES = {"Protokoll", "Beschlussvorlage", "Integrationskonzept", "Monitoring", "Jahresbericht", "Präsentation"}
+INTERNAL_TYPES = {
+    "Protokoll",
+    "Beschlussvorlage",
+    "Integrationskonzept",
+    "Monitoring",
+    "Jahresbericht",
+    "Präsentation",
+}
 
 
 def metadata(doc: str) -> dict[str, object]:
@@ -410,7 +625,9 @@ def main() -> int:
         queries.append(row)
     for number, (text, language, persona, kind, grades) in enumerate(NEW, start=215):
         qid = f"q{number:03d}"
-        queries.append({"_id": qid, "text": text, "metadata": {"language": language, "persona": persona, "kind": kind}})
+        queries.append(
+            {"_id": qid, "text": text, "metadata": {"language": language, "persona": persona, "kind": kind}}
+        )
         if len(grades) == 1 and next(iter(grades)).startswith("="):
             grades = dict(qrels[next(iter(grades))[1:]])
         if grades:
@@ -422,7 +639,10 @@ def main() -> int:
     assert len(ids) == len(set(ids)), "duplicate query id"
     kept = set(ids)
     problems = [
-        f"{qid}: {doc} is not in corpus/" for qid in kept for doc in qrels.get(qid, {}) if not (CORPUS / doc).is_file()
+        f"{qid}: {doc} is not in corpus/"
+        for qid in kept
+        for doc in qrels.get(qid, {})
+        if not (CORPUS / doc).is_file()
     ]
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -449,13 +669,18 @@ def main() -> int:
     langs = Counter(q["metadata"]["language"] for q in queries)
     short = sum(words(q["text"]) <= 3 for q in queries)
     judged = [(qid, doc, grade) for qid in kept for doc, grade in qrels.get(qid, {}).items()]
-    docs = {p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*") if p.is_file() and not p.name.endswith(".meta.yaml") and p.name != "README.md"}
+    docs = {
+        p.relative_to(CORPUS).as_posix()
+        for p in CORPUS.rglob("*")
+        if p.is_file() and not p.name.endswith(".meta.yaml") and p.name != "README.md"
+    }
     with_two = {doc for _, doc, grade in judged if grade == 2}
     print(f"queries {n}; 1-3 words {short} ({short / n:.0%})")
     print("kinds", {k: f"{v} ({v / n:.0%})" for k, v in kinds.most_common()})
     print("personas", {k: f"{v} ({v / n:.0%})" for k, v in personas.most_common()})
     print("languages", dict(langs.most_common()))
-    print(f"judged pairs {len(judged)}: grade 2 {sum(g == 2 for *_, g in judged)}, grade 1 {sum(g == 1 for *_, g in judged)}")
+    twos = sum(grade == 2 for *_, grade in judged)
+    print(f"judged pairs {len(judged)}: grade 2 {twos}, grade 1 {len(judged) - twos}")
     print(f"documents without a grade 2: {sorted(docs - with_two)}")
     use = Counter(line.rsplit("\t", 1)[1] for line in use_lines[1:])
     print("usability", dict(sorted(use.items())))
