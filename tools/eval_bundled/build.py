@@ -404,7 +404,7 @@ NEW: list[tuple[str, str, str, str, Grades]] = [
         "tr",
         "teacher",
         "question",
-        g(two=[DO_HSU], one=[HAGEN, REM]),
+        g(two=[DO_HSU, HAGEN], one=[REM]),
     ),
     (
         "Veli görüşme günü davet mektubu Türkçe",
