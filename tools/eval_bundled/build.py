@@ -22,6 +22,7 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -568,7 +569,7 @@ INTERNAL_TYPES = {
 }
 
 
-def metadata(doc: str) -> dict[str, object]:
+def metadata(doc: str) -> dict[str, Any]:
     path = CORPUS / doc
     if path.suffix == ".md":
         match = re.match(r"---\n(.*?)\n---\n", path.read_text(encoding="utf-8"), re.S)
@@ -580,11 +581,11 @@ def metadata(doc: str) -> dict[str, object]:
 def usability(doc: str, language: str, persona: str) -> int:
     """Can this user read and use the document? 2 yes, 1 with effort, 0 no (rules in eval/bundled/README.md)."""
     meta = metadata(doc)
-    languages = set(meta.get("languages") or [meta.get("language", "de")])  # type: ignore[arg-type]
+    languages = set(meta.get("languages") or [meta.get("language", "de")])
     readers = {language} if persona == "parent" else {language, "de"}
     if not languages & readers:
         return 0
-    audience = set(meta.get("audience") or [])  # type: ignore[arg-type]
+    audience = set(meta.get("audience") or [])
     if persona == "parent":
         if meta.get("visibility", "oeffentlich") != "oeffentlich":
             return 0
@@ -606,8 +607,8 @@ def main() -> int:
     v1 = [json.loads(line) for line in (HERE / "v1_queries.jsonl").read_text(encoding="utf-8").splitlines()]
     qrels: dict[str, Grades] = {}
     for line in (HERE / "v1_test.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        qid, doc, grade = line.split("\t")
-        qrels.setdefault(qid, {})[doc] = int(grade)
+        qid, doc, score = line.split("\t")
+        qrels.setdefault(qid, {})[doc] = int(score)
     for qid, doc, grade in CORRECTIONS:
         if grade:
             qrels.setdefault(qid, {})[doc] = grade
