@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: The shared evaluation sets (BEIR folders), read in place and never copied into the repository.
 SHARED = REPO.parent / "shared" / "eval"
 GESETZE = SHARED / "gesetze-headings"
-#: The 214 labelled questions of the bundled corpus: the benchmark's search queries.
+#: The labelled queries of the bundled corpus (307 since eval/bundled version 2): the benchmark's search queries.
 BUNDLED_QUERIES = REPO / "eval" / "bundled" / "queries.jsonl"
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"
 QUALITY_DOC = REPO / "docs" / "quality.md"
