@@ -23,8 +23,6 @@ from tests.pg import pg_server, pg_url  # noqa: F401  (real PostgreSQL servers f
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EVAL = REPO.parent / "shared" / "eval"
-#: Bundled documents without any text layer (corpus/README.md): refused as "needs OCR" where OCR is unavailable.
-SCANNED_ONLY = {"kreis-olpe/beschlussvorlage-kim-case-management.pdf"}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -188,9 +186,7 @@ def corpus_settings(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
     """Settings of an index built once from the bundled corpus (the product's main job)."""
     settings = Settings(corpus_dir=REPO / "corpus", index_dir=tmp_path_factory.mktemp("corpus-index"))
     report = Ingestor(settings, embedder).run()
-    # Only the fully scanned demo document may fail, and only for want of OCR (it loads once OCR reads it).
-    failed = [f for f in report.failed if not (f.path in SCANNED_ONLY and "needs OCR" in f.reason)]
-    assert failed == [], failed
+    assert report.failed == [], report.failed
     return settings
 
 

@@ -591,7 +591,7 @@ def usability(doc: str, language: str, persona: str) -> int:
             return 0
         if "Eltern" in audience or "Jugendliche" in audience:
             return 2
-        kind = str(meta.get("doc_type_new") or meta.get("doc_type"))
+        kind = str(meta.get("doc_type"))
         return 0 if kind in INTERNAL_TYPES or kind == "Konzeptpapier" else 1
     if persona == "curator":
         return 2
