@@ -30,6 +30,9 @@ MATCHED_HITS = 3
 AGREEMENT_DEPTH = 10
 #: Lexical weight for a German query whose best lexical hits hold none / all of its weight (linear between).
 WEIGHT_AT_NO_MATCH, WEIGHT_AT_FULL_MATCH = 0.2, 1.0
+#: Dense similarity of the best passage at confidence 0 and 1 (cosine of the multilingual-e5 model: unrelated
+#: German text rarely scores below the first, and a passage that answers the query is mostly above the second).
+SIMILARITY_NONE, SIMILARITY_FULL = 0.80, 0.90
 #: "Nothing fits" below this confidence.
 NOTHING_FITS_BELOW = 0.3
 
@@ -100,8 +103,13 @@ def lexical_weight(evidence: Evidence) -> float:
 
 
 def confidence(evidence: Evidence, mode: str = "hybrid") -> float:
-    """How sure the search is that its best results fit, from 0 to 1."""
-    return float(np.clip(evidence.similarity, 0.0, 1.0))
+    """How sure the search is that its best results fit, from 0 to 1: the best passage's dense similarity,
+    placed between :data:`SIMILARITY_NONE` and :data:`SIMILARITY_FULL` (lexical mode: the share of the query the
+    best lexical hits hold)."""
+    if mode == "lexical":
+        return float(evidence.matched)
+    scaled = (evidence.similarity - SIMILARITY_NONE) / (SIMILARITY_FULL - SIMILARITY_NONE)
+    return float(np.clip(scaled, 0.0, 1.0))
 
 
 def nothing_fits(score: float) -> bool:
