@@ -3,15 +3,20 @@
 Every query gets a few signals (:class:`Evidence`), read from the two rankings before they are fused:
 
 - ``language``: the share of the query's terms the German index knows (near 0 for Turkish, Arabic or English);
+- ``similarity``: the dense cosine of the best passage: how sure the dense side is;
 - ``matched``: the share of the query's weight that the best lexical hits hold, each term weighted by its best
   BM25 score in the index (rare words weigh more). A question that borrows its document's words scores near 1;
-  a paraphrase whose only shared words are common ones scores low, and BM25 then ranks by accident;
-- ``agreement``: the share of the top ten documents that both rankings find;
-- ``similarity``: the dense cosine of the best passage.
+  a paraphrase whose only shared words are common ones scores low;
+- ``agreement``: the share of the top ten documents that both rankings find.
 
-The lexical weight of reciprocal rank fusion follows the evidence (:func:`lexical_weight`); the confidence
-(:func:`confidence`) and the "nothing fits" decision come from the same signals. The thresholds were chosen on
-the shared evaluation sets (docs/quality.md has the numbers and the sets they were measured on).
+The two rankings are fused as a convex combination of their scores, each scaled to 0..1 within its first
+:data:`NORMALISE_DEPTH` passages (:func:`fuse`). The lexical share follows the evidence
+(:func:`lexical_weight`): the language allows it, and it shrinks as the dense side grows sure of its best
+passage: a paraphrase that the dense model matches confidently keeps the dense order, while a question the dense
+model is unsure about (extractive questions about names and numbers, keywords) lets the words decide more. The
+confidence (:func:`confidence`) and the "nothing fits" decision come from the same signals. The constants were
+chosen on the shared evaluation sets; docs/quality.md has the numbers and what did not help (``matched`` and
+``agreement`` as weights among them: they are reported, not used for the weight).
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ MIN_COVERAGE, FULL_COVERAGE = 0.35, 0.6
 MATCHED_HITS = 3
 #: Documents compared for ``agreement``.
 AGREEMENT_DEPTH = 10
-#: Lexical weight for a German query whose best lexical hits hold none / all of its weight (linear between).
-WEIGHT_AT_NO_MATCH, WEIGHT_AT_FULL_MATCH = 0.2, 1.0
+#: Lexical share of the fused score for a German query whose best passage has the dense similarity
+#: ``WEIGHT_CENTRE``; it changes by ``WEIGHT_SLOPE`` per unit of similarity (less when dense is surer), within
+#: 0..MAX_WEIGHT.
+WEIGHT_AT_CENTRE, WEIGHT_CENTRE, WEIGHT_SLOPE, MAX_WEIGHT = 0.2, 0.87, 4.0, 0.6
+#: Scores are scaled to 0..1 between the best and the one at this rank of each ranking.
+NORMALISE_DEPTH = 200
 #: Dense similarity of the best passage at confidence 0 and 1 (cosine of the multilingual-e5 model: unrelated
 #: German text rarely scores below the first, and a passage that answers the query is mostly above the second).
 SIMILARITY_NONE, SIMILARITY_FULL = 0.80, 0.90
@@ -96,10 +105,27 @@ def agreement(index: StorageReader, dense: list[tuple[int, float]], lexical: lis
 
 
 def lexical_weight(evidence: Evidence) -> float:
-    """The weight of the lexical ranking in the fusion: the language's share, scaled by how much of the query
-    the lexical hits actually hold."""
-    scale = WEIGHT_AT_NO_MATCH + (WEIGHT_AT_FULL_MATCH - WEIGHT_AT_NO_MATCH) * evidence.matched
-    return float(evidence.language * scale)
+    """The lexical share of the fused score: what the language allows, less as the dense side is surer."""
+    share = WEIGHT_AT_CENTRE - WEIGHT_SLOPE * (evidence.similarity - WEIGHT_CENTRE)
+    return float(evidence.language * np.clip(share, 0.0, MAX_WEIGHT))
+
+
+def fuse(
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], weight: float
+) -> list[tuple[int, float]]:
+    """``(1 - weight) * dense + weight * lexical``, each score scaled to 0..1 between the ranking's best and its
+    score at :data:`NORMALISE_DEPTH` (BM25: 0 when the ranking is shorter); best first."""
+    scores: dict[int, float] = {}
+    for ranked, share, floor_if_short in ((dense, 1.0 - weight, None), (lexical, weight, 0.0)):
+        if not ranked or share <= 0:
+            continue
+        top = ranked[0][1]
+        deep = len(ranked) >= NORMALISE_DEPTH
+        floor = ranked[NORMALISE_DEPTH - 1][1] if deep else ranked[-1][1] if floor_if_short is None else 0.0
+        span = max(top - floor, 1e-9)
+        for chunk_id, score in ranked:
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + share * max(score - floor, 0.0) / span
+    return sorted(scores.items(), key=lambda item: -item[1])
 
 
 def confidence(evidence: Evidence, mode: str = "hybrid") -> float:

@@ -60,6 +60,9 @@ ENGLISH_ONLY = frozenset(
 _TOKEN = re.compile(r"[^\W_]+")
 _STEMMER = Stemmer.Stemmer("german")
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u"})
+_UMLAUT_BASE = {"ä": "a", "ö": "o", "ü": "u"}
+_UMLAUT_OF = {"a": "ä", "o": "ö", "u": "ü"}
+_VOWELS = frozenset("aeiouyäöü")
 MIN_COMPOUND = 8
 MIN_PART = 3
 #: Share of chunks added or removed since the last full build from which a writer builds BM25 from scratch.
@@ -87,15 +90,34 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=200_000)
 def term(word: str) -> str:
-    """The stem of a case-folded word with the word's own umlauts put back ("größe" → "gröss", "große" → "gross").
+    """The stem of a case-folded word with its umlauts put back ("grösse" → "gröss", "grosse" → "gross").
 
-    Snowball strips suffixes from the umlaut-folded word, so its stem is a prefix of that folded form; the same
-    prefix of the word itself is the stem with umlauts. (Snowball also reads "oe" as "ö"; such words keep its stem.)
+    Snowball strips suffixes from the umlaut-folded word (it reads "ae", "oe", "ue" after a consonant as umlauts
+    too, but not "ue" after "q"), so its stem is a prefix of that folded form; the same prefix with the umlauts
+    of the word restored is the term. "Groesse" and "Größe" share a term, "Große" has another.
     """
     base = stem(word)
-    if not any(c in word for c in "äöü"):
+    folded: list[str] = []
+    marked: list[bool] = []
+    i = 0
+    while i < len(word):
+        char, previous = word[i], word[i - 1] if i else ""
+        if char in _UMLAUT_BASE:
+            folded.append(_UMLAUT_BASE[char])
+            marked.append(True)
+        elif char in "aou" and word[i + 1 : i + 2] == "e" and previous not in _VOWELS and not (
+            char == "u" and previous == "q"
+        ):
+            folded.append(char)
+            marked.append(True)
+            i += 1  # the "e" of the spelled-out umlaut
+        else:
+            folded.append(char)
+            marked.append(False)
+        i += 1
+    if not any(marked[: len(base)]) or not "".join(folded).startswith(base):
         return base
-    return word[: len(base)] if word.translate(_UMLAUTS).startswith(base) else base
+    return "".join(_UMLAUT_OF[c] if m else c for c, m in zip(base, marked, strict=False))
 
 
 class CompoundSplitter:

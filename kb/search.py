@@ -1,6 +1,6 @@
 """The Searcher: validates a query, ranks chunks (dense, lexical or fused), filters, groups and builds hits.
 
-Hybrid ranking fuses the dense (FAISS) and lexical (BM25) rankings by reciprocal rank fusion. The lexical side is
+Hybrid ranking fuses the dense (FAISS) and lexical (BM25) rankings by their scaled scores. The lexical side is
 weighted per query by the evidence it has (:mod:`kb.fusion`): the query's language (how much of it the German
 index knows: a Turkish, Arabic, Ukrainian or English query keeps the dense ranking) and how much of the query's
 weight the best lexical hits hold. The same evidence gives each result list a confidence and the "nothing fits"
@@ -35,7 +35,6 @@ from kb.storage import StorageReader, StoredChunk, StoredDocument, open_storage
 from kb.visibility import visible_to
 
 SNIPPET_WORDS = 40
-RRF_K = 60
 #: Passages of each ranking read for the evidence of a query (:mod:`kb.fusion`).
 EVIDENCE_DEPTH = 30
 #: Grouped search looks at this many chunks per wanted document first (more if too few documents come back).
@@ -316,23 +315,12 @@ def rank(
         return index.lexical.search(terms, pool, allowed)
     if vector is None:
         raise ValueError("dense and hybrid ranking need a query vector")
-    dense = index.vectors.search(vector, pool, allowed)
     if mode == "dense" or weight <= 0:
-        return dense
-    lexical = index.lexical.search(terms, pool, allowed)
-    return fuse(dense, lexical, weight)[:pool]
-
-
-def fuse(
-    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], weight: float
-) -> list[tuple[int, float]]:
-    """Weighted reciprocal rank fusion of two rankings."""
-    scores: dict[int, float] = {}
-    for rank_, (chunk_id, _) in enumerate(dense):
-        scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank_ + 1)
-    for rank_, (chunk_id, _) in enumerate(lexical):
-        scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (RRF_K + rank_ + 1)
-    return sorted(scores.items(), key=lambda item: -item[1])
+        return index.vectors.search(vector, pool, allowed)
+    depth = max(pool, fusion.NORMALISE_DEPTH)  # the same scaling whatever the pool
+    dense = index.vectors.search(vector, depth, allowed)
+    lexical = index.lexical.search(terms, depth, allowed)
+    return fusion.fuse(dense, lexical, weight)[:pool]
 
 
 def allowed_chunks(index: StorageReader, filters: Filters) -> np.ndarray:

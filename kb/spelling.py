@@ -1,8 +1,8 @@
 """Query words the index does not know, corrected against its vocabulary: typos, missing umlauts, split compounds.
 
-Only words that carry no evidence as typed are changed, and only into words the corpus itself uses:
+("Groesse" needs no correction: the analysis reads "oe" after a consonant as "ö", as Snowball does.) Only words
+that carry no evidence as typed are changed, and only into words the corpus itself uses:
 
-- "Groesse", "Muenster": a vowel followed by "e" is read as an umlaut when the corpus writes the word that way;
 - "Gruppengrosse": umlauts put back when the corpus knows the word only with them;
 - "Seiteneinsteier", "Orientirungskurs": one edit (words of five to seven letters) or two (longer words) to the
   most frequent corpus word with the same first letter;
@@ -14,15 +14,12 @@ though "Größe" is one edit away, "schon" stays "schon").
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u"})
-_SPELLED_UMLAUT = re.compile(r"(?<!q)([aou])e")
-_UMLAUT_OF = {"a": "ä", "o": "ö", "u": "ü"}
 #: Words shorter than this are never corrected (too many neighbours one edit away).
 MIN_LENGTH = 5
 #: From this length a word may be two edits away from its correction, below it one.
@@ -44,13 +41,6 @@ class Speller:
         self._by_fold = by_fold
         self._folded = list(by_fold)
         self._cache: dict[str, str | None] = {}
-
-    def spelled_umlaut(self, word: str) -> str | None:
-        """ "groesse" → "grösse" when the corpus uses the umlaut form at least as often as the spelled-out one."""
-        if not _SPELLED_UMLAUT.search(word):
-            return None
-        variant = _SPELLED_UMLAUT.sub(lambda m: _UMLAUT_OF[m.group(1)], word)
-        return variant if self.vocabulary.get(variant, 0) >= max(self.vocabulary.get(word, 0), 1) else None
 
     def correct(self, word: str) -> str | None:
         """The corpus word meant by ``word``, which the index does not know; None when nothing is close."""
@@ -98,12 +88,6 @@ def corrected_words(
     compounds of neighbouring words."""
     out = []
     for word in words:
-        variant = speller.spelled_umlaut(word)
-        if variant is not None:
-            out.append(variant)
-        elif known(word):
-            out.append(word)
-        else:
-            out.append(speller.correct(word) or word)
+        out.append(word if known(word) else speller.correct(word) or word)
     joined = [j for a, b in zip(words, words[1:], strict=False) if (j := speller.joined(a, b))]
     return out, joined

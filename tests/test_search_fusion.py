@@ -14,7 +14,7 @@ from kb.api.app import create_app
 from kb.cli import app
 from kb.embedder import Embedder
 from kb.filters import Filters
-from kb.search import Searcher
+from kb.search import Searcher, gather_evidence
 from kb.settings import Settings
 
 OFF_TOPIC = "Welche Hunderasse braucht die wenigsten Impfungen beim Tierarzt in Bielefeld?"
@@ -25,23 +25,44 @@ def searcher(small_settings: Settings, embedder: Embedder) -> Searcher:
     return Searcher(small_settings, embedder)
 
 
-def test_lexical_weight_follows_how_much_of_the_query_the_lexical_hits_hold(searcher: Searcher) -> None:
-    borrowed = searcher.search("Schwimmkurse für Mädchen mit Trainerinnen", 3)  # the document's own words
-    reworded = searcher.search("Wo kann meine Tochter im Wasser üben, ohne dass Jungen zuschauen?", 3)
-    assert borrowed.lexical_weight > reworded.lexical_weight
-    assert borrowed.hits[0].document.metadata.title == reworded.hits[0].document.metadata.title
+def test_the_lexical_share_shrinks_as_the_dense_side_grows_sure(searcher: Searcher) -> None:
+    queries = [
+        "Schwimmkurse für Mädchen mit Trainerinnen",
+        "Wo kann meine Tochter im Wasser üben, ohne dass Jungen zuschauen?",
+        "Elterncafé Grundschule",
+        "Wie erklären Lehrkräfte Eltern das Schulsystem?",
+    ]
+    index = searcher.index
+    evidence = []
+    for query in queries:
+        vector = searcher.embedder.encode_queries([query])[0]
+        found = gather_evidence(index, query, index.lexical.query_terms(query), vector, "hybrid", None)
+        assert searcher.search(query, 3).lexical_weight == pytest.approx(fusion.lexical_weight(found))
+        evidence.append(found)
+    german = sorted((e for e in evidence if e.language == 1.0), key=lambda e: e.similarity)
+    weights = [fusion.lexical_weight(e) for e in german]
+    assert len(german) >= 2 and weights == sorted(weights, reverse=True) and weights[0] > weights[-1]
+    assert all(0 <= w <= fusion.MAX_WEIGHT for w in weights)
 
 
 def test_weight_and_confidence_from_the_signals() -> None:
-    german = fusion.Evidence(language=1.0, matched=1.0, agreement=0.5, similarity=0.9, words=5)
-    assert fusion.lexical_weight(german) == pytest.approx(fusion.WEIGHT_AT_FULL_MATCH)
-    weak = fusion.Evidence(language=1.0, matched=0.0, agreement=0.5, similarity=0.9, words=5)
-    assert fusion.lexical_weight(weak) == pytest.approx(fusion.WEIGHT_AT_NO_MATCH)
-    assert fusion.lexical_weight(fusion.Evidence(language=0.0, matched=1.0, similarity=0.9)) == 0.0
-    sure = fusion.confidence(german)
-    unsure = fusion.confidence(fusion.Evidence(language=1.0, matched=0.2, similarity=0.75, words=5))
-    assert 0.0 <= unsure < sure <= 1.0
-    assert fusion.nothing_fits(unsure) and not fusion.nothing_fits(sure)
+    unsure = fusion.Evidence(language=1.0, matched=0.5, similarity=0.8, words=5)
+    centre = fusion.Evidence(language=1.0, matched=0.5, similarity=fusion.WEIGHT_CENTRE, words=5)
+    sure = fusion.Evidence(language=1.0, matched=0.5, similarity=0.95, words=5)
+    assert fusion.lexical_weight(unsure) > fusion.lexical_weight(centre) > fusion.lexical_weight(sure) == 0.0
+    assert fusion.lexical_weight(centre) == pytest.approx(fusion.WEIGHT_AT_CENTRE)
+    assert fusion.lexical_weight(fusion.Evidence(language=0.0, matched=1.0, similarity=0.8)) == 0.0
+    assert 0.0 <= fusion.confidence(unsure) < fusion.confidence(centre) < fusion.confidence(sure) <= 1.0
+    assert fusion.nothing_fits(fusion.confidence(unsure)) and not fusion.nothing_fits(fusion.confidence(sure))
+    assert fusion.confidence(unsure, "lexical") == 0.5  # words only: the share of the query the hits hold
+
+
+def test_fusion_scales_each_ranking_before_mixing() -> None:
+    dense = [(1, 0.9), (2, 0.85), (3, 0.8)]
+    lexical = [(3, 12.0), (4, 6.0)]
+    assert [c for c, _ in fusion.fuse(dense, lexical, 0.0)] == [1, 2, 3]
+    fused = dict(fusion.fuse(dense, lexical, 0.6))
+    assert fused[3] == pytest.approx(0.6) and fused[1] == pytest.approx(0.4) and fused[4] == pytest.approx(0.3)
 
 
 def test_an_off_topic_question_has_low_confidence_and_nothing_fits(searcher: Searcher) -> None:
