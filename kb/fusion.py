@@ -7,7 +7,9 @@ Every query gets a few signals (:class:`Evidence`), read from the two rankings b
 - ``matched``: the share of the query's weight that the best lexical hits hold, each term weighted by its best
   BM25 score in the index (rare words weigh more). A question that borrows its document's words scores near 1;
   a paraphrase whose only shared words are common ones scores low;
-- ``agreement``: the share of the top ten documents that both rankings find.
+- ``agreement``: the share of the top ten documents that both rankings find;
+- ``distinctness``: how far the best passage's dense similarity stands above the passages ranked 10 to 100 (a
+  query with an answer has one passage that stands out; one without has a flat top).
 
 The two rankings are fused as a convex combination of their scores, each scaled to 0..1 within its first
 :data:`NORMALISE_DEPTH` passages (:func:`fuse`). The lexical share follows the evidence
@@ -39,9 +41,10 @@ AGREEMENT_DEPTH = 10
 WEIGHT_AT_CENTRE, WEIGHT_CENTRE, WEIGHT_SLOPE, MAX_WEIGHT = 0.2, 0.87, 4.0, 0.6
 #: Scores are scaled to 0..1 between the best and the one at this rank of each ranking.
 NORMALISE_DEPTH = 200
-#: Dense similarity of the best passage at confidence 0 and 1 (cosine of the multilingual-e5 model: unrelated
-#: German text rarely scores below the first, and a passage that answers the query is mostly above the second).
-SIMILARITY_NONE, SIMILARITY_FULL = 0.80, 0.90
+#: Similarity plus distinctness of the best passage at confidence 0 and 1 (cosines of the multilingual-e5 model).
+FIT_NONE, FIT_FULL = 0.82, 0.95
+#: Passages from this rank on are "the rest" that the best one must stand out from.
+DISTINCT_FROM = 10
 #: "Nothing fits" below this confidence.
 NOTHING_FITS_BELOW = 0.3
 
@@ -53,6 +56,7 @@ class Evidence:
     agreement: float = 0.0
     similarity: float = 0.0
     words: int = 0
+    distinctness: float = 0.0
 
 
 def language_share(lexical: LexicalSearch, text: str) -> float:
@@ -84,6 +88,12 @@ def matched_share(
             for chunk_id, _ in lexical.search({t: 1.0}, len(top), top):
                 held[chunk_id] += weight
     return max(held.values()) / total
+
+
+def distinctness(dense: list[tuple[int, float]]) -> float:
+    """The best dense similarity minus the mean of the ones from rank :data:`DISTINCT_FROM` on (0 with fewer)."""
+    rest = [score for _, score in dense[DISTINCT_FROM - 1 :]]
+    return float(dense[0][1] - sum(rest) / len(rest)) if rest and len(dense) > DISTINCT_FROM else 0.0
 
 
 def agreement(index: StorageReader, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> float:
@@ -129,12 +139,12 @@ def fuse(
 
 
 def confidence(evidence: Evidence, mode: str = "hybrid") -> float:
-    """How sure the search is that its best results fit, from 0 to 1: the best passage's dense similarity,
-    placed between :data:`SIMILARITY_NONE` and :data:`SIMILARITY_FULL` (lexical mode: the share of the query the
-    best lexical hits hold)."""
+    """How sure the search is that its best results fit, from 0 to 1: the best passage's dense similarity plus
+    its distinctness, placed between :data:`FIT_NONE` and :data:`FIT_FULL` (lexical mode: the share of the query
+    the best lexical hits hold)."""
     if mode == "lexical":
         return float(evidence.matched)
-    scaled = (evidence.similarity - SIMILARITY_NONE) / (SIMILARITY_FULL - SIMILARITY_NONE)
+    scaled = (evidence.similarity + evidence.distinctness - FIT_NONE) / (FIT_FULL - FIT_NONE)
     return float(np.clip(scaled, 0.0, 1.0))
 
 

@@ -36,7 +36,7 @@ from kb.visibility import visible_to
 
 SNIPPET_WORDS = 40
 #: Passages of each ranking read for the evidence of a query (:mod:`kb.fusion`).
-EVIDENCE_DEPTH = 30
+EVIDENCE_DEPTH = 100
 #: Grouped search looks at this many chunks per wanted document first (more if too few documents come back).
 GROUP_POOL_FACTOR = 8
 FACET_DOCUMENTS = 100
@@ -298,6 +298,7 @@ def gather_evidence(
         agreement=fusion.agreement(index, dense, lexical),
         similarity=dense[0][1] if dense else 0.0,
         words=len(text.split()),
+        distinctness=fusion.distinctness(dense),
     )
 
 
