@@ -105,8 +105,11 @@ def term(word: str) -> str:
         if char in _UMLAUT_BASE:
             folded.append(_UMLAUT_BASE[char])
             marked.append(True)
-        elif char in "aou" and word[i + 1 : i + 2] == "e" and previous not in _VOWELS and not (
-            char == "u" and previous == "q"
+        elif (
+            char in "aou"
+            and word[i + 1 : i + 2] == "e"
+            and previous not in _VOWELS
+            and not (char == "u" and previous == "q")
         ):
             folded.append(char)
             marked.append(True)

@@ -222,7 +222,15 @@ class Searcher:
             facet_counts = count_facets(documents)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(
-            text, mode, hits, took, index.manifest.version, weight, facet_counts, confidence=sure, nothing_fits=nothing
+            text,
+            mode,
+            hits,
+            took,
+            index.manifest.version,
+            weight,
+            facet_counts,
+            confidence=sure,
+            nothing_fits=nothing,
         )
 
     def _hits(

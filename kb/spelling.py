@@ -15,6 +15,7 @@ though "Größe" is one edit away, "schon" stays "schon").
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -59,9 +60,7 @@ class Speller:
         if known is not None and known != word:
             return known  # missing (or wrong) umlauts
         limit = 1 if len(word) < TWO_EDITS_FROM else 2
-        found = process.extract(
-            folded, self._folded, scorer=Levenshtein.distance, score_cutoff=limit, limit=20
-        )
+        found = process.extract(folded, self._folded, scorer=Levenshtein.distance, score_cutoff=limit, limit=20)
         best: tuple[int, int, str] | None = None
         for candidate, distance, _ in found:
             original = self._by_fold[candidate]
@@ -89,5 +88,5 @@ def corrected_words(
     out = []
     for word in words:
         out.append(word if known(word) else speller.correct(word) or word)
-    joined = [j for a, b in zip(words, words[1:], strict=False) if (j := speller.joined(a, b))]
+    joined = [j for a, b in pairwise(words) if (j := speller.joined(a, b))]
     return out, joined

@@ -170,7 +170,9 @@ def test_quality_tables_have_a_row_per_set_and_kind_and_the_nothing_fits_decisio
 
     kinds = {"keyword": _metrics(0.6, 2), "question": _metrics(0.9, 3)}
     decision = NothingFits(no_answer=4, answerable=5, caught=2, false_alarms=1)
-    with_kinds = {mode: replace(_metrics(0.7, 5), by_kind=kinds, nothing_fits=decision) for mode in quality.COLUMNS}
+    with_kinds = {
+        mode: replace(_metrics(0.7, 5), by_kind=kinds, nothing_fits=decision) for mode in quality.COLUMNS
+    }
     results = {"one": {mode: _metrics(0.8, 5) for mode in quality.COLUMNS}, "two": with_kinds}
     doc = tmp_path / "quality.md"
     doc.write_text(QUALITY_DOC.read_text(encoding="utf-8"), encoding="utf-8")

@@ -15,7 +15,10 @@ from kb.search import Searcher
 from kb.settings import Settings
 
 CORPUS = {
-    "d1": ("Elterncafé", "Eltern treffen sich jede Woche im Elterncafé der Grundschule und sprechen über Zeugnisse."),
+    "d1": (
+        "Elterncafé",
+        "Eltern treffen sich jede Woche im Elterncafé der Grundschule und sprechen über Zeugnisse.",
+    ),
     "d2": ("Schwimmkurs", "Mädchen lernen im Schwimmkurs mit Trainerinnen schwimmen."),
     "d3": ("Seiteneinstieg", "Seiteneinsteiger lernen Deutsch in einer Vorbereitungsklasse der Sekundarstufe."),
 }
