@@ -45,8 +45,11 @@ NORMALISE_DEPTH = 200
 FIT_NONE, FIT_FULL = 0.82, 0.95
 #: Passages from this rank on are "the rest" that the best one must stand out from.
 DISTINCT_FROM = 10
-#: "Nothing fits" below this confidence.
+#: "Nothing fits" below this confidence ...
 NOTHING_FITS_BELOW = 0.3
+#: ... unless one passage holds at least this share of a German query's weight (its words are all there), or fewer
+#: than this many passages were ranked (a tiny index or a narrow filter: too few to tell a fit from the rest).
+WORDS_FIT, MIN_JUDGED = 0.8, 2 * DISTINCT_FROM
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Evidence:
     similarity: float = 0.0
     words: int = 0
     distinctness: float = 0.0
+    ranked: int = 0  # passages the dense side ranked (at most the evidence depth)
 
 
 def language_share(lexical: LexicalSearch, text: str) -> float:
@@ -148,5 +152,12 @@ def confidence(evidence: Evidence, mode: str = "hybrid") -> float:
     return float(np.clip(scaled, 0.0, 1.0))
 
 
-def nothing_fits(score: float) -> bool:
+def nothing_fits(score: float, evidence: Evidence | None = None) -> bool:
+    """No result fits well: a low confidence, and (given the evidence) not a German query whose words one of the
+    best lexical hits holds (short queries give the dense side little to be sure about), and enough passages to
+    judge by."""
+    if evidence is not None and (
+        evidence.language * evidence.matched >= WORDS_FIT or evidence.ranked < MIN_JUDGED
+    ):
+        return False
     return score < NOTHING_FITS_BELOW

@@ -194,7 +194,7 @@ class Searcher:
         evidence = gather_evidence(index, text, terms, vector, mode, allowed)
         weight = fusion.lexical_weight(evidence) if mode == "hybrid" else float(mode == "lexical")
         sure = fusion.confidence(evidence, mode)
-        nothing = fusion.nothing_fits(sure)
+        nothing = fusion.nothing_fits(sure, evidence)
 
         hidden = frozenset() if filters else index.hidden
         visible = filters.matches if filters else visible_to
@@ -307,6 +307,7 @@ def gather_evidence(
         similarity=dense[0][1] if dense else 0.0,
         words=len(text.split()),
         distinctness=fusion.distinctness(dense),
+        ranked=len(dense),
     )
 
 

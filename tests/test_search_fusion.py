@@ -17,12 +17,19 @@ from kb.filters import Filters
 from kb.search import Searcher, gather_evidence
 from kb.settings import Settings
 
-OFF_TOPIC = "Welche Hunderasse braucht die wenigsten Impfungen beim Tierarzt in Bielefeld?"
+#: Far from every document of the bundled corpus; the other one is answered by it.
+OFF_TOPIC = "Wie hoch ist die Hundesteuer in Bochum?"
+ON_TOPIC = "Wie bekommt ein neu zugewandertes Kind einen Schulplatz?"
 
 
 @pytest.fixture(scope="module")
 def searcher(small_settings: Settings, embedder: Embedder) -> Searcher:
     return Searcher(small_settings, embedder)
+
+
+@pytest.fixture(scope="module")
+def corpus_searcher(corpus_settings: Settings, embedder: Embedder) -> Searcher:
+    return Searcher(corpus_settings, embedder)
 
 
 def test_the_lexical_share_shrinks_as_the_dense_side_grows_sure(searcher: Searcher) -> None:
@@ -55,6 +62,10 @@ def test_weight_and_confidence_from_the_signals() -> None:
     assert 0.0 <= fusion.confidence(unsure) < fusion.confidence(centre) < fusion.confidence(sure) <= 1.0
     assert fusion.nothing_fits(fusion.confidence(unsure)) and not fusion.nothing_fits(fusion.confidence(sure))
     assert fusion.confidence(unsure, "lexical") == 0.5  # words only: the share of the query the hits hold
+    words_there = fusion.Evidence(language=1.0, matched=1.0, similarity=0.75, words=2)
+    assert fusion.nothing_fits(fusion.confidence(words_there)) and not fusion.nothing_fits(
+        fusion.confidence(words_there), words_there
+    )
 
 
 def test_fusion_scales_each_ranking_before_mixing() -> None:
@@ -65,13 +76,19 @@ def test_fusion_scales_each_ranking_before_mixing() -> None:
     assert fused[3] == pytest.approx(0.6) and fused[1] == pytest.approx(0.4) and fused[4] == pytest.approx(0.3)
 
 
-def test_an_off_topic_question_has_low_confidence_and_nothing_fits(searcher: Searcher) -> None:
-    off = searcher.search(OFF_TOPIC, 5)
-    on = searcher.search("Elterncafé an der Grundschule", 5)
+def test_an_off_topic_question_has_low_confidence_and_nothing_fits(corpus_searcher: Searcher) -> None:
+    off = corpus_searcher.search(OFF_TOPIC, 5)
+    on = corpus_searcher.search(ON_TOPIC, 5)
     assert off.nothing_fits and off.hits  # the closest documents are still there, for who wants them
     assert not on.nothing_fits and on.confidence > off.confidence
     for mode in ("dense", "lexical"):
-        assert not searcher.search("Elterncafé an der Grundschule", 5, mode=mode).nothing_fits
+        assert not corpus_searcher.search(ON_TOPIC, 5, mode=mode).nothing_fits
+
+
+def test_too_few_passages_to_judge_never_say_nothing_fits(searcher: Searcher) -> None:
+    assert len(searcher.index.vectors) < fusion.MIN_JUDGED  # the small corpus: one passage per document
+    off = searcher.search(OFF_TOPIC, 5)
+    assert not off.nothing_fits and off.confidence < searcher.search("Elterncafé an der Grundschule", 5).confidence
 
 
 def test_confidence_is_measured_within_the_filters(searcher: Searcher) -> None:
