@@ -29,6 +29,8 @@ from kb.settings import Settings
 
 # (name, folder, max queries, shares its index with)
 SETS = [
+    ("faq-paraphrase-de", SHARED / "faq-paraphrase-de", None, None),
+    ("miracl-de-dev", SHARED / "miracl-de-dev", None, None),
     ("germanquad-test", SHARED / "germanquad-test", 1500, None),
     ("xquad-de-de", SHARED / "xquad-de-de", None, None),
     ("xquad-tr-de", SHARED / "xquad-tr-de", None, "xquad-de-de"),
@@ -38,7 +40,7 @@ SETS = [
     ("bundled", REPO / "eval" / "bundled", None, None),
 ]
 #: The generated blocks of docs/quality.md.
-BLOCKS = ("run", "modes", "languages")
+BLOCKS = ("run", "modes", "languages", "kinds", "nothing-fits")
 #: The modes in the order of the tables' columns.
 COLUMNS = ("dense", "lexical", "hybrid")
 
@@ -92,11 +94,14 @@ def main() -> None:
 
 
 def blocks(results: dict[str, dict[str, Metrics]], seconds: dict[str, float], run: str) -> dict[str, str]:
-    """Block name → content: the run line, one row per set and mode, one row per set and query language."""
+    """Block name → content: the run line, one row per set and mode, one row per set and query language, one
+    row per set and query kind, one row per set with no-answer queries and mode."""
     return {
         "run": run,
         "modes": "\n".join(modes_table(results, seconds)),
         "languages": "\n".join(languages_table(results)),
+        "kinds": "\n".join(kinds_table(results)),
+        "nothing-fits": "\n".join(nothing_fits_table(results)),
     }
 
 
@@ -125,6 +130,37 @@ def languages_table(results: dict[str, dict[str, Metrics]]) -> list[str]:
             lines.append(
                 f"| {name} | {lang} | {by_mode['dense'].by_language[lang].queries} | {' | '.join(cells)} |"
             )
+    return lines
+
+
+def kinds_table(results: dict[str, dict[str, Metrics]]) -> list[str]:
+    """nDCG@10 / Recall@10 per set and query kind (the set's own kinds, or keyword = one to three words and
+    question), so that short queries are measured as a group."""
+    lines = ["| set | kind | queries | dense | lexical | hybrid |", "|---|---|---|---|---|---|"]
+    for name, by_mode in results.items():
+        for kind in sorted(by_mode["hybrid"].by_kind):
+            cells = []
+            for mode in COLUMNS:
+                m = by_mode[mode].by_kind[kind]
+                cells.append(f"{m.ndcg_at_10:.3f} / {m.recall_at_10:.3f}")
+            lines.append(f"| {name} | {kind} | {by_mode['hybrid'].by_kind[kind].queries} | {' | '.join(cells)} |")
+    return lines
+
+
+def nothing_fits_table(results: dict[str, dict[str, Metrics]]) -> list[str]:
+    """Precision / recall of "nothing fits" per set with no-answer queries and mode."""
+    lines = [
+        "| set | no-answer queries | answerable | dense | lexical | hybrid |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, by_mode in results.items():
+        decisions = [by_mode[mode].nothing_fits for mode in COLUMNS]
+        if any(d is None for d in decisions):
+            continue
+        cells = [f"P {d.precision:.2f} / R {d.recall:.2f}" for d in decisions if d is not None]
+        first = decisions[0]
+        assert first is not None
+        lines.append(f"| {name} | {first.no_answer} | {first.answerable} | {' | '.join(cells)} |")
     return lines
 
 

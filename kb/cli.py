@@ -168,12 +168,16 @@ def search(
             "k": k,
             "mode": result.mode,
             "took_ms": round(result.took_ms, 2),
+            "confidence": round(result.confidence, 3),
+            "nothing_fits": result.nothing_fits,
             "results": [hit_fields(hit) for hit in result.hits],
         }
         if facets:
             payload["facets"] = result.facets
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
+    if result.nothing_fits:
+        typer.echo("No document fits this query well; the closest ones follow. Try fewer words or fewer filters.")
     _print_hits(result.hits)
     for name, counts in result.facets.items():
         if counts:
@@ -366,8 +370,13 @@ def evaluate(
     max_queries: Annotated[int | None, typer.Option(help="Only the first N judged queries.")] = None,
     mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    no_answer_from: Annotated[
+        Path | None,
+        typer.Option(help="Another set (folder or queries.jsonl) whose queries have no answer in this corpus."),
+    ] = None,
 ) -> None:
-    """Measure retrieval quality on a dataset (in a throw-away index; index/ is not touched)."""
+    """Measure retrieval quality on a dataset (in a throw-away index; index/ is not touched): overall, per
+    language and per query kind, and the "nothing fits" decision on no-answer queries."""
     from kb.errors import QueryError
     from kb.evaluation import run
     from kb.fields import MODES
@@ -375,14 +384,23 @@ def evaluate(
     chosen = next((m for m in MODES if m == mode), None)
     if chosen is None:
         raise QueryError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
-    metrics = run(dataset, _settings(ctx), max_queries=max_queries, modes=(chosen,))[chosen]
+    metrics = run(
+        dataset, _settings(ctx), max_queries=max_queries, modes=(chosen,), no_answer_from=no_answer_from
+    )[chosen]
     by_language = {language: m.as_dict() for language, m in sorted(metrics.by_language.items())}
+    by_kind = {kind: m.as_dict() for kind, m in sorted(metrics.by_kind.items())}
+    decision = metrics.nothing_fits.as_dict() if metrics.nothing_fits else None
     if as_json:
-        typer.echo(json.dumps({**metrics.as_dict(), "by_language": by_language}))
+        payload = {**metrics.as_dict(), "by_language": by_language, "by_kind": by_kind}
+        typer.echo(json.dumps(payload | ({"nothing_fits": decision} if decision else {})))
         return
     typer.echo(f"{dataset.name}: " + "  ".join(f"{k} {v}" for k, v in metrics.as_dict().items()))
     for language, values in by_language.items():
         typer.echo(f"  {language}: " + "  ".join(f"{k} {v}" for k, v in values.items()))
+    for kind, values in by_kind.items():
+        typer.echo(f"  {kind}: " + "  ".join(f"{k} {v}" for k, v in values.items()))
+    if decision:
+        typer.echo("  nothing fits: " + "  ".join(f"{k} {v}" for k, v in decision.items()))
 
 
 @app.command()

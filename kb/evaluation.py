@@ -5,7 +5,13 @@ ranked by their ``_id``: an entry split into several chunks counts once (results
 dataset without ``corpus.jsonl`` (like ``eval/bundled``) is judged against a folder of files, ingested by the real
 pipeline; its ids are the files' paths relative to that folder.
 Metrics: nDCG@10 (graded), Recall@10, Recall@100 and MRR@10, averaged over the queries that have relevance
-judgements.
+judgements, overall, per language and per query kind.
+
+A query's kind is its ``metadata.kind`` ("keyword", "question", "typo", "constraint", "translation",
+"no-answer"); a set that does not mark kinds gets "keyword" for one to three words and "question" otherwise, so
+short queries are measured as a group everywhere. "no-answer" queries have no judgements: they measure the
+search's "nothing fits" decision (precision and recall, with answerable queries where it fired as false alarms).
+Queries of another set can serve as no-answer queries (``no_answer_from``): their answers are not in this corpus.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import json
 import math
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,11 @@ class Dataset:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]  # query id → {corpus id: grade}
     languages: dict[str, str] = field(default_factory=dict)  # query id → language, where the set says
+    kinds: dict[str, str] = field(default_factory=dict)  # query id → kind (every query, also no-answer ones)
+
+    @property
+    def no_answer(self) -> list[str]:
+        return [q for q in self.queries if q not in self.qrels]
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ class Metrics:
     queries: int
     misses_at_10: int = 0  # queries without any relevant document in the top 10
     by_language: dict[str, Metrics] = field(default_factory=dict)
+    by_kind: dict[str, Metrics] = field(default_factory=dict)
+    nothing_fits: NothingFits | None = None
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -60,6 +73,48 @@ class Metrics:
         }
 
 
+@dataclass(frozen=True)
+class NothingFits:
+    """How well the search's "nothing fits" decision separates no-answer queries from answerable ones."""
+
+    no_answer: int  # no-answer queries
+    answerable: int
+    caught: int  # no-answer queries where it fired
+    false_alarms: int  # answerable queries where it fired
+
+    @property
+    def precision(self) -> float:
+        fired = self.caught + self.false_alarms
+        return self.caught / fired if fired else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.no_answer if self.no_answer else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "no_answer_queries": self.no_answer,
+            "caught": self.caught,
+            "false_alarms": self.false_alarms,
+            "answerable_queries": self.answerable,
+        }
+
+
+NO_ANSWER = "no-answer"
+#: Up to this many words a query is a keyword query when its set does not say.
+KEYWORD_WORDS = 3
+
+
+def query_kind(text: str, metadata: dict[str, Any]) -> str:
+    """The kind the set gives a query, or "keyword" (one to three words) / "question"."""
+    kind = metadata.get("kind")
+    if kind:
+        return str(kind)
+    return "keyword" if len(text.split()) <= KEYWORD_WORDS else "question"
+
+
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -67,8 +122,10 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def load_dataset(folder: Path, max_queries: int | None = None) -> Dataset:
-    """Read a BEIR folder; ``max_queries`` keeps the first N judged queries (in file order)."""
+def load_dataset(folder: Path, max_queries: int | None = None, no_answer_from: Path | None = None) -> Dataset:
+    """Read a BEIR folder; ``max_queries`` keeps the first N judged queries (in file order), and every query
+    marked "no-answer". ``no_answer_from`` (another set's folder or ``queries.jsonl``) adds its queries as
+    no-answer queries (ids prefixed "no-answer:")."""
     needed = [folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels" / "test.tsv"]
     missing = [str(p) for p in needed[1:] if not p.is_file()]
     if missing:
@@ -85,12 +142,26 @@ def load_dataset(folder: Path, max_queries: int | None = None) -> Dataset:
             continue  # header or malformed line
         if int(parts[2]) > 0:
             qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    rows = [row for row in _jsonl(needed[1]) if row["_id"] in qrels][:max_queries]
+    all_rows = list(_jsonl(needed[1]))
+    rows = [row for row in all_rows if row["_id"] in qrels][:max_queries]
+    rows += [
+        row for row in all_rows if row["_id"] not in qrels and row.get("metadata", {}).get("kind") == NO_ANSWER
+    ]
+    if no_answer_from is not None:
+        source = no_answer_from / "queries.jsonl" if no_answer_from.is_dir() else no_answer_from
+        if not source.is_file():
+            raise ConfigError(f"{no_answer_from} has no queries.jsonl to take no-answer queries from.")
+        rows += [
+            {**row, "_id": f"{NO_ANSWER}:{row['_id']}", "metadata": {**row.get("metadata", {}), "kind": NO_ANSWER}}
+            for row in _jsonl(source)
+        ]
     queries = {row["_id"]: row["text"] for row in rows}
     languages = {
         row["_id"]: str(row["metadata"]["language"]) for row in rows if "language" in row.get("metadata", {})
     }
-    return Dataset(folder.name, corpus, queries, {q: qrels[q] for q in queries}, languages)
+    kinds = {row["_id"]: query_kind(row["text"], row.get("metadata", {})) for row in rows}
+    judged = {q: qrels[q] for q in queries if q in qrels}
+    return Dataset(folder.name, corpus, queries, judged, languages, kinds)
 
 
 def build_index(dataset: Dataset, settings: Settings, embedder: Embedder) -> None:
@@ -108,22 +179,42 @@ def build_index(dataset: Dataset, settings: Settings, embedder: Embedder) -> Non
 def evaluate(
     dataset: Dataset, searcher: Searcher, mode: Mode = "hybrid", vectors: np.ndarray | None = None
 ) -> Metrics:
-    """Rank the corpus for every judged query and average the metrics (``vectors``: the queries, encoded)."""
+    """Rank the corpus for every query and average the metrics over the judged ones, overall, per language and
+    per kind; the "nothing fits" decision is counted when the set has no-answer queries (``vectors``: the
+    queries, encoded, in the order of ``dataset.queries``)."""
     ids = list(dataset.queries)
     if vectors is None:
         vectors = searcher.embedder.encode_queries([dataset.queries[q] for q in ids])
     scores: dict[str, tuple[float, float, float, float]] = {}
+    fired: set[str] = set()
     documents = searcher.index.documents
     for qid, vector in zip(ids, vectors, strict=True):
         result = searcher.search_encoded(dataset.queries[qid], vector, 100, mode=mode, with_hits=False)
-        ranking = [documents[doc_id].key for doc_id in result.ranking]
-        scores[qid] = score_ranking(ranking, dataset.qrels[qid])
-    overall = _average(list(scores.values()))
-    languages = sorted(set(dataset.languages.values()))
+        if result.nothing_fits:
+            fired.add(qid)
+        if qid in dataset.qrels:
+            ranking = [documents[doc_id].key for doc_id in result.ranking]
+            scores[qid] = score_ranking(ranking, dataset.qrels[qid])
+    judged = [q for q in ids if q in scores]
+    overall = _average([scores[q] for q in judged])
+    languages = sorted({dataset.languages[q] for q in judged if q in dataset.languages})
     if len(languages) > 1:
         overall.by_language.update(
-            {lang: _average([scores[q] for q in ids if dataset.languages.get(q) == lang]) for lang in languages}
+            {lang: _average([scores[q] for q in judged if dataset.languages.get(q) == lang]) for lang in languages}
         )
+    kinds = sorted({dataset.kinds[q] for q in judged if q in dataset.kinds})
+    overall.by_kind.update(
+        {kind: _average([scores[q] for q in judged if dataset.kinds.get(q) == kind]) for kind in kinds}
+    )
+    no_answer = dataset.no_answer
+    if no_answer:
+        decision = NothingFits(
+            no_answer=len(no_answer),
+            answerable=len(judged),
+            caught=sum(q in fired for q in no_answer),
+            false_alarms=sum(q in fired for q in judged),
+        )
+        return replace(overall, nothing_fits=decision)
     return overall
 
 
@@ -150,12 +241,14 @@ def run(
     embedder: Embedder | None = None,
     max_queries: int | None = None,
     modes: tuple[Mode, ...] = ("hybrid",),
+    no_answer_from: Path | None = None,
 ) -> dict[Mode, Metrics]:
     """Load a dataset, index it in a temporary folder, evaluate each mode, and clean up.
 
     Without ``corpus.jsonl`` the dataset is judged against ``settings.corpus_dir``, ingested like ``kb ingest``.
+    ``no_answer_from``: another set whose queries count as no-answer queries here (:func:`load_dataset`).
     """
-    dataset = load_dataset(folder, max_queries)
+    dataset = load_dataset(folder, max_queries, no_answer_from)
     embedder = embedder or Embedder(settings)
     with tempfile.TemporaryDirectory(prefix=f"kb-eval-{dataset.name}-") as tmp:
         eval_settings = settings.model_copy(

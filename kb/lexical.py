@@ -1,10 +1,15 @@
 """German analysis and BM25 over chunks.
 
-Analysis: case folding (``ß`` → ``ss``), Snowball German stemming (which also folds ``ä``/``ae`` to ``a``), stop
-words removed, and compound splitting with a dictionary built from the corpus's own vocabulary, so that
+Analysis: case folding (``ß`` → ``ss``), Snowball German stemming with the umlauts of the word kept in its term
+(Snowball folds ``ä`` to ``a``; kept, "Größe" and "Große", "schön" and "schon" stay distinct words), stop words
+removed, and compound splitting with a dictionary built from the corpus's own vocabulary, so that
 "Sprachbildung" also yields "Sprache" + "Bildung" and matches "Bildung der Sprache". Query terms are expanded with
-an editable list of domain synonyms and acronyms (``kb/data/synonyms.txt``). Only German documents are indexed
-here; other languages are served by the dense path.
+an editable list of domain synonyms and acronyms (``kb/data/synonyms.txt``), and query words the index does not
+know are corrected against its vocabulary (:mod:`kb.spelling`: typos, missing umlauts, split compounds). Only
+German documents are indexed here; other languages are served by the dense path.
+
+Versions written before umlauts were kept (:data:`ANALYSIS` 1) are read with the old analysis until the next full
+build, so an existing index keeps working.
 
 BM25 weights are precomputed into a sparse chunk × term matrix, so a query is a sum of a few matrix columns.
 
@@ -31,6 +36,8 @@ import numpy as np
 import Stemmer
 from scipy import sparse
 
+from kb.spelling import Speller, corrected_words
+
 LEXICAL_MATRIX = "lexical.npz"
 LEXICAL_TERMS = "lexical.json"
 K1, B = 1.2, 0.75
@@ -53,12 +60,17 @@ ENGLISH_ONLY = frozenset(
 _TOKEN = re.compile(r"[^\W_]+")
 _STEMMER = Stemmer.Stemmer("german")
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u"})
+_UMLAUT_BASE = {"ä": "a", "ö": "o", "ü": "u"}
+_UMLAUT_OF = {"a": "ä", "o": "ö", "u": "ü"}
+_VOWELS = frozenset("aeiouyäöü")
 MIN_COMPOUND = 8
 MIN_PART = 3
 #: Share of chunks added or removed since the last full build from which a writer builds BM25 from scratch.
 FULL_REBUILD_FRACTION = 0.2
 #: Language codes whose documents get German lexical analysis (other languages are left to the dense path).
 GERMAN = frozenset({"de", "de-de", "de-at", "de-ch", "deu", "ger"})
+#: The analysis of a version's terms: 1 folded umlauts into terms, 2 keeps them (and its vocabulary keeps them).
+ANALYSIS = 2
 
 
 def fold(word: str) -> str:
@@ -76,11 +88,50 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
+@lru_cache(maxsize=200_000)
+def term(word: str) -> str:
+    """The stem of a case-folded word with its umlauts put back ("grösse" → "gröss", "grosse" → "gross").
+
+    Snowball strips suffixes from the umlaut-folded word (it reads "ae", "oe", "ue" after a consonant as umlauts
+    too, but not "ue" after "q"), so its stem is a prefix of that folded form; the same prefix with the umlauts
+    of the word restored is the term. "Groesse" and "Größe" share a term, "Große" has another.
+    """
+    base = stem(word)
+    folded: list[str] = []
+    marked: list[bool] = []
+    i = 0
+    while i < len(word):
+        char, previous = word[i], word[i - 1] if i else ""
+        if char in _UMLAUT_BASE:
+            folded.append(_UMLAUT_BASE[char])
+            marked.append(True)
+        elif (
+            char in "aou"
+            and word[i + 1 : i + 2] == "e"
+            and previous not in _VOWELS
+            and not (char == "u" and previous == "q")
+        ):
+            folded.append(char)
+            marked.append(True)
+            i += 1  # the "e" of the spelled-out umlaut
+        else:
+            folded.append(char)
+            marked.append(False)
+        i += 1
+    if not any(marked[: len(base)]) or not "".join(folded).startswith(base):
+        return base
+    return "".join(_UMLAUT_OF[c] if m else c for c, m in zip(base, marked, strict=False))
+
+
 class CompoundSplitter:
     """Splits German compounds into two known words of the corpus ("sprachbildung" → "sprach", "bildung")."""
 
     def __init__(self, vocabulary: dict[str, int]) -> None:
-        self.vocabulary = vocabulary
+        self.vocabulary = vocabulary  # case-folded words (umlauts kept since ANALYSIS 2) → count
+        folded: Counter[str] = Counter()
+        for word, count in vocabulary.items():
+            folded[fold(word)] += count
+        self._folded = dict(folded)
         self._cache: dict[str, tuple[str, ...]] = {}
 
     @classmethod
@@ -88,21 +139,25 @@ class CompoundSplitter:
         return cls(dict(vocabulary_counts(texts)))
 
     def _known(self, part: str) -> int:
-        return max(
-            self.vocabulary.get(part, 0), self.vocabulary.get(part + "e", 0), self.vocabulary.get(part + "en", 0)
-        )
+        vocabulary = self._folded
+        return max(vocabulary.get(part, 0), vocabulary.get(part + "e", 0), vocabulary.get(part + "en", 0))
 
     def split(self, word: str) -> tuple[str, ...]:
-        """The parts of a compound (empty if it is none); the head may drop a linking "s" ("Integrations-")."""
-        folded = fold(word)
+        """The parts of a compound (empty if it is none); the head may drop a linking "s" ("Integrations-").
+
+        Parts are looked up umlaut-folded but returned as they stand in ``word`` (case-folded), so that
+        "Gruppengröße" gives "größe", not "grosse".
+        """
+        original = unicodedata.normalize("NFC", word).casefold()
+        folded = original.translate(_UMLAUTS)  # the same length as ``original``
         if len(folded) < MIN_COMPOUND:
             return ()
-        if folded in self._cache:
-            return self._cache[folded]
+        if original in self._cache:
+            return self._cache[original]
         best: tuple[float, tuple[str, ...]] = (0.0, ())
         for i in range(MIN_PART, len(folded) - MIN_PART):
             head, tail = folded[:i], folded[i:]
-            tail_count = self.vocabulary.get(tail, 0)
+            tail_count = self._folded.get(tail, 0)
             if len(tail) < 4 or not tail_count:
                 continue
             for candidate in (head, head[:-1] if head.endswith("s") else ""):
@@ -110,24 +165,27 @@ class CompoundSplitter:
                 if head_count:
                     score = (head_count * tail_count) ** 0.5 * min(len(candidate), len(tail))
                     if score > best[0]:
-                        best = (score, (candidate, tail))
-        self._cache[folded] = best[1]
+                        best = (score, (original[: len(candidate)], original[i:]))
+        self._cache[original] = best[1]
         return best[1]
 
 
 def vocabulary_counts(texts: Iterable[str]) -> Counter[str]:
-    """How often each word (folded, no stop words) occurs in ``texts``: the compound splitter's dictionary."""
+    """How often each word (case-folded, no stop words) occurs in ``texts``: the compound splitter's dictionary
+    and the spelling corrector's."""
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(fold(w) for w in words(text) if len(w) >= MIN_PART and w not in STOPWORDS)
+        counts.update(w for w in words(text) if len(w) >= MIN_PART and w not in STOPWORDS)
     return counts
 
 
 class Analyzer:
     """Text → index terms (stems of words and of compound parts)."""
 
-    def __init__(self, splitter: CompoundSplitter) -> None:
+    def __init__(self, splitter: CompoundSplitter, *, umlauts: bool = True) -> None:
         self.splitter = splitter
+        #: Umlauts kept in terms (:data:`ANALYSIS` 2); False reads a version written with folded umlauts.
+        self.umlauts = umlauts
         self._cache: dict[str, tuple[str, ...]] = {}
         self._tokens: dict[str, frozenset[str]] = {}
 
@@ -160,7 +218,8 @@ class Analyzer:
             if word in STOPWORDS or len(word) < 2:
                 cached = ()
             else:
-                cached = (stem(word), *(stem(part) for part in self.splitter.split(word)))
+                to_term = term if self.umlauts else stem
+                cached = (to_term(word), *(to_term(part) for part in self.splitter.split(word)))
             if len(self._cache) < 500_000:
                 self._cache[word] = cached
         return cached
@@ -197,6 +256,7 @@ class LexicalIndex:
         #: incrementally since the last full build.
         self.counts = counts
         self._synonyms: list[tuple[list[str], list[list[str]]]] = []
+        self._speller: Speller | None = None
 
     @classmethod
     def build(cls, chunks: list[tuple[int, str]]) -> LexicalIndex:
@@ -234,6 +294,8 @@ class LexicalIndex:
             payload = json.loads((folder / LEXICAL_TERMS).read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):
             return None  # unreadable: the caller builds from scratch
+        if payload.get("analysis", 1) != ANALYSIS:
+            return None  # terms of an older analysis: all chunks are analysed again
         keep = ~np.isin(old_ids, np.fromiter(removed, dtype=np.int64))
         changed = int(payload.get("changed", 0)) + int((~keep).sum()) + len(added)
         if changed > FULL_REBUILD_FRACTION * max(int(keep.sum()) + len(added), 1):
@@ -287,7 +349,12 @@ class LexicalIndex:
             arrays |= {"tf_data": tf.data.astype(np.uint16), "tf_indices": tf.indices, "tf_indptr": tf.indptr,
                        "tf_shape": np.asarray(tf.shape)}  # fmt: skip
         np.savez(folder / LEXICAL_MATRIX, **arrays)
-        payload = {"terms": list(self.terms), "vocabulary": self.analyzer.splitter.vocabulary, "changed": changed}
+        payload = {
+            "terms": list(self.terms),
+            "vocabulary": self.analyzer.splitter.vocabulary,
+            "changed": changed,
+            "analysis": ANALYSIS if self.analyzer.umlauts else 1,
+        }
         (folder / LEXICAL_TERMS).write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -300,20 +367,48 @@ class LexicalIndex:
             chunk_ids = arrays["chunk_ids"]
         payload = json.loads((folder / LEXICAL_TERMS).read_text(encoding="utf-8"))
         terms = {term: i for i, term in enumerate(payload["terms"])}
-        return cls(chunk_ids, matrix, terms, Analyzer(CompoundSplitter(payload["vocabulary"])))
+        umlauts = payload.get("analysis", 1) >= ANALYSIS
+        return cls(chunk_ids, matrix, terms, Analyzer(CompoundSplitter(payload["vocabulary"]), umlauts=umlauts))
 
     def use_synonyms(self, groups: list[list[str]]) -> None:
         analysed = [[self.analyzer.stems(member) for member in group] for group in groups]
         self._synonyms = [(member, group) for group in analysed for member in group if member]
 
+    @property
+    def speller(self) -> Speller:
+        """Built on first use from the version's vocabulary (a reader that never sees a typo never builds it)."""
+        if self._speller is None:
+            self._speller = Speller(self.analyzer.splitter.vocabulary)
+        return self._speller
+
+    def corrected(self, query: str) -> tuple[list[str], list[str]]:
+        """The query's words with the ones the index does not know corrected (:mod:`kb.spelling`), and the
+        words the corpus writes as one for neighbouring query words; unchanged for an index of the old analysis
+        (its vocabulary has no umlauts)."""
+        tokens = words(query)
+        if not self.analyzer.umlauts:
+            return tokens, []
+
+        def known(word: str) -> bool:
+            terms = self.analyzer.word_terms(word)
+            return not terms or terms[0] in self.terms
+
+        return corrected_words(tokens, known, self.speller)
+
     def query_terms(self, query: str) -> dict[str, float]:
         """The query's index terms with weights; synonyms of matched expressions are added at a lower weight.
 
-        Synonyms are matched against whole words only: a compound part ("Zuwanderung" in
+        Unknown words are corrected first (:meth:`corrected`); words the corpus joins are added at the synonyms'
+        weight. Synonyms are matched against whole words only: a compound part ("Zuwanderung" in
         "Zuwanderungsgeschichte") does not pull in the synonyms of the part.
         """
-        weights = dict.fromkeys(self.analyzer.terms(query), 1.0)
-        stems = self.analyzer.stems(query)
+        tokens, joined = self.corrected(query)
+        text = " ".join(tokens)
+        weights = dict.fromkeys(self.analyzer.terms(text), 1.0)
+        for word in joined:
+            for term_ in self.analyzer.word_terms(word):
+                weights.setdefault(term_, SYNONYM_WEIGHT)
+        stems = self.analyzer.stems(text)
         for member, group in self._synonyms:
             if _contains(stems, member):
                 for other in group:

@@ -1,8 +1,10 @@
 """The Searcher: validates a query, ranks chunks (dense, lexical or fused), filters, groups and builds hits.
 
-Hybrid ranking fuses the dense (FAISS) and lexical (BM25) rankings by reciprocal rank fusion. The lexical side is
-weighted by how much of the query the German lexical index knows (its *coverage*): a German question gets the full
-weight, a Turkish, Arabic, Ukrainian or English one little or none, so other languages keep the dense ranking.
+Hybrid ranking fuses the dense (FAISS) and lexical (BM25) rankings by their scaled scores. The lexical side is
+weighted per query by the evidence it has (:mod:`kb.fusion`): the query's language (how much of it the German
+index knows: a Turkish, Arabic, Ukrainian or English query keeps the dense ranking) and how much of the query's
+weight the best lexical hits hold. The same evidence gives each result list a confidence and the "nothing fits"
+decision.
 
 The live index version is re-read when ``kb ingest`` publishes a new one, so a running server picks it up without
 a restart; requests already running finish on the version they started with.
@@ -21,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from kb import fusion
 from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
 from kb.fields import MODES, Mode
@@ -28,14 +31,13 @@ from kb.filters import Filters, count_facets
 from kb.lexical import Analyzer, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
-from kb.storage import LexicalSearch, StorageReader, StoredChunk, StoredDocument, open_storage
+from kb.storage import StorageReader, StoredChunk, StoredDocument, open_storage
 from kb.storage.scoped import scoped
 from kb.visibility import Viewer, visible_to
 
 SNIPPET_WORDS = 40
-RRF_K = 60
-#: Lexical weight in hybrid mode: 0 below this coverage of the query by the German index, 1 from FULL_COVERAGE.
-MIN_COVERAGE, FULL_COVERAGE = 0.35, 0.6
+#: Passages of each ranking read for the evidence of a query (:mod:`kb.fusion`).
+EVIDENCE_DEPTH = 100
 #: Grouped search looks at this many chunks per wanted document first (more if too few documents come back).
 GROUP_POOL_FACTOR = 8
 FACET_DOCUMENTS = 100
@@ -75,6 +77,8 @@ class SearchResult:
     lexical_weight: float = 0.0
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     ranking: list[str] = field(default_factory=list)  # document ids, when only ranked (evaluation)
+    confidence: float = 0.0  # how sure the search is that its best results fit (kb.fusion.confidence)
+    nothing_fits: bool = False  # no result fits well: the page suggests a broader search
 
 
 class IndexHandle:
@@ -205,8 +209,11 @@ class Searcher:
         started = time.perf_counter() if started is None else started
         index = self.index if index is None else index
         allowed = allowed_chunks(index, filters) if filters else None
-        weight = lexical_weight(index.lexical, text) if mode == "hybrid" else float(mode == "lexical")
         terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
+        evidence = gather_evidence(index, text, terms, vector, mode, allowed)
+        weight = fusion.lexical_weight(evidence) if mode == "hybrid" else float(mode == "lexical")
+        sure = fusion.confidence(evidence, mode)
+        nothing = fusion.nothing_fits(sure, evidence)
 
         hidden = frozenset() if filters else index.hidden
         visible = filters.matches if filters else visible_to
@@ -224,7 +231,7 @@ class Searcher:
             ranked = raw_chunks(index, candidates, k, hidden)
         if not with_hits:
             ranking = [d for item in ranked for d in (item.doc_id, *(o.id for o in also.get(item.doc_id, ())))]
-            return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, ranking)
+            return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, ranking, sure, nothing)
         hits = self._hits(index, ranked, set(terms), also)
         facet_counts = {}
         if facets:
@@ -233,7 +240,17 @@ class Searcher:
             ]
             facet_counts = count_facets(documents)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(text, mode, hits, took, index.manifest.version, weight, facet_counts)
+        return SearchResult(
+            text,
+            mode,
+            hits,
+            took,
+            index.manifest.version,
+            weight,
+            facet_counts,
+            confidence=sure,
+            nothing_fits=nothing,
+        )
 
     def _hits(
         self,
@@ -293,10 +310,27 @@ class Searcher:
         return self._hits(index, ranked, set())
 
 
-def lexical_weight(lexical: LexicalSearch, text: str) -> float:
-    """How much to trust lexical evidence for this query, from 0 (other language) to 1 (German)."""
-    coverage = lexical.coverage(text)
-    return float(np.clip((coverage - MIN_COVERAGE) / (FULL_COVERAGE - MIN_COVERAGE), 0.0, 1.0))
+def gather_evidence(
+    index: StorageReader,
+    text: str,
+    terms: dict[str, float],
+    vector: np.ndarray | None,
+    mode: Mode,
+    allowed: np.ndarray | None,
+) -> fusion.Evidence:
+    """The signals of :mod:`kb.fusion` for one query, from the first passages of each ranking."""
+    language = fusion.language_share(index.lexical, text)
+    dense = index.vectors.search(vector, EVIDENCE_DEPTH, allowed) if vector is not None else []
+    lexical = index.lexical.search(terms, EVIDENCE_DEPTH, allowed) if language > 0 or mode == "lexical" else []
+    return fusion.Evidence(
+        language=language,
+        matched=fusion.matched_share(index.lexical, terms, lexical, allowed),
+        agreement=fusion.agreement(index, dense, lexical),
+        similarity=dense[0][1] if dense else 0.0,
+        words=len(text.split()),
+        distinctness=fusion.distinctness(dense),
+        ranked=len(dense),
+    )
 
 
 def rank(
@@ -313,23 +347,12 @@ def rank(
         return index.lexical.search(terms, pool, allowed)
     if vector is None:
         raise ValueError("dense and hybrid ranking need a query vector")
-    dense = index.vectors.search(vector, pool, allowed)
     if mode == "dense" or weight <= 0:
-        return dense
-    lexical = index.lexical.search(terms, pool, allowed)
-    return fuse(dense, lexical, weight)[:pool]
-
-
-def fuse(
-    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], weight: float
-) -> list[tuple[int, float]]:
-    """Weighted reciprocal rank fusion of two rankings."""
-    scores: dict[int, float] = {}
-    for rank_, (chunk_id, _) in enumerate(dense):
-        scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank_ + 1)
-    for rank_, (chunk_id, _) in enumerate(lexical):
-        scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (RRF_K + rank_ + 1)
-    return sorted(scores.items(), key=lambda item: -item[1])
+        return index.vectors.search(vector, pool, allowed)
+    depth = max(pool, fusion.NORMALISE_DEPTH)  # the same scaling whatever the pool
+    dense = index.vectors.search(vector, depth, allowed)
+    lexical = index.lexical.search(terms, depth, allowed)
+    return fusion.fuse(dense, lexical, weight)[:pool]
 
 
 def allowed_chunks(index: StorageReader, filters: Filters) -> np.ndarray:

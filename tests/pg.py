@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -49,7 +50,7 @@ def _run_as() -> dict[str, int]:
     return {"user": entry.pw_uid, "group": entry.pw_gid}
 
 
-def _give(path: Path, owner: dict[str, int]) -> None:
+def _give(path: Path, owner: dict[str, Any]) -> None:
     """Let the server user own ``path`` and traverse its parents (pytest's tmp folders are private to root)."""
     if not owner:
         return
@@ -67,7 +68,7 @@ class PgServer:
         self.folder, self.data = folder, folder / "data"
         self.port = port or _free_port()
         self._auto_port = port is None
-        self.owner = _run_as()
+        self.owner: dict[str, Any] = dict(_run_as())
         self.process: subprocess.Popen[bytes] | None = None
 
     def bin(self, name: str) -> str:
@@ -83,7 +84,7 @@ class PgServer:
         subprocess.run(
             [self.bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=utf8",
              "--locale=C"],
-            check=True, capture_output=True, **self.owner,  # type: ignore[arg-type]
+            check=True, capture_output=True, **self.owner,
         )  # fmt: skip
         with (self.data / "postgresql.auto.conf").open("a") as conf:
             conf.write("wal_level = replica\nmax_wal_senders = 5\nfsync = off\nlisten_addresses = '127.0.0.1'\n")
@@ -98,7 +99,7 @@ class PgServer:
         done = subprocess.run(
             [self.bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
              "-D", str(self.data), "-R", "-X", "stream", "-c", "fast"],
-            capture_output=True, text=True, **self.owner,  # type: ignore[arg-type]
+            capture_output=True, text=True, **self.owner,
         )  # fmt: skip
         if done.returncode:
             raise RuntimeError(f"pg_basebackup failed: {done.stderr}")
@@ -122,7 +123,7 @@ class PgServer:
         log = (self.folder / "server.log").open("ab")
         self.process = subprocess.Popen(
             [self.bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(sockets)],
-            stdout=log, stderr=subprocess.STDOUT, **self.owner,  # type: ignore[arg-type]
+            stdout=log, stderr=subprocess.STDOUT, **self.owner,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,24 @@ def test_the_load_report_is_a_run_line_and_one_row_per_level() -> None:
 @pytest.mark.parametrize("path", sorted((REPO / "bench").glob("*.py")), ids=lambda p: p.stem)
 def test_every_bench_module_imports(path: Path) -> None:
     importlib.import_module(f"bench.{path.stem}" if path.stem != "__init__" else "bench")
+
+
+def test_quality_tables_have_a_row_per_set_and_kind_and_the_nothing_fits_decision(tmp_path: Path) -> None:
+    from kb.evaluation import NothingFits
+
+    kinds = {"keyword": _metrics(0.6, 2), "question": _metrics(0.9, 3)}
+    decision = NothingFits(no_answer=4, answerable=5, caught=2, false_alarms=1)
+    with_kinds = {
+        mode: replace(_metrics(0.7, 5), by_kind=kinds, nothing_fits=decision) for mode in quality.COLUMNS
+    }
+    results = {"one": {mode: _metrics(0.8, 5) for mode in quality.COLUMNS}, "two": with_kinds}
+    doc = tmp_path / "quality.md"
+    doc.write_text(QUALITY_DOC.read_text(encoding="utf-8"), encoding="utf-8")
+
+    generated.update(doc, quality.blocks(results, {"one": 1.0, "two": 2.0}, "run line"))
+
+    after = doc.read_text(encoding="utf-8")
+    rows = generated.block(after, "kinds").splitlines()[2:]
+    assert [row.split(" | ")[:3] for row in rows] == [["| two", "keyword", "2"], ["| two", "question", "3"]]
+    decisions = generated.block(after, "nothing-fits").splitlines()[2:]
+    assert len(decisions) == 1 and decisions[0].startswith("| two | 4 | 5 | P 0.67 / R 0.50")

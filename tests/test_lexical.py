@@ -101,3 +101,77 @@ def test_the_shipped_synonyms_find_what_an_acronym_or_another_name_means(acronym
     index.use_synonyms(lexical.load_synonyms(None))
     best = index.search(index.query_terms(acronym), 1)
     assert best and TEXTS[best[0][0]].startswith(found)
+
+
+SPELLING = [
+    "Die Gruppengröße im Herkunftssprachlichen Unterricht liegt bei mindestens fünfzehn Kindern.",
+    "Die Gruppengröße entscheidet die Schulaufsicht; Seiteneinsteiger werden dazu angemeldet.",
+    "Große Runde der Kommunalen Integrationszentren im Rathaus.",
+    "Seiteneinsteiger besuchen zuerst eine Erstförderung; Seiteneinsteiger lernen dort Deutsch.",
+    "Der Orientierungskurs erklärt Geschichte und Recht; der Orientierungskurs endet mit einem Test.",
+    "Die Unterlagen sind schon da. Ein schön gestalteter Elternbrief lädt zum Seiteneinstieg ein.",
+    "Zum Seiteneinstieg gibt es eine Beratung beim Seiteneinstieg.",
+    "Kleine Gruppen: auf ihre Größe kommt es an.",
+]
+
+
+@pytest.fixture(scope="module")
+def spelled() -> LexicalIndex:
+    return LexicalIndex.build(list(enumerate(SPELLING)))
+
+
+def _best(index: LexicalIndex, query: str) -> int:
+    return index.search(index.query_terms(query), 1)[0][0]
+
+
+def test_umlauts_keep_distinct_words_apart(spelled: LexicalIndex) -> None:
+    analyzer = spelled.analyzer
+    assert analyzer.terms("Größe") != analyzer.terms("Große")
+    assert analyzer.terms("schön") != analyzer.terms("schon")
+    assert set(analyzer.terms("Größe")) <= set(analyzer.terms("Gruppengröße"))  # the part keeps its umlaut
+    assert not set(analyzer.terms("Große")) & set(analyzer.terms("Gruppengröße"))
+    assert _best(spelled, "Große Runde") == 2
+    assert {c for c, _ in spelled.search(spelled.query_terms("Große"), 10)} == {2}
+
+
+@pytest.mark.parametrize(
+    ("query", "corrected", "found"),
+    [
+        ("Seiteneinsteier", "seiteneinsteiger", 3),  # one letter missing
+        ("Orientirungskurs", "orientierungskurs", 4),  # one letter missing in a long word
+        ("Groesse", "groesse", None),  # an umlaut spelled out: read as one by the analysis
+        ("Gruppengrosse", "gruppengrösse", None),  # an umlaut left out
+    ],
+)
+def test_unknown_words_are_corrected_against_the_vocabulary(
+    spelled: LexicalIndex, query: str, corrected: str, found: int | None
+) -> None:
+    assert spelled.corrected(query)[0] == [corrected]
+    hits = {c for c, _ in spelled.search(spelled.query_terms(query), 10)}
+    assert hits and (found is None or _best(spelled, query) == found)
+    if "gr" in corrected:
+        assert hits == {0, 1, 7}  # the documents with "Größe", not the one with "Große"
+
+
+def test_known_words_are_never_corrected(spelled: LexicalIndex) -> None:
+    assert spelled.corrected("Große schon Runde")[0] == ["grosse", "schon", "runde"]  # case-folded, not changed
+    assert spelled.corrected("Quokkaverband")[0] == ["quokkaverband"]  # nothing close: left as it is
+
+
+def test_split_compounds_find_the_joined_word(spelled: LexicalIndex) -> None:
+    assert spelled.corrected("Seiten Einstieg")[1] == ["seiteneinstieg"]
+    terms = spelled.query_terms("Seiten Einstieg")
+    assert terms["seiteneinstieg"] == lexical.SYNONYM_WEIGHT
+    assert _best(spelled, "Seiten Einstieg") == 6
+
+
+def test_a_version_of_the_old_analysis_is_read_with_it_and_rebuilt_by_the_next_write(tmp_path: Path) -> None:
+    built = LexicalIndex.build(list(enumerate(SPELLING)))
+    built.analyzer.umlauts = False  # as a version written before umlauts were kept
+    built.save(tmp_path)
+    payload = (tmp_path / lexical.LEXICAL_TERMS).read_text(encoding="utf-8")
+    assert '"analysis": 1' in payload
+    loaded = LexicalIndex.load(tmp_path)
+    assert not loaded.analyzer.umlauts and loaded.analyzer.terms("Größe") == ["gross"]
+    assert loaded.corrected("Seiteneinsteier") == (["seiteneinsteier"], [])  # its vocabulary is folded
+    assert LexicalIndex.updated(tmp_path, set(), vocabulary_counts([]), [(99, "Neu")]) is None

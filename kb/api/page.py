@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 
-from kb import fields
+from kb import fields, lexical
 from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
 from kb.documents import document_id
@@ -37,6 +37,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATIC_DIR: Final = Path(__file__).parent / "static"
 
 PAGE_SIZE, MAX_PAGE_K = 10, 50
+#: The broader search offered when nothing fits keeps at most this many of the query's words.
+BROADER_WORDS = 3
 MAX_VALUES, MAX_VALUE_CHARS = 20, 200
 FACET_SHOWN: Final = 6  # values per facet before "alle anzeigen"
 MODE_LABELS: Final[dict[str, str]] = {
@@ -309,6 +311,8 @@ def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "search.html", {**context, "error": message}, status)
     context.update(
+        nothing_fits=result.nothing_fits and bool(result.hits),
+        broader=broader(query),
         cards=[Card.of(hit, query) for hit in result.hits],
         facets=facet_groups(query, result.facets),
         seconds=seconds(result.took_ms),
@@ -370,6 +374,20 @@ def translations(index: StorageReader, document: StoredDocument) -> list[StoredD
             found.setdefault(doc.metadata.language, doc)
     found.pop(document.metadata.language, None)
     return sorted(found.values(), key=lambda d: d.metadata.language)
+
+
+def broader(query: PageQuery) -> Link | None:
+    """A search with fewer words, offered when nothing fits: the query's content words (no stop words), at most
+    the :data:`BROADER_WORDS` longest (in German the long words carry the topic), if that is fewer words."""
+    tokens = query.q.split()
+    content = [t for t in tokens if lexical.words(t) and not set(lexical.words(t)) <= lexical.STOPWORDS]
+    if len(content) > BROADER_WORDS:
+        longest = set(sorted(range(len(content)), key=lambda i: -len(content[i]))[:BROADER_WORDS])
+        content = [t for i, t in enumerate(content) if i in longest]
+    if not content or len(content) >= len(tokens):
+        return None
+    text = " ".join(t.strip("?!.,;:„“\"'()") for t in content)
+    return Link(text, replace(query, q=text, k=PAGE_SIZE).url())
 
 
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

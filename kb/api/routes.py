@@ -66,6 +66,8 @@ def _response(searcher: Searcher, request: SearchRequest, principal: Principal) 
         k=request.k,
         mode=result.mode,
         lexical_weight=round(result.lexical_weight, 3),
+        confidence=round(result.confidence, 3),
+        nothing_fits=result.nothing_fits,
         took_ms=round(result.took_ms, 2),
         index_version=result.index_version,
         results=[SearchHitOut.of(hit) for hit in result.hits],

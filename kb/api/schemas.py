@@ -240,6 +240,14 @@ class SearchResponse(BaseModel):
     k: int
     mode: Mode
     lexical_weight: float = Field(description="Weight of lexical evidence in this search (0 = dense only).")
+    confidence: float = Field(
+        0.0, description="How sure the search is that its best results fit the query, from 0 (not at all) to 1."
+    )
+    nothing_fits: bool = Field(
+        False,
+        description="True when no document fits the query well: the results are weak matches, and a broader "
+        "search (fewer words, fewer filters) is the better next step.",
+    )
     took_ms: float
     index_version: int
     results: list[SearchHitOut]
