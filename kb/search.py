@@ -16,9 +16,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from typing import NamedTuple
 
 import numpy as np
@@ -232,7 +231,7 @@ class Searcher:
         if not with_hits:
             ranking = [d for item in ranked for d in (item.doc_id, *(o.id for o in also.get(item.doc_id, ())))]
             return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, ranking, sure, nothing)
-        hits = self._hits(index, ranked, set(terms), also)
+        hits = self._hits(index, ranked, terms, also)
         facet_counts = {}
         if facets:
             documents = [
@@ -256,7 +255,7 @@ class Searcher:
         self,
         index: StorageReader,
         ranked: list[Ranked],
-        terms: set[str],
+        terms: Mapping[str, float],
         also: dict[str, tuple[StoredDocument, ...]] | None = None,
     ) -> list[Hit]:
         chunks = index.chunks([item.chunk_id for item in ranked])
@@ -448,32 +447,41 @@ def collapse_near_duplicates(
 
 
 _SPACE = re.compile(r"\S+")
+#: A word that ends a sentence: it ends in . ! ? or … and is no abbreviation of one or two letters ("z.", "Nr.").
+_SENTENCE_END = re.compile(r"(?:[^\W\d]{3,}|\d{1,}|[)\"“»])[.!?…][)\"“»]?$|[!?…][)\"“»]?$")
 
 
 def snippet(
-    text: str, terms: set[str], analyzer: Analyzer, size: int = SNIPPET_WORDS
+    text: str, terms: Mapping[str, float] | set[str], analyzer: Analyzer, size: int = SNIPPET_WORDS
 ) -> tuple[str, list[tuple[int, int]]]:
-    """The window of ``size`` words that matches the most query terms, and the matched words' character spans.
+    """A window of ``size`` words that opens with the sentence answering the query best, and the matched words'
+    character spans.
 
-    Each distinct word is analysed once (a chunk repeats many), and character offsets are found for the chosen
-    window only: this runs for every hit of every search.
+    The best sentence is the one holding the most query weight in *distinct* terms (stems, compound parts,
+    spelling corrections and synonyms, each at its query weight): a sentence that names "Anmeldung" and
+    "Gruppengröße" once beats a run that repeats "Anmeldung" three times. A sentence longer than the window
+    shows its densest part. Each distinct word is analysed once (a chunk repeats many), and character offsets
+    are found for the chosen window only: this runs for every hit of every search.
     """
-    words_ = text.split()  # the same tokens as _SPACE (both split at str.isspace)
-    if terms:
+    weights = terms if isinstance(terms, Mapping) else dict.fromkeys(terms, 1.0)
+    positions = list(_SPACE.finditer(text))
+    words_ = [m.group() for m in positions]
+    found: dict[str, frozenset[str]] = {}
+    if weights:
         token_terms = analyzer.token_terms
-        hits = {w for w in set(words_) if not terms.isdisjoint(token_terms(w))}
-        matched = [w in hits for w in words_] if hits else []
-    else:
-        matched = []
+        for w in set(words_):
+            shared = frozenset(weights).intersection(token_terms(w))
+            if shared:
+                found[w] = shared
+    matched = [w in found for w in words_] if found else []
     best = 0
     if len(words_) > size and matched:
-        window = sum(matched[:size])
-        best_score = window
-        for start in range(1, len(words_) - size + 1):
-            window += matched[start + size - 1] - matched[start - 1]
-            if window > best_score:
-                best, best_score = start, window
-    chosen = [(m.start(), m.end()) for m in islice(_SPACE.finditer(text), best, best + size)]
+        first, last = _best_sentence(text, positions, words_, found, weights)
+        if last - first >= size:  # the sentence is longer than the window: its densest part
+            best = first + _densest(matched[first:last], size)
+        else:  # the whole sentence, from its start (or the last full window of the chunk)
+            best = min(first, len(words_) - size)
+    chosen = [(m.start(), m.end()) for m in positions[best : best + size]]
     if not chosen:
         return "", []
     prefix = "… " if best > 0 else ""
@@ -488,3 +496,45 @@ def snippet(
             trail = len(word) - len(word.rstrip(".,;:!?…)“\"'»«]"))
             spans.append((a - offset + lead, b - offset - trail))
     return prefix + body + suffix, spans
+
+
+def _best_sentence(
+    text: str,
+    positions: list[re.Match[str]],
+    words_: list[str],
+    found: dict[str, frozenset[str]],
+    weights: Mapping[str, float],
+) -> tuple[int, int]:
+    """The word range [first, last) of the sentence with the most query weight in distinct terms (the first
+    such sentence on a tie). A sentence ends after a word like "Kita." or at a line break."""
+    best_range, best_score = (0, len(words_)), -1.0
+    first = 0
+    for i in range(len(words_) + 1):
+        ends = i == len(words_) or (
+            i > first
+            and (
+                _SENTENCE_END.search(words_[i - 1]) is not None
+                or "\n" in text[positions[i - 1].end() : positions[i].start()]
+            )
+        )
+        if not ends:
+            continue
+        held: set[str] = set()
+        for w in words_[first:i]:
+            held.update(found.get(w, ()))
+        score = sum(weights[t] for t in held)
+        if score > best_score:
+            best_range, best_score = (first, i), score
+        first = i
+    return best_range
+
+
+def _densest(matched: list[bool], size: int) -> int:
+    """The start of the ``size``-word window with the most matched words (the first on a tie)."""
+    window = sum(matched[:size])
+    best, best_score = 0, window
+    for start in range(1, len(matched) - size + 1):
+        window += matched[start + size - 1] - matched[start - 1]
+        if window > best_score:
+            best, best_score = start, window
+    return best

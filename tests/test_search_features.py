@@ -109,3 +109,25 @@ def test_similar_documents_from_other_districts(searcher: Searcher) -> None:
 def test_unknown_mode_is_a_clear_error(searcher: Searcher) -> None:
     with pytest.raises(QueryError, match="mode must be one of hybrid, dense, lexical"):
         searcher.search("Eltern", 3, mode="semantic")
+
+
+def test_snippet_opens_with_the_sentence_holding_most_distinct_query_terms() -> None:
+    """Issue 15: a sentence naming two query terms once beats a run repeating one term, and the window starts at
+    that sentence instead of cutting into it."""
+    corpus = "Anmeldung Anmeldungen Gruppengröße Gruppe Größe Schülerinnen Schüler HSU"
+    analyzer = Analyzer(CompoundSplitter.from_texts([corpus]))
+    repeated = "Die Anmeldung läuft über die Schule, Anmeldung bitte früh, eine Anmeldung genügt. "
+    filler = "Dazwischen stehen viele Sätze über andere Dinge des Schullebens und der Elternarbeit. " * 3
+    answer = "Für eine HSU-Gruppe ist eine Gruppengröße von mindestens 15 Schülerinnen und Schülern nötig. "
+    text = repeated + filler + answer + filler
+    terms = dict.fromkeys(analyzer.terms("HSU Gruppengröße Anmeldung"), 1.0)
+
+    body, spans = snippet(text, terms, analyzer, size=20)
+
+    assert body.startswith("… Für eine HSU-Gruppe ist eine Gruppengröße"), body
+    assert "mindestens 15 Schülerinnen" in body
+    assert any("Gruppengröße" in body[a:b] for a, b in spans)
+    # A plain set of terms still works (each at weight 1), and a long sentence shows its densest part.
+    long_sentence = " ".join(["Wort"] * 30 + ["Gruppengröße", "und", "HSU"] + ["Wort"] * 30) + "."
+    body, _ = snippet(long_sentence, set(terms), analyzer, size=10)
+    assert "Gruppengröße" in body and "HSU" in body
