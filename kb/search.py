@@ -306,7 +306,7 @@ class Searcher:
             return index.vectors.search(centroid, pool, allowed)
 
         ranked = grouped(index, candidates, k)
-        return self._hits(index, ranked, set())
+        return self._hits(index, ranked, {})
 
 
 def gather_evidence(
