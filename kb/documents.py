@@ -135,6 +135,7 @@ class Document:
     sections: tuple[Section, ...]
     pages: int | None = None
     headings: tuple[Heading, ...] = ()
+    pages_without_text: tuple[int, ...] = ()  # pages kept without text: no text layer and not read by OCR
 
     @property
     def word_count(self) -> int:
