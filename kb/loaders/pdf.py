@@ -14,6 +14,7 @@ The steps of :func:`load`, each in its own module:
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,7 @@ def needs_ocr(page: Page) -> bool:
 def _blocks(
     pages: list[Page], kept: list[list[Line]], body: float, source: PdfSource
 ) -> tuple[list[_Block], list[Heading]]:
-    """The pages' lines cut at headings into blocks of one heading each, a page's footnotes a block of their own."""
+    """The pages' lines cut at headings into blocks under one heading each; a page's footnotes are a block."""
     blocks: list[_Block] = []
     headings: list[Heading] = []
     trail = HeadingTrail()
@@ -146,7 +147,7 @@ def join_pages(texts: list[str], footnotes: list[bool] | None = None) -> list[st
     texts = list(texts)
     notes = footnotes or [False] * len(texts)
     running = [i for i in range(len(texts)) if not notes[i] and texts[i].strip()]
-    for i, j in zip(running, running[1:], strict=False):
+    for i, j in itertools.pairwise(running):
         tail, head = texts[i], texts[j]
         if not head:
             continue

@@ -18,9 +18,9 @@ import ctypes
 import re
 import statistics
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import pypdfium2 as pdfium
@@ -141,6 +141,7 @@ def _read_page(document: pdfium.PdfDocument, index: int, glyphs: _GlyphNames, pa
         chars = _chars(textpage, text, height, glyphs, index)
     except pdfium.PdfiumError as exc:
         raise LoaderError(str(path), f"text of page {index + 1} cannot be extracted ({exc})") from exc
+
     def bold(i: int) -> bool:
         return pdfium_c.FPDFText_GetFontWeight(textpage.raw, i) >= 600 or bool(
             _BOLD_NAME.search(glyphs.font_name(textpage, i))
@@ -214,14 +215,14 @@ def _line(chars: list[_Char], bold: Callable[[int], bool]) -> Line | None:
         marker = {
             id(c)
             for c in ink
-            if (c.ch.isdigit() or c.ch in "*†")
-            and c.height < 0.8 * size
-            and c.loose_bottom < base - 0.2 * size
+            if (c.ch.isdigit() or c.ch in "*†") and c.height < 0.8 * size and c.loose_bottom < base - 0.2 * size
         }
         if marker and len(marker) < len(ink):
             chars = [c for c in chars if id(c) not in marker]
             ink = [c for c in ink if id(c) not in marker]
-    text = " ".join(unicodedata.normalize("NFKC", _SUPERSCRIPT_MARK.sub(r"\1", "".join(c.ch for c in chars))).split())
+    text = " ".join(
+        unicodedata.normalize("NFKC", _SUPERSCRIPT_MARK.sub(r"\1", "".join(c.ch for c in chars))).split()
+    )
     if not text:
         return None
     sample = [c.index for c in (ink[0], ink[len(ink) // 2], ink[-1]) if c.index >= 0]
@@ -296,20 +297,24 @@ class _GlyphNames:
 def _font_differences(path: Path, page: int) -> dict[str, dict[int, str]]:
     """``{font name: {code: glyph name}}`` of the fonts on a page whose encoding names its glyphs."""
     from pypdf import PdfReader
+    from pypdf.generic import ArrayObject, DictionaryObject
 
     found: dict[str, dict[int, str]] = {}
     try:
         resources = PdfReader(str(path), strict=False).pages[page].get("/Resources")
-        fonts = resources.get_object().get("/Font") if resources is not None else None
-        for ref in (fonts.get_object() if fonts is not None else {}).values():
+        resources = resources.get_object() if resources is not None else None
+        fonts = resources.get("/Font") if isinstance(resources, DictionaryObject) else None
+        fonts = fonts.get_object() if fonts is not None else None
+        for ref in fonts.values() if isinstance(fonts, DictionaryObject) else ():
             font = ref.get_object()
             encoding = font.get("/Encoding")
             encoding = encoding.get_object() if encoding is not None else None
-            if not hasattr(encoding, "get") or encoding.get("/Differences") is None:
+            differences = encoding.get("/Differences") if isinstance(encoding, DictionaryObject) else None
+            if not isinstance(differences, ArrayObject):
                 continue
             codes: dict[int, str] = {}
             code = 0
-            for item in encoding["/Differences"]:
+            for item in differences:
                 if isinstance(item, int):
                     code = item
                 else:

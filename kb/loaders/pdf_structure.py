@@ -78,10 +78,12 @@ def find_headings(
         key = _norm(line.text)
         bookmark = next((m for m in marked if key == m or (key.startswith(m) and 8 < len(m) > len(key) - 6)), None)
         before = found[-1] if found else None
-        if bookmark is None and before is not None and before.end == i - 1 and _continues(lines[i - 1], line):
-            if line.size > body * LARGER or _heading_level(line, body, sizes, median) is not None:
-                found[-1] = HeadingLine(before.start, i, before.level, f"{before.text} {line.text}")
-                continue
+        wrapped = before is not None and before.end == i - 1 and _continues(lines[i - 1], line)
+        if before is not None and bookmark is None and wrapped and (
+            line.size > body * LARGER or _heading_level(line, body, sizes, median) is not None
+        ):
+            found[-1] = HeadingLine(before.start, i, before.level, f"{before.text} {line.text}")
+            continue
         level = 1 if bookmark is not None else _heading_level(line, body, sizes, median)
         following = lines[i + 1].text if i + 1 < len(lines) else ""
         if level is None or (bookmark is None and following[:1].islower() and not _continues(line, lines[i + 1])):
@@ -98,7 +100,12 @@ def _outline_title(outline: Sequence[OutlineEntry], key: str, fallback: str) -> 
 def _heading_level(line: Line, body: float, sizes: list[int], median: float) -> int | None:
     text = line.text
     words = text.split()
-    if not 1 <= len(words) <= 14 or len(text) > 120 or _SENTENCE_END.search(text) or not re.search(r"[^\W\d_]{3}", text):
+    if (
+        not 1 <= len(words) <= 14
+        or len(text) > 120
+        or _SENTENCE_END.search(text)
+        or not re.search(r"[^\W\d_]{3}", text)
+    ):
         return None
     if PAGE_NUMBER.match(text) or any(rx.search(text) for rx in _NOT_A_HEADING):
         return None
