@@ -31,6 +31,7 @@ PAGE_NUMBER = re.compile(
     r"^(?:(?:seite|s\.|page|blatt)\s*)?[-–—]?\s*\d{1,5}\s*[-–—]?(?:\s*(?:von|/|of|aus)\s*\d{1,5})?$", re.I
 )
 _MARGIN_LETTER = re.compile(r"^\([A-H]\)$")
+_SECTION_NUMBER = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s")
 _SENTENCE_END = re.compile(r"[.,;:!?\-\ufffe]$")
 
 
@@ -105,8 +106,10 @@ def _beside(line: Line, removed: list[Line], page: Page) -> bool:
         return False
     if not _in_band(line, page, 2 * BAND):
         return False
+    if _SECTION_NUMBER.match(line.text):
+        return False  # the first heading of the page
     return any(
-        min(abs(line.top - other.bottom), abs(other.top - line.bottom)) < 2 * line.size
+        min(abs(line.top - other.bottom), abs(other.top - line.bottom)) < 1.2 * line.size
         and not PAGE_NUMBER.match(other.text)
         and not _MARGIN_LETTER.match(other.text)
         for other in removed

@@ -119,8 +119,10 @@ def _heading_level(line: Line, body: float, sizes: list[int], median: float) -> 
 
 
 def _continues(first: Line, second: Line) -> bool:
+    """Whether ``second`` goes on with the heading ``first``: same font, right under it, not numbered itself."""
     return (
-        abs(first.size - second.size) < 0.5
+        not _NUMBERED.match(second.text)
+        and abs(first.size - second.size) < 0.5
         and first.bold == second.bold
         and -0.5 * first.size <= second.top - first.bottom < 1.2 * max(first.size, 1.0)
     )
