@@ -99,4 +99,5 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "real-pdfs")
+    default = Path(__file__).resolve().parents[2] / "shared" / "eval" / "real-pdfs"
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else default)

@@ -79,8 +79,11 @@ def find_headings(
         bookmark = next((m for m in marked if key == m or (key.startswith(m) and 8 < len(m) > len(key) - 6)), None)
         before = found[-1] if found else None
         wrapped = before is not None and before.end == i - 1 and _continues(lines[i - 1], line)
-        if before is not None and bookmark is None and wrapped and (
-            line.size > body * LARGER or _heading_level(line, body, sizes, median) is not None
+        if (
+            before is not None
+            and bookmark is None
+            and wrapped
+            and (line.size > body * LARGER or _heading_level(line, body, sizes, median) is not None)
         ):
             found[-1] = HeadingLine(before.start, i, before.level, f"{before.text} {line.text}")
             continue
