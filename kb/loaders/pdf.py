@@ -21,7 +21,6 @@ from pathlib import Path
 
 from kb.documents import Document, Heading, Section
 from kb.errors import LoaderError
-from kb.loaders.headings import HeadingTrail
 from kb.loaders.hyphens import HYPHEN_END, join_broken, join_lines
 from kb.loaders.metadata import build_metadata, read_sidecar
 from kb.loaders.pdf_furniture import strip_furniture
@@ -55,14 +54,14 @@ def load(path: Path) -> Document:
         raise LoaderError(str(path), "no text layer (needs OCR): the PDF holds only images of text")
     kept = strip_furniture(pages, MIN_PAGE_CHARS)
     body = body_size(kept)
-    blocks, headings = _blocks(pages, kept, body, source)
+    title = _title(source, kept, body)
+    blocks, headings = _blocks(pages, kept, body, source, title)
     texts = join_pages([join_pdf_lines(block.lines) for block in blocks], [block.footnotes for block in blocks])
     sections = tuple(
         Section(text=_respace(text), heading=block.heading, page=block.page)
         for block, text in zip(blocks, texts, strict=True)
         if text.strip()
     )
-    title = _title(source, kept, body)
     metadata = build_metadata(read_sidecar(path), path, fallback_title=title or path.stem)
     return Document(
         path=path,
@@ -81,12 +80,12 @@ def needs_ocr(page: Page) -> bool:
 
 
 def _blocks(
-    pages: list[Page], kept: list[list[Line]], body: float, source: PdfSource
+    pages: list[Page], kept: list[list[Line]], body: float, source: PdfSource, title: str
 ) -> tuple[list[_Block], list[Heading]]:
     """The pages' lines cut at headings into blocks under one heading each; a page's footnotes are a block."""
     blocks: list[_Block] = []
     headings: list[Heading] = []
-    trail = HeadingTrail()
+    section = ""  # the heading of the text that follows: the last one read (measured: nesting them lost quality)
     for page, lines in zip(pages, kept, strict=True):
         running, notes = split_footnotes(lines, body)
         found = find_headings(running, body, source.outline, page.number)
@@ -97,15 +96,15 @@ def _blocks(
             heading = starts.get(i)
             if heading is not None:
                 if current:
-                    blocks.append(_Block(page.number, trail.context, current))
+                    blocks.append(_Block(page.number, section, current))
                     current = []
-                trail.enter(heading.level, heading.text)
+                section = heading.text if heading.text != title else ""  # every chunk carries the title
                 headings.append(Heading(heading.text, page.number))
             if i not in inside:
                 current.append(line.text)
-        blocks.append(_Block(page.number, trail.context, current))
+        blocks.append(_Block(page.number, section, current))
         if notes:
-            blocks.append(_Block(page.number, trail.context, [n.text for n in notes], footnotes=True))
+            blocks.append(_Block(page.number, section, [n.text for n in notes], footnotes=True))
     return blocks, headings
 
 
