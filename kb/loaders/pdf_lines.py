@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import re
 import statistics
+import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import pypdfium2.raw as pdfium_c
 
 from kb.errors import LoaderError
 
+_PDFIUM = threading.Lock()
 #: What PDFium puts at the end of a line whose last character is a hyphen it takes for a syllable break.
 LINE_END_HYPHEN = "\ufffe"
 _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
@@ -105,14 +107,15 @@ class _Char:
 
 def read_pdf(path: Path) -> PdfSource:
     """Open ``path`` with PDFium and read every page's lines, the document title and the outline."""
-    document = _open(path)
-    try:
-        glyphs = _GlyphNames(path)
-        pages = tuple(_read_page(document, index, glyphs, path) for index in range(len(document)))
-        title = _info_title(document)
-        outline = _outline(document)
-    finally:
-        document.close()
+    with _PDFIUM:  # PDFium is not thread-safe; a file read outside the sandbox may be read in a server thread
+        document = _open(path)
+        try:
+            glyphs = _GlyphNames(path)
+            pages = tuple(_read_page(document, index, glyphs, path) for index in range(len(document)))
+            title = _info_title(document)
+            outline = _outline(document)
+        finally:
+            document.close()
     return PdfSource(pages=pages, info_title=title, outline=outline)
 
 
