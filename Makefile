@@ -10,10 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
 
-# Runtime dependencies, pinned (constraints.txt pins every transitive package too).
+# Runtime dependencies, pinned (constraints.txt pins every transitive package too), and Debian's Tesseract with
+# German, English, Turkish, Arabic and Ukrainian for OCR of scanned pages and images.
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng tesseract-ocr-tur tesseract-ocr-ara tesseract-ocr-ukr
 $(VENV)/.runtime: requirements.txt constraints.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	dpkg -s $(OCR_PACKAGES) >/dev/null 2>&1 || (apt-get update && apt-get install -y $(OCR_PACKAGES)) \
+	  || echo "Tesseract could not be installed (needs root: apt-get install $(OCR_PACKAGES)): scanned pages and images will not be read."
 	touch $@
 
 # Development tools, and Debian's Chromium for the browser tests (never a downloaded browser).

@@ -99,6 +99,7 @@ def ingest(
     """Add, update and remove documents; writes a new index version atomically."""
     from kb.curation.db import CurationDB
     from kb.ingest import Ingestor, discover
+    from kb.loaders.scans import page_list  # the pages named as ingestion logs them
 
     settings = _settings(ctx)
     curation = CurationDB.open_existing(settings.data_dir)  # curated metadata and purges apply to every run
@@ -129,6 +130,10 @@ def ingest(
         f"in {report.seconds:.1f} s; index version {report.version}: "
         f"{report.documents} documents, {report.chunks} chunks"
     )
+    for note in report.ocr:
+        typer.echo(f"{note.path}: {note.read} of {note.pages} pages read by OCR")
+        if note.unread:
+            typer.echo(f"needs OCR: {note.path}: {page_list(note.unread)} not read: {note.problem}", err=True)
     for failure in report.failed:
         typer.echo(f"failed: {failure.path}: {failure.reason}", err=True)
     raise typer.Exit(report.exit_code)
@@ -307,7 +312,8 @@ def show(
     for heading in text.headings:
         typer.echo(f"  p. {heading.page:<3} {heading.text}")
     for page in text.pages:
-        typer.echo(f"\n--- page {page.page}{' (OCR)' if page.ocr else ''} ---")
+        confidence = f", confidence {page.confidence:.0f}" if page.confidence is not None else ""
+        typer.echo(f"\n--- page {page.page}{f' (OCR{confidence})' if page.ocr else ''} ---")
         typer.echo(page.text or "(no text)")
 
 
@@ -340,7 +346,15 @@ def text_fields(document: StoredDocument, text: DocumentText) -> dict[str, Any]:
         "path": document.key,
         "title": document.metadata.title,
         "file_type": document.file_type,
-        "pages": [{"page": p.page, "text": p.text, "ocr": p.ocr} for p in text.pages],
+        "pages": [
+            {
+                "page": p.page,
+                "text": p.text,
+                "ocr": p.ocr,
+                **({} if p.confidence is None else {"confidence": p.confidence}),
+            }
+            for p in text.pages
+        ],
         "headings": [{"text": h.text, "page": h.page} for h in text.headings],
     }
 

@@ -171,12 +171,26 @@ def _check_host(host: str) -> Check:
     )
 
 
+def check_ocr(settings: Settings) -> Check:
+    """Tesseract and the data of ``KB_OCR_LANGUAGES``: without them scanned pages and images are not read (a
+    warning: everything else works)."""
+    from kb.errors import OcrUnavailableError
+    from kb.ocr import OcrConfig, check_available
+
+    try:
+        languages = check_available(OcrConfig.from_settings(settings))
+    except OcrUnavailableError as exc:
+        return Check("ocr", "WARN", f"scanned pages and images will not be read: {exc}")
+    return Check("ocr", "OK", f"Tesseract ({settings.tesseract_cmd}) reads {languages}")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     steps: list[Callable[[], Check | list[Check]]] = [
         check_versions,
         lambda: check_model(settings),
         lambda: check_index(settings),
         lambda: check_settings(settings),
+        lambda: check_ocr(settings),
     ]
     checks: list[Check] = []
     for step in steps:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from kb import fields
-from kb.fields import Status, Value
+from kb.fields import DocType, Status, Value, Visibility
 
 
 class Metadata:
@@ -22,12 +22,17 @@ class Metadata:
 
     title: str
     district: str
-    doc_type: str
+    doc_type: DocType
     topics: tuple[str, ...]
     audience: tuple[str, ...]
     year: int | None
     language: str
     status: Status
+    visibility: Visibility  # who may see it: oeffentlich, netzwerk or kommune (kb.visibility)
+    jahrgang: str  # a span of grades, "5-10" ('' if none)
+    translation_of: str  # the id or corpus path of the document this one translates ('' if none)
+    languages: tuple[str, ...]
+    valid_until: str  # ISO date ('' if open-ended)
     recommended: bool
     review_by: str  # ISO date by which a curator should look at the document again ('' if none)
     superseded_by: str  # id of the document that replaces this one ('' if none)
@@ -85,12 +90,14 @@ class Metadata:
 @dataclass(frozen=True)
 class Section:
     """A run of text under one heading, on one page (``page`` is None for formats without pages); ``ocr``: the
-    text was recognised in an image of the page (the page has no text layer)."""
+    text was recognised in an image of the page (the page has no text layer), ``confidence`` the mean confidence
+    of its page's words then (0–100)."""
 
     text: str
     heading: str = ""
     page: int | None = None
     ocr: bool = False
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,11 +109,13 @@ class Heading:
 
 
 class PageText(NamedTuple):
-    """The text read on one page, in reading order; ``ocr``: some of it was recognised by OCR."""
+    """The text read on one page, in reading order; ``ocr``: some of it was recognised by OCR, with the mean
+    word ``confidence`` (0–100; None for a text layer)."""
 
     page: int
     text: str
     ocr: bool
+    confidence: float | None = None
 
 
 class PageHeading(NamedTuple):
@@ -127,7 +136,8 @@ class DocumentText:
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded file: its metadata, its text in reading order and the headings detected in it."""
+    """A loaded file: its metadata, its text in reading order and the headings detected in it; ``needs_ocr``: pages
+    without a text layer that OCR could not read, and ``ocr_problem`` why (Tesseract not installed, say)."""
 
     path: Path
     file_type: str
@@ -135,26 +145,34 @@ class Document:
     sections: tuple[Section, ...]
     pages: int | None = None
     headings: tuple[Heading, ...] = ()
-    pages_without_text: tuple[int, ...] = ()  # pages kept without text: no text layer and not read by OCR
+    needs_ocr: tuple[int, ...] = ()
+    ocr_problem: str = ""
 
     @property
     def word_count(self) -> int:
         return sum(len(s.text.split()) for s in self.sections)
+
+    @property
+    def ocr_pages(self) -> tuple[int, ...]:
+        """The pages whose text was read by OCR."""
+        return tuple(sorted({s.page or 1 for s in self.sections if s.ocr}))
 
     def text_by_page(self) -> DocumentText:
         """The sections' texts page by page (pages 1 to :attr:`pages`, a page without text as ``""``; the texts
         of one page separated by a blank line) and the headings with their pages. Without pages, all of it is
         page 1."""
         texts: defaultdict[int, list[str]] = defaultdict(list)
-        ocr: set[int] = set()
+        ocr: dict[int, float | None] = {}
         for section in self.sections:
             page = section.page or 1
             texts[page].append(section.text)
             if section.ocr:
-                ocr.add(page)
+                ocr[page] = section.confidence
         last = max([self.pages or 1, *texts])
         return DocumentText(
-            pages=tuple(PageText(n, "\n\n".join(texts.get(n, ())), n in ocr) for n in range(1, last + 1)),
+            pages=tuple(
+                PageText(n, "\n\n".join(texts.get(n, ())), n in ocr, ocr.get(n)) for n in range(1, last + 1)
+            ),
             headings=tuple(PageHeading(h.text, h.page or 1) for h in self.headings),
         )
 

@@ -14,6 +14,8 @@ message as ``detail``.
     │   └── IndexMissingError    no index yet: run ``kb ingest``
     ├── IngestLockedError    another ingestion is running
     ├── LoaderError          one file cannot be read (reported per file; the batch goes on)
+    ├── OcrError             an image cannot be read by OCR (too large, a timeout); the loader reports the page
+    │   └── OcrUnavailableError  Tesseract or a language's data is not installed
     ├── QueryError           a search request is not valid (empty, too long, k out of range)
     ├── NotFoundError        a document id that does not exist
     ├── AuthError            no valid API key for a write (401)
@@ -81,6 +83,20 @@ class LoaderError(KBError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class OcrError(KBError):
+    """An image that OCR cannot read (too large, a timeout, Tesseract failing on it)."""
+
+    exit_code = 6
+    status_code = 422
+
+
+class OcrUnavailableError(OcrError):
+    """Tesseract or the data of a language is missing; the message names it and the package to install."""
+
+    exit_code = 2
+    status_code = 503
 
 
 class QueryError(KBError):

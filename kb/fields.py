@@ -12,8 +12,12 @@ imported.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+from kb import districts
 
 Mode = Literal["hybrid", "dense", "lexical"]
 #: The search modes: meaning and words fused (default), meaning only, words only.
@@ -22,12 +26,75 @@ Status = Literal["draft", "published", "archived"]
 #: Review status of a document: only ``published`` documents are shown to readers.
 STATUSES: tuple[Status, ...] = get_args(Status)
 
-Kind = Literal["text", "list", "year", "bool", "date"]
-#: A field's value: text, a tuple of words, a year (or None), a flag, an ISO date ('' when none).
+Visibility = Literal["oeffentlich", "netzwerk", "kommune"]
+#: Who may see a document (:mod:`kb.visibility`): everyone, anyone with a key of the network, the owning
+#: district's staff and curators.
+VISIBILITIES: tuple[Visibility, ...] = get_args(Visibility)
+
+Kind = Literal["text", "list", "year", "bool", "date", "span"]
+#: A field's value: text, a tuple of words, a year (or None), a flag, an ISO date ('' when none), a span of
+#: numbers as text ("5-10", "7"; '' when none).
 Value = str | tuple[str, ...] | int | bool | None
 YEAR_MIN, YEAR_MAX = 1900, 2100
 #: The value a field has when a document does not set it, per kind (a field may declare another default).
-EMPTY: dict[Kind, Value] = {"text": "", "list": (), "year": None, "bool": False, "date": ""}
+EMPTY: dict[Kind, Value] = {"text": "", "list": (), "year": None, "bool": False, "date": "", "span": ""}
+#: A span as written: "5-10", "5 – 10", "Klasse 5 bis 10", "Jahrgang 7", "13".
+_SPAN = re.compile(r"^\D*?(\d{1,3})(?:\s*(?:-|–|bis)\s*\D*?(\d{1,3}))?\s*$", re.IGNORECASE)
+
+DocType = Literal[
+    "Handreichung",
+    "Konzeptpapier",
+    "Praxisbericht",
+    "Schulungsmaterial",
+    "Elternbrief/Flyer",
+    "Checkliste",
+    "Beschlussvorlage",
+    "Integrationskonzept",
+    "Jahresbericht",
+    "Monitoring",
+    "Protokoll",
+    "Präsentation",
+    "Unterrichtsmaterial",
+]
+#: The kinds of document the network has ('' when a document names none).
+DOC_TYPES: tuple[DocType, ...] = get_args(DocType)
+BILDUNGSBEREICHE: tuple[str, ...] = (
+    "Kita",
+    "Grundschule",
+    "Sekundarstufe I",
+    "Sekundarstufe II",
+    "Berufskolleg",
+    "Erwachsenenbildung",
+)
+
+_STAGE_SPELLINGS = {
+    "kindertagesstätte": "Kita",
+    "kindergarten": "Kita",
+    "primarstufe": "Grundschule",
+    "sek i": "Sekundarstufe I",
+    "sek. i": "Sekundarstufe I",
+    "sekundarstufe 1": "Sekundarstufe I",
+    "sek ii": "Sekundarstufe II",
+    "sek. ii": "Sekundarstufe II",
+    "sekundarstufe 2": "Sekundarstufe II",
+    "weiterbildung": "Erwachsenenbildung",
+}
+
+
+def stage(text: str) -> str:
+    """A stage of education as :data:`BILDUNGSBEREICHE` names it ("Sek I" is "Sekundarstufe I")."""
+    folded = " ".join(text.casefold().split())
+    return _STAGE_SPELLINGS.get(folded) or next((b for b in BILDUNGSBEREICHE if b.casefold() == folded), text)
+
+
+def parse_span(text: str) -> tuple[int, int] | None:
+    """``(low, high)`` of a span as written ("5-10", "Klasse 5", "7 bis 9"); None when it is not one."""
+    found = _SPAN.match(text.strip())
+    if found is None:
+        return None
+    low = int(found.group(1))
+    high = int(found.group(2)) if found.group(2) else low
+    return (low, high) if low <= high else None
 
 
 @dataclass(frozen=True)
@@ -52,6 +119,9 @@ class Field:
     required: bool = False  # a document always has one (the title: the file's first heading or name)
     lowercase: bool = False
     choices: tuple[str, ...] = ()
+    #: Turns a text value (each value of a list) into its canonical form, or raises ValueError saying why not
+    #: (the district: an official name from :mod:`kb.districts`).
+    normalize: Callable[[str], str] | None = None
     default: Value = None  # None: the kind's empty value
     max_chars: int = 200  # a text sent to the API
     max_values: int = 40  # a list sent to the API, and values of one filter
@@ -59,8 +129,8 @@ class Field:
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise ValueError(f"field name {self.name!r} must be a Python identifier")
-        if (self.filter or self.facet) and self.kind not in ("text", "list", "year"):
-            raise ValueError(f"field {self.name!r}: only text, list and year fields filter and facet")
+        if (self.filter or self.facet) and self.kind not in ("text", "list", "year", "span"):
+            raise ValueError(f"field {self.name!r}: only text, list, year and span fields filter and facet")
 
     @property
     def key(self) -> str:
@@ -81,6 +151,10 @@ class Field:
         """Its parameter names in a search request."""
         return (f"{self.key}_from", f"{self.key}_to") if self.ranged else (self.key,)
 
+    def normalized(self, text: str) -> str:
+        """A text value in its canonical form (a :class:`ValueError` says why it is not one)."""
+        return self.normalize(text) if self.normalize is not None and text else text
+
     def values(self, value: Value) -> tuple[str, ...]:
         """A document's value as the words that filters match and facets count ('' and None count as none)."""
         if isinstance(value, tuple):
@@ -97,14 +171,16 @@ FIELDS: tuple[Field, ...] = (
         label="Kommune",
         filter=True,
         facet=True,
+        normalize=districts.canonical,
         max_values=60,
-        help="Only these districts (repeatable).",
+        help="Only these districts (repeatable): a Kreis or kreisfreie Stadt of NRW, or 'Landesweit (LaKI)'.",
     ),
     Field(
         "doc_type",
         label="Dokumentart",
         filter=True,
         facet=True,
+        choices=DOC_TYPES,
         max_chars=100,
         max_values=20,
         help="Only these document types (repeatable).",
@@ -137,7 +213,67 @@ FIELDS: tuple[Field, ...] = (
         max_values=20,
         help="Only these languages, e.g. de, tr, ar, uk.",
     ),
+    Field(
+        "languages",
+        "list",
+        label="Sprachen",
+        filter=True,
+        lowercase=True,
+        max_values=20,
+        help="Only documents written (also) in one of these languages: a bilingual flyer names both.",
+    ),
+    Field(
+        "translation_of",
+        max_chars=500,
+        help="The document this one translates: its id, or its path in the corpus ('' if none).",
+    ),
     Field("year", "year", label="Jahr", filter=True, facet=True, help="Year of publication"),
+    Field(
+        "bildungsbereich",
+        "list",
+        label="Bildungsbereich",
+        filter=True,
+        facet=True,
+        choices=BILDUNGSBEREICHE,
+        normalize=stage,
+        help="Only documents for one of these stages of education.",
+    ),
+    Field(
+        "schulform",
+        "list",
+        label="Schulform",
+        filter=True,
+        facet=True,
+        help="Only documents for one of these school types (Grundschule, Gesamtschule, Gymnasium, …).",
+    ),
+    Field(
+        "jahrgang",
+        "span",
+        label="Jahrgang",
+        filter=True,
+        facet=True,
+        max_chars=40,
+        help="Only documents for this grade: 'Klasse 5' or '5' finds documents for 5-6 and 5-10.",
+    ),
+    Field("fach", "list", label="Fach", filter=True, facet=True, help="Only documents for one of these subjects."),
+    Field(
+        "programm",
+        "list",
+        label="Programm",
+        filter=True,
+        facet=True,
+        help="Only documents of one of these programmes (Rucksack, Griffbereit, KOMM-AN NRW, KIM, …).",
+    ),
+    Field(
+        "handlungsfeld",
+        "list",
+        label="Handlungsfeld",
+        filter=True,
+        facet=True,
+        help="Only documents of one of these fields of work of the Kommunale Integrationszentren.",
+    ),
+    Field("contact", help="Whom to ask about the document: an office or a role, not a person's private data."),
+    Field("valid_until", "date", help="ISO date until which the document is valid ('' if open-ended)."),
     Field("easy_language", "bool", help="Written in easy language (Leichte Sprache)."),
     Field("licence", help="Licence of the document."),
     Field("source", max_chars=500, help="Where the document comes from."),
@@ -150,6 +286,16 @@ FIELDS: tuple[Field, ...] = (
         default="published",
         lowercase=True,
         help="Review status (editors and curators only; default: published).",
+    ),
+    Field(
+        "visibility",
+        label="Sichtbarkeit",
+        choices=VISIBILITIES,
+        default="oeffentlich",
+        lowercase=True,
+        curators_only=True,
+        help="Who may see the document: oeffentlich (everyone, default), netzwerk (any key of the network), "
+        "kommune (the owning district's keys and curators). Curators only.",
     ),
     Field("recommended", "bool", curators_only=True, help="A recommendation of the coordinating office (LaKI)."),
     Field("review_by", "date", help="ISO date by which a curator should review the document ('' if none)."),

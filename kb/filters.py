@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from kb import fields
-from kb.fields import Field
+from kb.fields import Field, parse_span
 from kb.visibility import visible_to
 
 if TYPE_CHECKING:
@@ -31,13 +31,15 @@ class Filters:
     """Restrictions on metadata: values within one field are alternatives (OR), fields combine (AND).
 
     ``Filters(district=("Dortmund",), year_from=2020)``; empty values and ``None`` set nothing. Without a
-    ``status`` filter only published documents match.
+    ``status`` filter only published documents match. A span field (the grade) matches documents whose span
+    holds the value asked for: ``jahrgang="Klasse 5"`` keeps 5-6 and 5-10.
     """
 
-    __slots__ = ("_criteria", "_ranges", "_wanted")
+    __slots__ = ("_criteria", "_ranges", "_spans", "_wanted")
     _criteria: dict[str, Criterion]
     _wanted: tuple[tuple[Field, frozenset[str]], ...]
     _ranges: tuple[tuple[Field, int | None, int | None], ...]
+    _spans: tuple[tuple[Field, tuple[tuple[int, int], ...]], ...]
 
     def __init__(self, **criteria: Iterable[str] | int | None) -> None:
         known = filter_params()
@@ -55,8 +57,12 @@ class Filters:
         ordered = {param: chosen[param] for param in known if param in chosen}
         wanted: list[tuple[Field, frozenset[str]]] = []
         ranges: list[tuple[Field, int | None, int | None]] = []
+        spans: list[tuple[Field, tuple[tuple[int, int], ...]]] = []
         for f in {known[param].name: known[param] for param in ordered}.values():
-            if f.ranged:
+            if f.kind == "span":  # a value that is no span matches nothing
+                asked = (parse_span(v) for v in self._values(ordered, f.key))
+                spans.append((f, tuple(span for span in asked if span is not None)))
+            elif f.ranged:
                 low, high = (ordered.get(p) for p in f.filter_params())
                 ranges.append((f, low if isinstance(low, int) else None, high if isinstance(high, int) else None))
             else:
@@ -64,6 +70,7 @@ class Filters:
         object.__setattr__(self, "_criteria", ordered)
         object.__setattr__(self, "_wanted", tuple(wanted))  # case-folded once, not per document
         object.__setattr__(self, "_ranges", tuple(ranges))
+        object.__setattr__(self, "_spans", tuple(spans))
 
     @staticmethod
     def _values(criteria: Mapping[str, Criterion], param: str) -> tuple[str, ...]:
@@ -100,6 +107,10 @@ class Filters:
             return False  # drafts and archived documents only when a status filter asks for them
         for f, wanted in self._wanted:
             if wanted.isdisjoint(_fold(v) for v in f.values(m.get(f.name))):
+                return False
+        for f, asked in self._spans:
+            span = parse_span(str(m.get(f.name) or ""))
+            if span is None or not any(low <= span[1] and span[0] <= high for low, high in asked):
                 return False
         for f, low, high in self._ranges:
             year = m.get(f.name)

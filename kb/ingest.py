@@ -26,6 +26,7 @@ from kb.embedder import Embedder
 from kb.errors import LoaderError
 from kb.files import write_atomic
 from kb.loaders.metadata import build_metadata, sidecar_path
+from kb.loaders.scans import page_list
 from kb.sandbox import Limits, load_isolated, size_problem
 from kb.settings import Settings
 from kb.storage import KnownDocument, StorageWriter, open_storage
@@ -77,9 +78,30 @@ class Failure:
     reason: str
 
 
+@dataclass(frozen=True)
+class OcrNote:
+    """OCR in one ingested document: ``read`` of its ``pages`` were read by OCR; ``unread`` pages have no text
+    layer and could not be read (``problem`` says why: Tesseract missing, say), so their text is not indexed."""
+
+    path: str
+    read: int
+    pages: int
+    unread: tuple[int, ...] = ()
+    problem: str = ""
+
+    @classmethod
+    def of(cls, path: str, document: Document) -> OcrNote | None:
+        read = len(document.ocr_pages)
+        if not read and not document.needs_ocr:
+            return None
+        return cls(path, read, document.pages or 1, document.needs_ocr, document.ocr_problem)
+
+
 @dataclass
 class IngestReport:
-    """What one ingestion did; ``exit_code`` is 0, or :data:`EXIT_PARTIAL` when some files failed."""
+    """What one ingestion did; ``exit_code`` is 0, or :data:`EXIT_PARTIAL` when some files failed or some pages
+    could not be read by OCR (those documents are ingested without them); ``ocr``: the documents OCR read or
+    should have read."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -87,6 +109,7 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)  # purged by a curator: not ingested again
+    ocr: list[OcrNote] = field(default_factory=list)
     version: int | None = None
     documents: int = 0
     chunks: int = 0
@@ -98,7 +121,7 @@ class IngestReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PARTIAL if self.failed else 0
+        return EXIT_PARTIAL if self.failed or any(note.unread for note in self.ocr) else 0
 
 
 def chunking_settings(settings: Settings) -> dict[str, int]:
@@ -446,6 +469,10 @@ class Ingestor:
                 continue
             writer.add(document_id(key), key, content_hash, document)
             (report.updated if existed else report.added).append(key)
+            if note := OcrNote.of(key, document):
+                report.ocr.append(note)
+                if note.unread:
+                    log.warning("%s: %s need OCR and were not read: %s", key, page_list(note.unread), note.problem)
         return seen
 
     @staticmethod

@@ -10,6 +10,11 @@ The worker is reused for all files of a run and reads one file ahead: while the 
 file *n*, the worker already parses file *n + 1*. It is a plain ``python -c`` process importing only
 :mod:`kb.loaders`, so it starts several times faster than a multiprocessing ``spawn`` child, which imports the
 caller's ``__main__`` and with it the whole program.
+
+OCR (:mod:`kb.ocr`) runs Tesseract as a child of the worker: it inherits the worker's ``RLIMIT_AS`` cap (an
+absolute address-space size per process, far above the 100 MB or so Tesseract needs for a page at 300 dpi, as long
+as its OpenMP threads are limited to one), and the worker tells the parent when each page starts, so the time
+limit applies to each page read by OCR rather than to a whole scanned file of many pages.
 """
 
 from __future__ import annotations
@@ -76,12 +81,13 @@ def _set_memory_limit(memory_mb: int) -> None:
 
 def _worker(conn: Connection, memory_mb: int) -> None:  # pragma: no cover - runs in the child process
     """Load each path received and send back ``("ok", Document)`` or ``("fail", reason)``."""
-    from kb import loaders
+    from kb import loaders, ocr
 
     logging.disable(logging.ERROR)  # parsers' complaints about broken files: the reason is reported instead
     warnings.simplefilter("ignore")
     with contextlib.suppress(OSError, ValueError, KeyError):  # no /proc or no RLIMIT_AS: run without the limit
         _set_memory_limit(memory_mb)
+    ocr.on_each_page(lambda: conn.send(("page", time.monotonic())))
     conn.send(("ready", None))
     while True:
         try:
@@ -170,10 +176,13 @@ class LoaderWorker:
     def receive(self, sent: float) -> tuple[Document | None, str]:
         """The document sent at ``sent`` (by :meth:`send`), or ``(None, reason)``; kills a worker that overruns."""
         assert self._conn is not None
-        remaining = max(self.limits.timeout_s - (time.monotonic() - sent), 0.0)
+        deadline = sent + self.limits.timeout_s
         try:
-            if self._conn.poll(remaining):
+            while self._conn.poll(max(deadline - time.monotonic(), 0.0)):
                 status, value = self._conn.recv()
+                if status == "page":  # a page read by OCR starts: the time limit applies to it afresh
+                    deadline = max(deadline, float(value) + self.limits.timeout_s)
+                    continue
                 return (value, "") if status == "ok" else (None, str(value))
             reason = f"took longer than {self.limits.timeout_s:g} s to read (KB_FILE_TIMEOUT_S); skipped"
         except (EOFError, OSError):

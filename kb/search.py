@@ -29,7 +29,8 @@ from kb.lexical import Analyzer, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
 from kb.storage import LexicalSearch, StorageReader, StoredChunk, StoredDocument, open_storage
-from kb.visibility import visible_to
+from kb.storage.scoped import scoped
+from kb.visibility import Viewer, visible_to
 
 SNIPPET_WORDS = 40
 RRF_K = 60
@@ -122,10 +123,26 @@ class Searcher:
         #: Results of repeated identical searches; keyed by the index version too, so an older version's
         #: results are never served (they age out).
         self.results: LRU[Hashable, SearchResult] = LRU(settings.result_cache_size)
+        #: Scoped readers of the live version, one per scope of viewers (their visible sets are computed once).
+        self._scoped: LRU[tuple[str, str], StorageReader] = LRU(64)
 
     @property
     def index(self) -> StorageReader:
+        """The live version, all of it (curation and the CLI on the server; callers of the web go through
+        :meth:`reader`)."""
         return self.handle.get()
+
+    def reader(self, viewer: Viewer | None = None) -> StorageReader:
+        """The live version as ``viewer`` may see it (None: all of it); see :mod:`kb.storage.scoped`."""
+        index = self.handle.get()
+        if viewer is None or viewer.everything:
+            return index
+        key = (index.name, viewer.scope)
+        found = self._scoped.get(key)
+        if found is None:
+            found = scoped(index, viewer)
+            self._scoped.put(key, found)
+        return found
 
     def validate(self, query: str, k: int, mode: str | None = None) -> str:
         text = " ".join(query.split())
@@ -150,12 +167,14 @@ class Searcher:
         group: bool = True,
         filters: Filters | None = None,
         facets: bool = False,
+        viewer: Viewer | None = None,
     ) -> SearchResult:
-        """The ``k`` best results: one per document (its best chunk) by default, or raw chunks."""
+        """The ``k`` best results: one per document (its best chunk) by default, or raw chunks; only documents
+        ``viewer`` may see (None: all)."""
         started = time.perf_counter()
         text = self.validate(query, k, mode)
         chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
-        index = self.index  # a missing or incompatible index fails here, before the model is loaded
+        index = self.reader(viewer)  # a missing or incompatible index fails here, before the model is loaded
         filters = filters or None  # no restriction, however it is spelled
         key = (index.name, text, k, chosen, group, filters, facets)
         cached = self.results.get(key)
@@ -240,18 +259,21 @@ class Searcher:
             hits.append(Hit(item.score, item.chunk_id, document, chunk, snip, spans, item.more, others))
         return hits
 
-    def document(self, doc_id: str) -> StoredDocument:
-        document = self.index.documents.get(doc_id)
+    def document(self, doc_id: str, viewer: Viewer | None = None) -> StoredDocument:
+        document = self.reader(viewer).documents.get(doc_id)
         if document is None:
             raise NotFoundError(f"There is no document with id {doc_id!r}; search again to get current ids.")
         return document
 
-    def similar(self, doc_id: str, k: int = 5, *, other_districts: bool = True) -> list[Hit]:
-        """Documents most like this one (by the mean of its chunk vectors), one result per document."""
+    def similar(
+        self, doc_id: str, k: int = 5, *, other_districts: bool = True, viewer: Viewer | None = None
+    ) -> list[Hit]:
+        """Documents most like this one (by the mean of its chunk vectors), one result per document; only
+        documents ``viewer`` may see (None: all)."""
         if not 1 <= k <= self.settings.max_k:
             raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}.")
-        index = self.index
-        source = self.document(doc_id)
+        index = self.reader(viewer)
+        source = self.document(doc_id, viewer)
         own = index.doc_chunks.get(doc_id, np.zeros(0, dtype=np.int64))
         if not len(own):
             return []

@@ -60,10 +60,27 @@ class Settings(BaseSettings):
     file_timeout_s: float = Field(60.0, gt=0, description="Longest time reading one file may take, in seconds.")
     file_memory_mb: int = Field(1024, ge=16, description="Most memory reading one file may take, in MB.")
     max_file_mb: int = Field(100, ge=1, description="Larger files are refused before they are read, in MB.")
+    # OCR of scanned pages and images (kb/ocr.py): Tesseract, Debian's package tesseract-ocr.
+    ocr_languages: str = Field(
+        "deu+eng",
+        pattern=r"^[a-z_]+(\+[a-z_]+)*$",
+        description="Tesseract languages for OCR, joined by '+' (a document's own 'language' is added).",
+    )
+    tesseract_cmd: str = Field("tesseract", description="The Tesseract program (a name on PATH or a path).")
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_max_megapixels: int = Field(
+        40, ge=1, description="Larger images are not read by OCR (memory), in megapixels (A4 at 600 dpi: 35)."
+    )
     max_body_kb: int = Field(1024, ge=1, description="Largest accepted request body, in KB (uploads excepted).")
     max_upload_mb: int = Field(50, ge=1, description="Largest accepted upload (POST /documents), in MB.")
     cors_origins: str = Field(
         "", description="Comma-separated origins other web sites' pages may call the API from (none by default)."
+    )
+    session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, description="How long a login on the web page lasts, in hours (then log in again)."
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="Failed logins from one address within 15 minutes before further tries are refused."
     )
     log_format: str = Field("text", pattern="^(text|json)$", description="Log lines as text or JSON lines.")
 

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS page_texts (
     page INTEGER NOT NULL,
     ocr INTEGER NOT NULL,
     text TEXT NOT NULL,
+    confidence REAL,
     PRIMARY KEY (doc_id, page)
 );
 CREATE TABLE IF NOT EXISTS headings (
@@ -69,6 +70,13 @@ _DOCUMENT_ROWS = (
     ("page_texts", "doc_id"),
     ("headings", "doc_id"),
 )
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Columns added to a table after a store was first written (a copy of an older version gets them)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(page_texts)")}
+    if "confidence" not in columns:
+        db.execute("ALTER TABLE page_texts ADD COLUMN confidence REAL")
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,7 @@ class Store:
             else:
                 self._db = sqlite3.connect(path, check_same_thread=False)
                 self._db.executescript(_SCHEMA)
+                _add_missing_columns(self._db)
                 self._db.execute("INSERT OR IGNORE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 self._db.commit()
             self._db.execute("PRAGMA foreign_keys = ON")
@@ -145,6 +154,9 @@ class Store:
                 f"{SCHEMA_VERSION}; rebuild it with `kb ingest --rebuild`."
             )
         self._lock = threading.Lock()
+        # a version written before OCR confidences were kept is read as it is (its pages have none)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(page_texts)")}
+        self._confidence = "confidence" if "confidence" in columns else "NULL"
 
     def close(self) -> None:
         self._db.close()
@@ -219,8 +231,8 @@ class Store:
                 )
                 ids.append(int(cursor.lastrowid or 0))
             self._db.executemany(
-                "INSERT INTO page_texts (doc_id, page, ocr, text) VALUES (?, ?, ?, ?)",
-                [(doc_id, p.page, int(p.ocr), p.text) for p in text.pages],
+                "INSERT INTO page_texts (doc_id, page, ocr, text, confidence) VALUES (?, ?, ?, ?, ?)",
+                [(doc_id, p.page, int(p.ocr), p.text, p.confidence) for p in text.pages],
             )
             self._db.executemany(
                 "INSERT INTO headings (doc_id, ordinal, page, text) VALUES (?, ?, ?, ?)",
@@ -243,7 +255,10 @@ class Store:
     def document_text(self, doc_id: str) -> DocumentText | None:
         """What the loader read of a document, page by page, with its headings (None for an unknown id)."""
         try:
-            pages = self._query("SELECT page, text, ocr FROM page_texts WHERE doc_id = ? ORDER BY page", (doc_id,))
+            pages = self._query(
+                f"SELECT page, text, ocr, {self._confidence} FROM page_texts WHERE doc_id = ? ORDER BY page",
+                (doc_id,),
+            )
             headings = self._query("SELECT text, page FROM headings WHERE doc_id = ? ORDER BY ordinal", (doc_id,))
         except sqlite3.OperationalError as exc:  # a store written before page texts were kept
             raise IndexUnavailableError(_NO_TEXTS) from exc
@@ -252,7 +267,9 @@ class Store:
                 return None
             raise IndexUnavailableError(_NO_TEXTS)
         return DocumentText(
-            pages=tuple(PageText(int(n), str(t), bool(o)) for n, t, o in pages),
+            pages=tuple(
+                PageText(int(n), str(t), bool(o), None if c is None else float(c)) for n, t, o, c in pages
+            ),
             headings=tuple(PageHeading(str(t), int(n)) for t, n in headings),
         )
 

@@ -53,6 +53,7 @@ def test_metadata_types_only_fields_of_the_registry() -> None:
         "year": int | None,
         "bool": bool,
         "date": str,
+        "span": str,
     }
     for name, annotation in typing.get_type_hints(Metadata).items():
         f = fields.field(name)

@@ -17,6 +17,8 @@ from kb.errors import ConfigError, IndexMissingError, IndexUnavailableError
 from kb.settings import Settings
 from kb.storage import Storage, StorageReader, StorageWriter, open_storage
 from kb.storage.local import LocalStorage
+from kb.storage.scoped import scoped
+from kb.visibility import Viewer
 
 MODEL = "contract-model"
 DIMENSION = 16
@@ -342,3 +344,32 @@ def test_text_by_page_is_replaced_and_removed_with_its_document(engine: Storage)
     assert kita is not None and [p.text for p in kita.pages] == ["Neuer Text über Vorlesepaten."]
     old = before.document_text(document_id("kita.md"))  # the old version still reads its own
     assert old is not None and [p.text for p in old.pages] == ["\n\n".join(DOCUMENTS[0][4])]
+
+
+def test_a_scoped_reader_holds_only_what_the_viewer_may_see(engine: Storage) -> None:
+    """Visibility is enforced by wrapping the engine's reader (kb/storage/scoped.py): every engine gets it."""
+    stored = _filled(engine)
+    with engine.lock():
+        writer = _writer(engine)
+        document, chunks = _document(*DOCUMENTS[1])
+        meta = Metadata(**{**document.metadata.as_dict(), "visibility": "kommune"})
+        kommune = Document(document.path, document.file_type, meta, document.sections)
+        doc_id = document_id("schwimmen.md")
+        ids = writer.put_document(doc_id, "schwimmen.md", "hash-kommune", kommune, chunks)
+        writer.add_vectors(ids, stored["schwimmen.md"][1])
+        _publish(writer)
+    reader = _reader(engine)
+    for viewer, sees in ((Viewer(), False), (Viewer("reader", "Hamm"), False), (Viewer("reader", "Essen"), True),
+                         (Viewer("editor", "Essen"), True), (Viewer("curator"), True)):  # fmt: skip
+        view = scoped(reader, viewer)
+        assert (doc_id in view.documents) is sees and (doc_id in view.doc_chunks) is sees
+        assert view.manifest.documents == (4 if sees else 3) and view.manifest.chunks == (6 if sees else 4)
+        assert bool(view.chunks(ids)) is sees and bool(view.chunks_of(doc_id)) is sees
+        assert bool(view.doc_of(ids)) is sees and (view.document_text(doc_id) is not None) is sees
+        dense = {c for c, _ in view.vectors.search(stored["schwimmen.md"][1][0], 6)}
+        assert (ids[0] in dense) is sees
+        lexical = view.lexical.search(view.lexical.query_terms("Hallenbad"), 5)
+        assert bool(lexical) is sees and (view.lexical.coverage("Hallenbad") > 0) is sees
+        assert len(view.vectors) == (6 if sees else 4)
+        if sees is False:
+            assert view.name != reader.name  # caches keyed by the name are kept apart

@@ -251,7 +251,7 @@ def test_search_snippets_show_the_article_not_the_furniture(embedder: Embedder, 
     corpus.mkdir()
     (corpus / "integrationszentrum.html").write_text(MUNICIPAL_PAGE, encoding="utf-8")
     (corpus / "elterncafe.md").write_text(
-        factories.markdown("Elterncafé", "Musterstadt", "Eltern treffen sich jeden Mittwoch im Familienzentrum."),
+        factories.markdown("Elterncafé", "Hamm", "Eltern treffen sich jeden Mittwoch im Familienzentrum."),
         encoding="utf-8",
     )
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")

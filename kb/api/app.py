@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb import __version__
-from kb.api import curation, page, routes
+from kb.api import curation, login, page, routes
 from kb.api.middleware import BodyLimit, RequestObservation, SecurityHeaders
 from kb.api.startup import Startup
 from kb.embedder import Embedder
@@ -25,6 +25,7 @@ from kb.metrics import Metrics
 from kb.search import Searcher
 from kb.settings import Settings, get_settings
 from kb.storage import StorageReader
+from kb.visibility import ANONYMOUS
 
 log = logging.getLogger(__name__)
 #: Our pages load nothing but their own stylesheet and script (no inline code, no CDN, no fonts).
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     app.include_router(routes.router)
     app.include_router(curation.router)
     app.include_router(page.router)
+    app.include_router(login.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     _install_error_handlers(app)
     _install_security_headers(app)
@@ -67,7 +69,8 @@ def _install_operations(app: FastAPI, settings: Settings) -> None:
     def live_index() -> StorageReader:
         if app.state.startup.state != "ready":
             raise StartingError("The service is starting.")
-        index: StorageReader = app.state.searcher.index
+        # /metrics is open to anyone who reaches the server: it counts the public documents only.
+        index: StorageReader = app.state.searcher.reader(ANONYMOUS)
         return index
 
     metrics = Metrics(live_index, settings.index_dir)

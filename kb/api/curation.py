@@ -69,7 +69,7 @@ def update_document(
     """Change metadata fields (recommend, set review status or review date, supersede, describe)."""
     principal.require_writer()
     document = curator.update(principal, doc_id, patch.changes())
-    return DocumentOut.of(document, curator.searcher.index.near_duplicates_of(doc_id))
+    return DocumentOut.of(document, curator.searcher.reader(principal.viewer).near_duplicates_of(doc_id))
 
 
 @router.delete("/documents/{doc_id}", response_model=RetireOut, responses=WRITE_ERRORS)

@@ -1,4 +1,5 @@
-"""Dependencies shared by the routers: the searcher, the curator and the caller's principal (API key)."""
+"""Dependencies shared by the routers: the searcher, the curator and the caller's principal (an API key sent as
+``Authorization: Bearer``, or the web page's login cookie)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from kb.api.session import COOKIE, check_csrf
 from kb.curation.db import CurationDB
 from kb.curation.keys import ANONYMOUS, Principal, authenticate
 from kb.curation.service import Curator
+from kb.curation.sessions import Session, resume
 from kb.errors import AuthError
 from kb.search import Searcher
 
@@ -46,14 +49,29 @@ def get_curator(request: Request) -> Curator:
 
 
 async def get_principal(request: Request) -> Principal:
-    """Anonymous reader without an ``Authorization`` header; the key's principal with ``Bearer <key>``."""
+    """The key's principal with ``Authorization: Bearer <key>``; else the principal of a valid login cookie
+    (changes then need the session's CSRF token); else the anonymous reader."""
     header = request.headers.get("authorization")
-    if not header:
-        return ANONYMOUS  # most requests: no trip to the thread pool
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise AuthError("The Authorization header must be 'Bearer <key>'.")
-    return await run_in_threadpool(lambda: authenticate(get_curator(request).db, secret))
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise AuthError("The Authorization header must be 'Bearer <key>'.")
+        return await run_in_threadpool(lambda: authenticate(get_curator(request).db, secret))
+    session = await get_session(request)
+    if session is None:
+        return ANONYMOUS
+    check_csrf(request, session)
+    return session.principal
+
+
+async def get_session(request: Request) -> Session | None:
+    """The login session of the request's cookie, if it is valid (kept on ``request.state`` for the pages)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None  # most requests: no trip to the thread pool
+    session = await run_in_threadpool(lambda: resume(get_curator(request).db, token))
+    request.state.session = session
+    return session
 
 
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -20,14 +20,16 @@ from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 
 from kb import fields
-from kb.api.deps import SearcherDep
+from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
+from kb.documents import document_id
 from kb.errors import IndexMissingError, IndexUnavailableError, KBError, NotFoundError, QueryError
 from kb.fields import MODES, YEAR_MAX, YEAR_MIN, Mode
 from kb.filters import Filters
-from kb.search import Hit, Searcher
+from kb.search import Hit
+from kb.storage import StorageReader, StoredDocument
 from kb.store import StoredChunk
-from kb.visibility import LINKED, visible_to
+from kb.visibility import visible_to
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -56,6 +58,21 @@ LANGUAGES: Final = {
     "bg": "Bulgarisch",
     "ku": "Kurdisch",
 }
+#: A language by its own name, for links to translations ("Auch auf: Türkçe · العربية").
+ENDONYMS: Final = {
+    "de": "Deutsch",
+    "en": "English",
+    "tr": "Türkçe",
+    "ar": "العربية",
+    "uk": "Українська",
+    "ru": "Русский",
+    "pl": "Polski",
+    "fa": "فارسی",
+    "fr": "Français",
+    "ro": "Română",
+    "bg": "Български",
+    "ku": "Kurdî",
+}
 RTL_LANGUAGES: Final = frozenset({"ar", "fa", "he", "ur", "ps"})
 FILE_LABELS: Final = {
     "pdf": "PDF",
@@ -65,6 +82,7 @@ FILE_LABELS: Final = {
     "odt": "ODT-Datei",
     "pptx": "PowerPoint-Datei",
     "html": "HTML-Datei",
+    "image": "Bild (Texterkennung)",
 }
 EXAMPLES: Final = (
     ("Materialien zur Sprachförderung im Fachunterricht", "de"),
@@ -210,6 +228,18 @@ class Card:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """A link to the same document in another language."""
+
+    id: str
+    language: str
+
+    @property
+    def name(self) -> str:
+        return ENDONYMS.get(self.language, language_name(self.language))
+
+
+@dataclass(frozen=True)
 class OutlineEntry:
     label: str
     depth: int
@@ -258,7 +288,7 @@ templates.env.globals.update(
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(request: Request, searcher: SearcherDep) -> HTMLResponse:
+def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep) -> HTMLResponse:
     query = PageQuery.parse(request.query_params)
     context: dict[str, Any] = {
         "query": query,
@@ -270,9 +300,11 @@ def search_page(request: Request, searcher: SearcherDep) -> HTMLResponse:
     k = min(query.k, searcher.settings.max_k)
     try:
         if not query.q.strip():
-            context["stats"] = corpus_stats(searcher)
+            context["stats"] = corpus_stats(searcher.reader(principal.viewer))
             return render(request, "search.html", context)
-        result = searcher.search(query.q, k, mode=query.mode, filters=query.filters or None, facets=True)
+        result = searcher.search(
+            query.q, k, mode=query.mode, filters=query.filters or None, facets=True, viewer=principal.viewer
+        )
     except Exception as exc:  # every failure becomes a German sentence on the page
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "search.html", {**context, "error": message}, status)
@@ -290,16 +322,16 @@ def search_page(request: Request, searcher: SearcherDep) -> HTMLResponse:
 
 
 @router.get("/dokument/{doc_id}", response_class=HTMLResponse)
-def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLResponse:
+def document_page(request: Request, searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> HTMLResponse:
     query = PageQuery.parse(request.query_params)
     context: dict[str, Any] = {"query": query, "back_url": query.url() if query.q.strip() else None}
     try:
-        document = searcher.document(doc_id)
-        if not visible_to(document, LINKED):  # a draft: not public yet
-            raise NotFoundError(f"document {doc_id} is a draft")
-        index = searcher.index
+        index = searcher.reader(principal.viewer)  # only what this caller may see; the rest is unknown
+        document = index.documents.get(doc_id)
+        if document is None or not visible_to(document, principal.may_open):  # a draft: not public yet
+            raise NotFoundError(f"document {doc_id} is unknown or a draft")
         chunks = index.chunks_of(doc_id)
-        similar = searcher.similar(doc_id, 5, other_districts=True)
+        similar = searcher.similar(doc_id, 5, other_districts=True, viewer=principal.viewer)
     except Exception as exc:
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "document.html", {**context, "error": message}, status)
@@ -312,12 +344,42 @@ def document_page(request: Request, searcher: SearcherDep, doc_id: str) -> HTMLR
         file_label=FILE_LABELS.get(out.file_type, "Datei"),
         outline=outline(chunks, out.file_url if out.file_type == "pdf" else None),
         similar=[Card.of(hit, query) for hit in similar],
+        translations=[Translation(d.id, d.metadata.language) for d in translations(index, document)],
     )
     return render(request, "document.html", context)
 
 
+def translations(index: StorageReader, document: StoredDocument) -> list[StoredDocument]:
+    """The visible published or archived documents that translate this one, that it translates, or that
+    translate the same original ("Auch auf: Türkçe · العربية"), one per language other than its own."""
+
+    def original(doc: StoredDocument) -> str:
+        """The id ``translation_of`` names: an id, a corpus path, or a path beside the document's own file."""
+        ref = doc.metadata.translation_of.strip()
+        if not ref or ref in index.documents:
+            return ref
+        beside = document_id(str(PurePosixPath(doc.key).parent / ref))
+        return beside if beside in index.documents else document_id(ref)
+
+    root = original(document) or document.id
+    found: dict[str, StoredDocument] = {}
+    for doc in index.documents.values():
+        if doc.id == document.id or not visible_to(doc, ("published",)):
+            continue
+        if doc.id == root or original(doc) == root:
+            found.setdefault(doc.metadata.language, doc)
+    found.pop(document.metadata.language, None)
+    return sorted(found.values(), key=lambda d: d.metadata.language)
+
+
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {**context, "status": status}, status_code=status)
+    session = getattr(request.state, "session", None)
+    response = templates.TemplateResponse(
+        request, template, {**context, "status": status, "session": session}, status_code=status
+    )
+    if session is not None:  # what a logged-in caller sees must not be kept by a shared cache
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def german_error(exc: Exception, max_chars: int) -> tuple[str, int]:
@@ -337,9 +399,9 @@ def german_error(exc: Exception, max_chars: int) -> tuple[str, int]:
     return SERVER_ERROR, 500
 
 
-def corpus_stats(searcher: Searcher) -> tuple[int, int]:
-    """Documents and districts in the live index (raises when there is none)."""
-    documents = [d for d in searcher.index.documents.values() if visible_to(d)]
+def corpus_stats(index: StorageReader) -> tuple[int, int]:
+    """Documents and districts of the live index the caller may see (raises when there is none)."""
+    documents = [d for d in index.documents.values() if visible_to(d)]
     return len(documents), len({d.metadata.district for d in documents if d.metadata.district})
 
 

@@ -29,7 +29,7 @@ from kb.errors import KBError, NotFoundError
 from kb.fields import Mode, Status
 from kb.search import Searcher
 from kb.storage import StorageReader, StoredDocument
-from kb.visibility import visible_to
+from kb.visibility import ANONYMOUS, visible_to
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -59,6 +59,7 @@ def _response(searcher: Searcher, request: SearchRequest, principal: Principal) 
         group=request.group,
         filters=filters,
         facets=request.facets,
+        viewer=principal.viewer,
     )
     return SearchResponse(
         query=result.query,
@@ -111,7 +112,7 @@ def similar(
 ) -> SimilarResponse:
     """Documents most similar to this one (similar approaches), one result per document."""
     visible_document(searcher, principal, doc_id)
-    hits = searcher.similar(doc_id, k, other_districts=other_districts)
+    hits = searcher.similar(doc_id, k, other_districts=other_districts, viewer=principal.viewer)
     return SimilarResponse(
         document_id=doc_id, other_districts=other_districts, results=[SearchHitOut.of(h) for h in hits]
     )
@@ -132,9 +133,8 @@ def list_documents(
     if status:
         principal.require_writer()
     wanted = status or ()
-    documents = sorted(
-        (d for d in searcher.index.documents.values() if visible_to(d, wanted)), key=lambda d: d.key
-    )
+    index = searcher.reader(principal.viewer)
+    documents = sorted((d for d in index.documents.values() if visible_to(d, wanted)), key=lambda d: d.key)
     page = documents[offset : offset + limit]
     return DocumentList(total=len(documents), offset=offset, limit=limit, items=[DocumentOut.of(d) for d in page])
 
@@ -142,8 +142,9 @@ def list_documents(
 @router.get("/documents/{doc_id}", response_model=DocumentOut, responses=ERRORS, tags=["documents"])
 def get_document(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> DocumentOut:
     """One document's metadata and chunk count (drafts only for editors and curators)."""
-    document = visible_document(searcher, principal, doc_id)
-    return DocumentOut.of(document, searcher.index.near_duplicates_of(doc_id))
+    index = searcher.reader(principal.viewer)  # one version for both reads
+    document = visible_document(searcher, principal, doc_id, index)
+    return DocumentOut.of(document, index.near_duplicates_of(doc_id))
 
 
 @router.get("/documents/{doc_id}/text", response_model=DocumentTextOut, responses=ERRORS, tags=["documents"])
@@ -151,7 +152,7 @@ def get_document_text(searcher: SearcherDep, principal: PrincipalDep, doc_id: st
     """What the index holds of one document as it was read: its text page by page (with whether OCR read it)
     and its detected headings with their pages. A file without pages is one page (drafts only for editors and
     curators)."""
-    index = searcher.index  # one version for both reads
+    index = searcher.reader(principal.viewer)  # one version for both reads
     document = visible_document(searcher, principal, doc_id, index)
     text = index.document_text(doc_id)
     if text is None:
@@ -180,9 +181,10 @@ def get_document_file(searcher: SearcherDep, principal: PrincipalDep, doc_id: st
 def visible_document(
     searcher: Searcher, principal: Principal, doc_id: str, index: StorageReader | None = None
 ) -> StoredDocument:
-    """The document (of ``index``, default: the live version), unless it is a draft and the caller a reader
-    (drafts are not public yet)."""
-    document = searcher.document(doc_id) if index is None else index.documents.get(doc_id)
+    """The document (of ``index``, default: the live version as the caller may see it), unless it is a draft
+    and the caller a reader (drafts are not public yet). A document the caller may not see is unknown (404)."""
+    index = searcher.reader(principal.viewer) if index is None else index
+    document = index.documents.get(doc_id)
     if document is None or not visible_to(document, principal.may_open):
         raise NotFoundError(_unknown(doc_id))
     return document
@@ -219,8 +221,8 @@ def health(request: Request) -> Health:
         return Health(status="starting", model=settings.model, detail="Loading the search model.")
     if startup.problem is not None:
         return Health(status="degraded", model=settings.model, detail=startup.problem)
-    try:
-        index = request.app.state.searcher.index
+    try:  # the public totals: counting every document would tell anyone how many are not public
+        index = request.app.state.searcher.reader(ANONYMOUS)
     except KBError as exc:
         return Health(status="degraded", model=settings.model, detail=str(exc))
     return Health(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, create_model, model_serializer
 
 from kb import fields
 from kb.documents import DocumentText
@@ -27,7 +27,9 @@ def _word_type(f: fields.Field) -> Any:
 
 def _value_type(f: fields.Field, date: Any = str) -> Any:
     """The JSON type of the field's value (a date is sent as ``date`` and shown as an ISO text)."""
-    return {"text": _word_type(f), "list": list[str], "year": int | None, "bool": bool, "date": date}[f.kind]
+    text = Literal[("", *f.choices)] if f.choices and f.empty == "" else _word_type(f)  # '' when none is set
+    kinds = {"text": text, "list": list.__class_getitem__(_word_type(f)), "year": int | None}
+    return {**kinds, "bool": bool, "date": date, "span": str}[f.kind]
 
 
 def _description(f: fields.Field) -> str | None:
@@ -136,6 +138,17 @@ class PageTextOut(BaseModel):
     page: int = Field(description="Page number (1 for formats without pages, which are one page).")
     text: str = Field(description="The text read on the page, in reading order (headings are listed apart).")
     ocr: bool = Field(description="Whether the text was recognised by OCR (the page has no text layer).")
+    confidence: float | None = Field(
+        None, description="Mean confidence of the words OCR read on the page (0-100); only on pages read by OCR."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_confidence(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A page of a text layer has no confidence: the field is left out (as ``kb show --json`` does)."""
+        fields: dict[str, Any] = handler(self)
+        if fields.get("confidence") is None:
+            fields.pop("confidence", None)
+        return fields
 
 
 class HeadingOut(BaseModel):
@@ -160,7 +173,7 @@ class DocumentTextOut(BaseModel):
             path=doc.key,
             title=doc.metadata.title,
             file_type=doc.file_type,
-            pages=[PageTextOut(page=p.page, text=p.text, ocr=p.ocr) for p in text.pages],
+            pages=[PageTextOut(page=p.page, text=p.text, ocr=p.ocr, confidence=p.confidence) for p in text.pages],
             headings=[HeadingOut(text=h.text, page=h.page) for h in text.headings],
         )
 

@@ -85,9 +85,11 @@ def _echo_document(document: Any) -> None:
 @keys_app.command("create")
 def keys_create(
     ctx: typer.Context,
-    role: Annotated[str, typer.Option(help="curator or editor.")],
+    role: Annotated[str, typer.Option(help="curator, editor or reader.")],
     label: Annotated[str, typer.Option(help="Whose key this is; shown in the audit log.")],
-    district: Annotated[str, typer.Option(help="The district an editor may edit.")] = "",
+    district: Annotated[
+        str, typer.Option(help="The district an editor may edit, or whose documents a reader may read.")
+    ] = "",
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
     from kb.curation.keys import create_key

@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_doc ON audit(doc_id, id);
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Web page logins: the cookie holds a random token, only its sha256 is stored (kb/curation/sessions.py).
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,             -- the token forms and scripts send back with changes (not a secret of the key)
+    expires_at TEXT NOT NULL        -- ISO time in UTC; the session is over afterwards
+);
 """
 
 
@@ -139,6 +146,12 @@ class CurationDB:
         rows = self.query(f"SELECT hash, {_KEY_COLUMNS} FROM api_keys WHERE hash = ?", (digest,))
         return (str(rows[0][0]), _api_key(rows[0][1:])) if rows else None
 
+    # -- web sessions -----------------------------------------------------------------------------------------
+    def session(self, digest: str) -> tuple[str, str, str] | None:
+        """``(key id, csrf token, expires at)`` of the session whose token has the sha256 ``digest``, or None."""
+        rows = self.query("SELECT key_id, csrf, expires_at FROM sessions WHERE hash = ?", (digest,))
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+
     # -- audit log --------------------------------------------------------------------------------------------
     def audit(self, doc_id: str | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
         """Audit entries newest first; only one document's entries when ``doc_id`` is given."""
@@ -200,6 +213,23 @@ class Changes:
             "WHERE id = ? AND revoked_at IS NULL",
             (key_id,),
         )
+
+    # -- web sessions -----------------------------------------------------------------------------------------
+    def add_session(self, digest: str, key_id: str, csrf: str, expires_at: str) -> None:
+        self._tx.execute(
+            "INSERT INTO sessions (hash, key_id, csrf, expires_at) VALUES (?, ?, ?, ?)",
+            (digest, key_id, csrf, expires_at),
+        )
+
+    def end_session(self, digest: str) -> None:
+        self._tx.execute("DELETE FROM sessions WHERE hash = ?", (digest,))
+
+    def end_sessions(self, *, expired_before: str = "", key_id: str = "") -> None:
+        """Drop the sessions that expired before an ISO time, or every session of one key."""
+        if expired_before:
+            self._tx.execute("DELETE FROM sessions WHERE expires_at < ?", (expired_before,))
+        if key_id:
+            self._tx.execute("DELETE FROM sessions WHERE key_id = ?", (key_id,))
 
     # -- curated metadata and exclusions ----------------------------------------------------------------------
     def add_upload(self, key: str, doc_id: str, metadata: dict[str, Any], actor: str) -> None:

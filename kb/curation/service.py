@@ -46,18 +46,23 @@ class Curator:
     def _index(self) -> StorageReader:
         return self.searcher.index
 
-    def document(self, doc_id: str) -> StoredDocument:
-        return self.searcher.document(doc_id)
+    def document(self, doc_id: str, principal: Principal | None = None) -> StoredDocument:
+        """The document; for a ``principal``, only one it may see (else it is unknown: 404, never 403)."""
+        return self.searcher.document(doc_id, None if principal is None else principal.viewer)
 
     def due_for_review(self, on: dt.date | None = None) -> list[StoredDocument]:
         """Documents not archived whose review-by date is on or before ``on`` (today), earliest first."""
         day = (on or dt.date.today()).isoformat()
+
+        def due_on(d: StoredDocument) -> str:  # the earlier of the review date and the end of validity
+            return min((v for v in (d.metadata.review_by, d.metadata.valid_until) if v), default="")
+
         due = [
             d
             for d in self._index().documents.values()
-            if d.metadata.review_by and d.metadata.review_by <= day and d.metadata.status != "archived"
+            if due_on(d) and due_on(d) <= day and d.metadata.status != "archived"
         ]
-        return sorted(due, key=lambda d: (d.metadata.review_by, d.metadata.title))
+        return sorted(due, key=lambda d: (due_on(d), d.metadata.title))
 
     def audit(self, doc_id: str | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
         return self.db.audit(doc_id, limit, offset)
@@ -81,8 +86,9 @@ class Curator:
         doc_id = document_id(key)
         existing = self._known(doc_id)
         if existing is not None:
+            named = f" ({existing.metadata.title!r})" if principal.viewer.may_see(existing) else ""
             raise ConflictError(
-                f"This file is already stored as document {doc_id} ({existing.metadata.title!r}); change its "
+                f"This file is already stored as document {doc_id}{named}; change its "
                 "metadata with PATCH /documents/{id} instead of uploading it again."
             )
         with self.db.transaction() as tx:
@@ -101,7 +107,7 @@ class Curator:
         document = self.document(doc_id)
         if old is not None:
             self._apply(principal, old, {"superseded_by": doc_id, "status": "archived"}, "supersede")
-        index = self._index()
+        index = self.searcher.reader(principal.viewer)
         return UploadResult(document, index.manifest.version, index.near_duplicates_of(doc_id))
 
     def update(
@@ -109,7 +115,7 @@ class Curator:
     ) -> StoredDocument:
         """Change metadata fields of a document (an editor: only within its own district)."""
         principal.require_writer()
-        document = self.document(doc_id)
+        document = self.document(doc_id, principal)
         principal.require_district(document.metadata.district)
         changes = dict(changes)
         if not changes:
@@ -118,7 +124,7 @@ class Curator:
         if "district" in changes:
             principal.require_district(str(changes["district"] or ""))
         if changes.get("superseded_by"):
-            newer = self.document(str(changes["superseded_by"]))
+            newer = self.document(str(changes["superseded_by"]), principal)
             if newer.id == doc_id:
                 raise CurationError("A document cannot supersede itself: 'superseded_by' names its own id.")
             changes.setdefault("status", "archived")
@@ -208,7 +214,7 @@ class Curator:
                 principal.require_curator(f"set '{f.name}'")
 
     def _superseded(self, principal: Principal, doc_id: str) -> StoredDocument:
-        old = self.document(doc_id)
+        old = self.document(doc_id, principal)
         principal.require_district(old.metadata.district)
         return old
 

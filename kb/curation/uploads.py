@@ -15,12 +15,25 @@ from kb.files import write_atomic
 _NAMED = {".pdf": "PDF", ".docx": "Word (.docx)", ".md": "Markdown", ".markdown": "Markdown"}
 _NAMED |= {".odt": "OpenDocument text (.odt)", ".pptx": "PowerPoint (.pptx)"}
 _NAMED |= {".txt": "text", ".text": "text", ".html": "HTML", ".htm": "HTML"}
+_NAMED |= {".png": "PNG image", ".jpg": "JPEG image", ".jpeg": "JPEG image", ".tif": "TIFF image"}
+_NAMED |= {".tiff": "TIFF image"}
+#: Images (read by OCR) by their first bytes.
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+)
+_SAME_TYPE = {".jpeg": ".jpg", ".tiff": ".tif"}
 _TEXT_SUFFIXES = {".md": ".md", ".markdown": ".md", ".txt": ".txt", ".text": ".txt", ".html": ".html"}
 _TEXT_SUFFIXES[".htm"] = ".html"
-SUPPORTED = "PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), Markdown, text or HTML"
+SUPPORTED = (
+    "PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), Markdown, text, HTML or an image "
+    "(PNG, JPEG, TIFF)"
+)
 #: Office files are zip archives; a part only that format has tells them apart (a .docx renamed .odt is a .docx).
 _ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
-_BINARY_SUFFIXES = (".pdf", ".docx", ".odt", ".pptx")
+_BINARY_SUFFIXES = (".pdf", ".docx", ".odt", ".pptx", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,8 @@ def detect_suffix(data: bytes, filename: str) -> str:
         found = ".pdf"
     elif data.startswith(b"PK\x03\x04") and (office := _office_suffix(data)):
         found = office
+    elif image := next((s for magic, s in _IMAGE_MAGIC if data.startswith(magic)), ""):
+        found = image
     elif data.startswith(b"\xd0\xcf\x11\xe0"):
         raise UnsupportedFileError(
             f"The file {filename!r} is an old Word (.doc) or Office file; save it as .docx or PDF and upload that."
@@ -69,11 +84,11 @@ def detect_suffix(data: bytes, filename: str) -> str:
         raise UnsupportedFileError(
             f"The file {filename!r} is not a {SUPPORTED} file (its content is binary data of another kind)."
         )
-    if suffix in _BINARY_SUFFIXES and found != suffix:
+    if suffix in _BINARY_SUFFIXES and found != _SAME_TYPE.get(suffix, suffix):
+        article = "an" if str(claimed)[:1] in "AEIOU" else "a"
         raise UnsupportedFileError(
-            f"The file {filename!r} is named like {'an' if str(claimed)[:1] in 'AEIOU' else 'a'} {claimed} file, "
-            "but its content is not one "
-            f"({'text' if found in ('.txt', '.md', '.html') else _NAMED[found]}); upload the real file."
+            f"The file {filename!r} is named like {article} {claimed} file, but its content is not {article} "
+            f"{claimed} ({'text' if found in ('.txt', '.md', '.html') else _NAMED[found]}); upload the real file."
         )
     return found
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kb.documents import Document
 from kb.errors import LoaderError
-from kb.loaders import docx, html, markdown, odt, pdf, pptx, text
+from kb.loaders import docx, html, image, markdown, odt, pdf, pptx, text
 
 Loader = Callable[[Path], Document]
 
@@ -26,6 +26,7 @@ LOADERS: dict[str, Loader] = {
     ".pptx": pptx.load,
     ".html": html.load,
     ".htm": html.load,
+    **dict.fromkeys(image.FORMATS, image.load),
 }
 SUPPORTED_SUFFIXES = tuple(sorted(LOADERS))
 

@@ -12,7 +12,7 @@ import yaml
 from kb import fields
 from kb.documents import Metadata
 from kb.errors import LoaderError
-from kb.fields import YEAR_MAX, YEAR_MIN, Field, Kind, Value
+from kb.fields import YEAR_MAX, YEAR_MIN, Field, Kind, Value, parse_span
 
 
 def sidecar_path(path: Path) -> Path:
@@ -54,12 +54,27 @@ def coerce(f: Field, value: Any, path: Path) -> Value:
     """``value`` (from YAML or JSON) as a value of field ``f``, or a :class:`LoaderError` naming the field."""
     checked = _KINDS[f.kind](f, value, path)
     if isinstance(checked, str):
-        checked = checked.lower() if f.lowercase else checked
-        if f.choices and checked not in f.choices:
-            raise LoaderError(
-                str(path), f"metadata field '{f.name}' must be one of {', '.join(f.choices)}, got {value!r}"
-            )
+        return _word(f, checked, path)
+    if isinstance(checked, tuple):
+        return tuple(dict.fromkeys(_word(f, v, path) for v in checked))
     return checked
+
+
+def _word(f: Field, text: str, path: Path) -> str:
+    """One text value of ``f``: lowercased, canonical, one of its choices, as the field asks."""
+    text = text.lower() if f.lowercase else text
+    try:
+        text = f.normalized(text)
+    except ValueError as exc:
+        raise LoaderError(str(path), f"metadata field '{f.name}': {exc}") from None
+    if f.choices and text not in f.choices and (text or f.empty != ""):
+        match = next((c for c in f.choices if c.casefold() == text.casefold()), None)
+        if match is None:
+            raise LoaderError(
+                str(path), f"metadata field '{f.name}' must be one of {', '.join(f.choices)}, got {text!r}"
+            )
+        text = match
+    return text
 
 
 def _text(f: Field, value: Any, path: Path) -> str:
@@ -110,7 +125,25 @@ def _date(f: Field, value: Any, path: Path) -> str:
         ) from None
 
 
+def _span(f: Field, value: Any, path: Path) -> str:
+    text = str(value).strip() if isinstance(value, str | int) else None
+    if not text:
+        if text == "":
+            return ""
+        raise LoaderError(
+            str(path), f"metadata field '{f.name}' must be a range like 5-10 or one number, got {value!r}"
+        )
+    span = parse_span(text)
+    if span is None:
+        raise LoaderError(
+            str(path), f"metadata field '{f.name}' must be a range like 5-10 or one number, got {value!r}"
+        )
+    low, high = span
+    return str(low) if low == high else f"{low}-{high}"
+
+
 _KINDS: dict[Kind, Callable[[Field, Any, Path], Value]] = {
+    "span": _span,
     "text": _text,
     "list": _words,
     "year": _year,

@@ -3,8 +3,8 @@
 The steps of :func:`load`, each in its own module:
 1. :func:`kb.loaders.pdf_lines.read_pdf`: every page as lines with their boxes, type size and weight; glyphs
    without Unicode, symbol-font bullets and footnote markers repaired;
-2. :func:`needs_ocr`: the pages without a usable text layer (scans); they are kept as pages and listed in
-   ``Document.pages_without_text``, never dropped silently; a PDF with no text at all is refused "needs OCR";
+2. :func:`kb.loaders.scans.read_scanned_pages`: the pages without a usable text layer (:func:`needs_ocr`) read
+   by OCR; pages OCR cannot read stay pages, listed in ``Document.needs_ocr``; a PDF without any text is refused;
 3. :func:`kb.loaders.pdf_furniture.strip_furniture`: running headers and footers, page numbers, margin letters;
 4. :mod:`kb.loaders.pdf_structure`: headings (type size, weight, numbering, bookmarks), footnote bodies apart
    from the running text, the title;
@@ -26,6 +26,7 @@ from kb.loaders.metadata import build_metadata, read_sidecar
 from kb.loaders.pdf_furniture import strip_furniture
 from kb.loaders.pdf_lines import LINE_END_HYPHEN, Line, Page, PdfSource, read_pdf
 from kb.loaders.pdf_structure import body_size, find_headings, is_junk_title, largest_text, split_footnotes
+from kb.loaders.scans import read_scanned_pages
 
 __all__ = ["MIN_PAGE_CHARS", "join_lines", "join_pdf_lines", "load", "needs_ocr"]
 
@@ -47,18 +48,29 @@ class _Block:
 
 def load(path: Path) -> Document:
     source = read_pdf(path)
-    pages = list(source.pages)
-    without_text = tuple(page.number for page in pages if needs_ocr(page))
-    # OCR of the pages in ``without_text`` goes here: their lines replace the empty ones.
-    if len(without_text) == len(pages):
-        raise LoaderError(str(path), "no text layer (needs OCR): the PDF holds only images of text")
+    # pages without a text layer are read by OCR: their lines (without place or font) replace the empty ones
+    scanned, scans = read_scanned_pages(
+        path, [[line.text for line in page.lines] for page in source.pages], MIN_PAGE_CHARS
+    )
+    pages = [
+        _read_by_ocr(page, scanned.pages[page.number - 1]) if page.number in scans else page
+        for page in source.pages
+    ]
+    if all(needs_ocr(page) for page in pages):
+        raise LoaderError(str(path), scanned.refusal(scans))
     kept = strip_furniture(pages, MIN_PAGE_CHARS)
     body = body_size(kept)
     title = _title(source, kept, body)
     blocks, headings = _blocks(pages, kept, body, source, title)
     texts = join_pages([join_pdf_lines(block.lines) for block in blocks], [block.footnotes for block in blocks])
     sections = tuple(
-        Section(text=_respace(text), heading=block.heading, page=block.page)
+        Section(
+            _respace(text),
+            block.heading,
+            block.page,
+            block.page in scanned.confidence,
+            scanned.confidence.get(block.page),
+        )
         for block, text in zip(blocks, texts, strict=True)
         if text.strip()
     )
@@ -70,8 +82,14 @@ def load(path: Path) -> Document:
         sections=sections,
         pages=len(pages),
         headings=tuple(headings),
-        pages_without_text=without_text,
+        needs_ocr=scanned.unread,
+        ocr_problem=scanned.problem,
     )
+
+
+def _read_by_ocr(page: Page, lines: list[str]) -> Page:
+    """``page`` with the lines OCR read on it (without place or font: furniture rules go by their text)."""
+    return Page(page.number, page.width, page.height, tuple(Line(t, 0, 0, 0, 0, 0) for t in lines if t.strip()))
 
 
 def needs_ocr(page: Page) -> bool:

@@ -46,8 +46,8 @@ def strip_furniture(pages: Sequence[Page], min_chars: int) -> list[list[Line]]:
     for page in pages:
         keep: list[Line] = []
         removed: list[Line] = []
-        for line in page.lines:
-            if _is_furniture(line, page, running, fixed):
+        for i, line in enumerate(page.lines):
+            if _is_furniture(line, page, running, fixed) or _ocr_page_number(line, i, len(page.lines)):
                 removed.append(line)
             else:
                 keep.append(line)
@@ -69,8 +69,8 @@ def _fixed_key(line: Line, page: Page) -> str:
 
 def _keys(page: Page, banded: bool) -> set[str]:
     if banded:
-        return {_band_key(line) for line in page.lines if _in_band(line, page, BAND)}
-    return {_fixed_key(line, page) for line in page.lines if len(line.text) <= 80}
+        return {_band_key(line) for line in page.lines if line.size and _in_band(line, page, BAND)}
+    return {_fixed_key(line, page) for line in page.lines if line.size and len(line.text) <= 80}
 
 
 def _recurring(voters: Sequence[Page], keys: list[set[str]]) -> set[str]:
@@ -97,6 +97,11 @@ def _is_furniture(line: Line, page: Page, running: set[str], fixed: set[str]) ->
     if _in_band(line, page, BAND) and (PAGE_NUMBER.match(line.text) or _band_key(line) in running):
         return True
     return _fixed_key(line, page) in fixed and not PAGE_NUMBER.match(line.text)
+
+
+def _ocr_page_number(line: Line, index: int, count: int) -> bool:
+    """A page number among the first or last two lines of a page read by OCR (its lines have no place)."""
+    return not line.size and (index < 2 or index >= count - 2) and bool(PAGE_NUMBER.match(line.text))
 
 
 def _beside(line: Line, removed: list[Line], page: Page) -> bool:
