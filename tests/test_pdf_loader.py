@@ -191,6 +191,8 @@ def test_title_from_metadata_unless_it_is_a_producer_file_name(tmp_path: Path) -
     assert good.metadata.title == "Konzept 2024"
     word = load(write(tmp_path / "b.pdf", [cover, Sheet(body())], title="Microsoft Word - nr009.doc"))
     assert word.metadata.title == "Integrationskonzept Kreis Kleve"
+    stamp = Sheet([Text("Ausfertigung", y=780), Text("VERWALTUNGSGERICHT BERLIN", y=740), *body()])
+    assert load(write(tmp_path / "c.pdf", [stamp])).metadata.title == "VERWALTUNGSGERICHT BERLIN"
     assert is_junk_title("- 2 -") and is_junk_title("10S58.97U") and not is_junk_title("Leitfaden 2024")
 
 

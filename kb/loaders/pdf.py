@@ -194,4 +194,6 @@ def _title(source: PdfSource, kept: list[list[Line]], body: float) -> str:
         return largest
     if source.outline and not is_junk_title(source.outline[0].title):
         return source.outline[0].title
-    return next((line.text for lines in kept for line in lines if not is_junk_title(line.text)), "")
+    # a first line of one word is a stamp or a label ("Ausfertigung", "Entwurf") more often than a title
+    lines = [line.text for page in kept for line in page if not is_junk_title(line.text)]
+    return next((text for text in lines if len(text.split()) > 1), lines[0] if lines else "")
