@@ -199,6 +199,7 @@ def hit_fields(hit: Hit) -> dict[str, Any]:
         "year": meta.year,
         "language": meta.language,
         "page": chunk.page,
+        "page_end": hit.page_end,
         "heading": chunk.heading,
         "snippet": hit.snippet,
         "highlights": [list(span) for span in hit.highlights],

@@ -65,6 +65,11 @@ class Hit:
     more_chunks: int = 0  # further chunks of the same document among the candidates (grouped results)
     also_from: tuple[StoredDocument, ...] = ()  # near-duplicates of this document, shown as one result
 
+    @property
+    def page_end(self) -> int | None:
+        """The page where the passage ends (its start page when it is on one page; None without pages)."""
+        return self.chunk.page_end or self.chunk.page
+
 
 @dataclass(frozen=True)
 class SearchResult:

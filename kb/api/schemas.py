@@ -192,6 +192,9 @@ class SearchHitOut(BaseModel):
     year: int | None
     language: str
     page: int | None = Field(description="Page of the PDF where the chunk starts; null for formats without pages.")
+    page_end: int | None = Field(
+        None, description="Page of the PDF where the chunk ends (equal to `page` for a chunk on one page)."
+    )
     heading: str
     snippet: str = Field(description="About 40 words of the passage around the words that match the query.")
     highlights: list[tuple[int, int]] = Field(
@@ -223,6 +226,7 @@ class SearchHitOut(BaseModel):
             year=meta.year,
             language=meta.language,
             page=hit.chunk.page,
+            page_end=hit.page_end,
             heading=hit.chunk.heading,
             snippet=hit.snippet,
             highlights=hit.highlights,

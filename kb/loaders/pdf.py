@@ -1,179 +1,199 @@
-"""PDF with pypdf: text per page, running headers/footers and page numbers removed, hyphenation repaired.
+"""PDF: text per page read by PDFium, page furniture removed, hyphenation repaired, headings and a title found.
 
-Municipal PDFs repeat a header and a footer on every page and hyphenate at line ends. Lines that recur at
-the top or bottom of at least half of the pages are dropped; a line ending in a hyphen is joined with the
-next line ("Sprach-" + "förderung" → "Sprachförderung") unless the hyphen is real: before a conjunction
-("Sprach- und Kulturmittler") or a capital ("DaZ-" + "Kurs" → "DaZ-Kurs").
+The steps of :func:`load`, each in its own module:
+1. :func:`kb.loaders.pdf_lines.read_pdf`: every page as lines with their boxes, type size and weight; glyphs
+   without Unicode, symbol-font bullets and footnote markers repaired;
+2. :func:`kb.loaders.scans.read_scanned_pages`: the pages without a usable text layer (:func:`needs_ocr`) read
+   by OCR; pages OCR cannot read stay pages, listed in ``Document.needs_ocr``; a PDF without any text is refused;
+3. :func:`kb.loaders.pdf_furniture.strip_furniture`: running headers and footers, page numbers, margin letters;
+4. :mod:`kb.loaders.pdf_structure`: headings (type size, weight, numbering, bookmarks), footnote bodies apart
+   from the running text, the title;
+5. lines joined into running text: a hyphen that PDFium marks as a line-end break is a syllable break unless it
+   is real ("Sprach- und", "DaZ-Kurs"); a dash after a space stays a dash ("Erster Senat - unter").
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-import unicodedata
-from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-
-from pypdf import PdfReader
-from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PdfStreamError
 
 from kb.documents import Document, Heading, Section
 from kb.errors import LoaderError
 from kb.loaders.hyphens import HYPHEN_END, join_broken, join_lines
 from kb.loaders.metadata import build_metadata, read_sidecar
+from kb.loaders.pdf_furniture import strip_furniture
+from kb.loaders.pdf_lines import LINE_END_HYPHEN, Line, Page, PdfSource, read_pdf
+from kb.loaders.pdf_structure import body_size, find_headings, is_junk_title, largest_text, split_footnotes
 from kb.loaders.scans import read_scanned_pages
+
+__all__ = ["MIN_PAGE_CHARS", "join_lines", "join_pdf_lines", "load", "needs_ocr"]
 
 #: Pages with fewer visible characters than this count as having no text layer.
 MIN_PAGE_CHARS = 20
-_EDGE_LINES = 3
-_PAGE_NUMBER = re.compile(r"^(?:seite|s\.|page)?\s*[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:von|/|of)\s*\d{1,4})?$", re.I)
-_NUMBERED_HEADING = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s+[A-ZÄÖÜ]")
+#: Letters spaced out one by one ("E I N L E I T U N G"), as headings are set.
+_SPACED_LETTERS = re.compile(r"\b(?:[^\W\d_] ){3,}[^\W\d_]\b")
+_CAPS_FRAGMENT = re.compile(r"([^\W\d_]{2,})-$")
+_CAMEL_CASE = re.compile(r"^[A-ZÄÖÜ][a-zäöüß]+[A-ZÄÖÜ][a-zäöüß]")
+
+
+@dataclass(frozen=True)
+class _Block:
+    page: int
+    heading: str
+    lines: list[str]
+    footnotes: bool = False
 
 
 def load(path: Path) -> Document:
-    reader = _open(path)
-    pages = [_page_lines(reader, i, path) for i in range(len(reader.pages))]
-    if not pages:
-        raise LoaderError(str(path), "PDF has no pages")
-    scanned, scans = read_scanned_pages(path, pages, MIN_PAGE_CHARS)  # pages without a text layer, read by OCR
-    pages = scanned.pages
-    if all(sum(len(line.strip()) for line in lines) < MIN_PAGE_CHARS for lines in pages):
+    source = read_pdf(path)
+    # pages without a text layer are read by OCR: their lines (without place or font) replace the empty ones
+    scanned, scans = read_scanned_pages(
+        path, [[line.text for line in page.lines] for page in source.pages], MIN_PAGE_CHARS
+    )
+    pages = [
+        _read_by_ocr(page, scanned.pages[page.number - 1]) if page.number in scans else page
+        for page in source.pages
+    ]
+    if all(needs_ocr(page) for page in pages):
         raise LoaderError(str(path), scanned.refusal(scans))
-    blocks = heading_blocks(strip_running_lines(pages))
-    texts = join_pages([join_lines(lines) for _, _, lines in blocks])
+    kept = strip_furniture(pages, MIN_PAGE_CHARS)
+    body = body_size(kept)
+    title = _title(source, kept, body)
+    blocks, headings = _blocks(pages, kept, body, source, title)
+    texts = join_pages([join_pdf_lines(block.lines) for block in blocks], [block.footnotes for block in blocks])
     sections = tuple(
-        Section(text, heading, page, page in scanned.confidence, scanned.confidence.get(page))
-        for (page, heading, _), text in zip(blocks, texts, strict=True)
+        Section(
+            _respace(text),
+            block.heading,
+            block.page,
+            block.page in scanned.confidence,
+            scanned.confidence.get(block.page),
+        )
+        for block, text in zip(blocks, texts, strict=True)
         if text.strip()
     )
-    info_title = _info_title(reader)
-    first_line = next((ln.strip() for lines in pages for ln in lines if ln.strip()), "")
-    metadata = build_metadata(read_sidecar(path), path, fallback_title=info_title or first_line or path.stem)
+    metadata = build_metadata(read_sidecar(path), path, fallback_title=title or path.stem)
     return Document(
         path=path,
         file_type="pdf",
         metadata=metadata,
         sections=sections,
         pages=len(pages),
-        headings=block_headings(blocks),
+        headings=tuple(headings),
         needs_ocr=scanned.unread,
         ocr_problem=scanned.problem,
     )
 
 
-def _open(path: Path) -> PdfReader:
-    try:
-        reader = PdfReader(str(path), strict=False)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise LoaderError(
-                str(path), "encrypted PDF (password protected): remove the password and ingest again"
-            )
-        _ = len(reader.pages)
-    except LoaderError:
-        raise
-    except (FileNotDecryptedError, DependencyError) as exc:
-        raise LoaderError(str(path), f"encrypted PDF that cannot be opened ({exc})") from exc
-    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise LoaderError(str(path), f"corrupt or truncated PDF ({type(exc).__name__}: {exc})") from exc
-    return reader
+def _read_by_ocr(page: Page, lines: list[str]) -> Page:
+    """``page`` with the lines OCR read on it (without place or font: furniture rules go by their text)."""
+    return Page(page.number, page.width, page.height, tuple(Line(t, 0, 0, 0, 0, 0) for t in lines if t.strip()))
 
 
-def _page_lines(reader: PdfReader, index: int, path: Path) -> list[str]:
-    try:
-        raw = reader.pages[index].extract_text() or ""
-    except Exception as exc:
-        raise LoaderError(
-            str(path), f"text of page {index + 1} cannot be extracted ({type(exc).__name__})"
-        ) from exc
-    text = unicodedata.normalize("NFKC", raw)
-    return [" ".join(line.split()) for line in text.splitlines()]
+def needs_ocr(page: Page) -> bool:
+    """Whether ``page`` has no usable text layer (a scanned page): fewer than :data:`MIN_PAGE_CHARS` characters."""
+    return page.visible < MIN_PAGE_CHARS
 
 
-def _info_title(reader: PdfReader) -> str:
-    try:
-        title = reader.metadata.title if reader.metadata else None
-    except Exception:
-        return ""
-    return str(title).strip() if title else ""
-
-
-def _line_key(line: str) -> str:
-    return re.sub(r"\d+", "#", line.lower()).strip()
-
-
-def strip_running_lines(pages: list[list[str]]) -> list[list[str]]:
-    """Drop page numbers and lines that recur at the top or bottom of at least half of the pages."""
-    pages = [[ln for ln in lines if ln] for lines in pages]
-    edge_counts: Counter[str] = Counter()
-    for lines in pages:
-        edge_counts.update({_line_key(ln) for ln in lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]})
-    threshold = max(2, (len(pages) + 1) // 2)
-    running = {key for key, count in edge_counts.items() if count >= threshold}
-    cleaned = []
-    for lines in pages:
-        n = len(lines)
-        keep = []
-        for i, ln in enumerate(lines):
-            at_edge = i < _EDGE_LINES or i >= n - _EDGE_LINES
-            if at_edge and (_line_key(ln) in running or _PAGE_NUMBER.match(ln)):
-                continue
-            keep.append(ln)
-        cleaned.append(keep)
-    return cleaned
-
-
-def heading_blocks(pages: list[list[str]]) -> list[tuple[int, str, list[str]]]:
-    """Split pages at numbered headings ("7. Qualitätsstandards für Schulen"): ``(page, heading, lines)``."""
-    blocks: list[tuple[int, str, list[str]]] = []
-    heading = ""
-    for number, lines in enumerate(pages, 1):
-        median = sorted(len(line) for line in lines)[len(lines) // 2] if lines else 0
+def _blocks(
+    pages: list[Page], kept: list[list[Line]], body: float, source: PdfSource, title: str
+) -> tuple[list[_Block], list[Heading]]:
+    """The pages' lines cut at headings into blocks under one heading each; a page's footnotes are a block."""
+    blocks: list[_Block] = []
+    headings: list[Heading] = []
+    section = ""  # the heading of the text that follows: the last one read (measured: nesting them lost quality)
+    for page, lines in zip(pages, kept, strict=True):
+        running, notes = split_footnotes(lines, body)
+        found = find_headings(running, body, source.outline, page.number)
+        starts = {h.start: h for h in found}
+        inside = {i for h in found for i in range(h.start, h.end + 1)}
         current: list[str] = []
-        i = 0
-        while i < len(lines):
-            line = lines[i]
-            if _is_heading(line, median):
+        for i, line in enumerate(running):
+            heading = starts.get(i)
+            if heading is not None:
                 if current:
-                    blocks.append((number, heading, current))
-                heading, current = line, []
-                following = lines[i + 1] if i + 1 < len(lines) else ""
-                if following and len(following) < 0.5 * median and not following.endswith((".", ":", ";")):
-                    heading, i = f"{line} {following}", i + 1  # a heading wrapped onto a second, short line
-            else:
-                current.append(line)
-            i += 1
-        blocks.append((number, heading, current))
-    return blocks
+                    blocks.append(_Block(page.number, section, current))
+                    current = []
+                section = heading.text if heading.text != title else ""  # every chunk carries the title
+                headings.append(Heading(heading.text, page.number))
+            if i not in inside:
+                current.append(line.text)
+        blocks.append(_Block(page.number, section, current))
+        if notes:
+            blocks.append(_Block(page.number, section, [n.text for n in notes], footnotes=True))
+    return blocks, headings
 
 
-def block_headings(blocks: list[tuple[int, str, list[str]]]) -> tuple[Heading, ...]:
-    """Each heading of :func:`heading_blocks` with the page of its first block (its text may run on over pages)."""
-    found: list[Heading] = []
-    before = ""
-    for page, heading, _ in blocks:
-        if heading and heading != before:
-            found.append(Heading(heading, page))
-        before = heading
-    return tuple(found)
+def join_pdf_lines(lines: list[str]) -> str:
+    """Lines of one block as running text. A line that ends in PDFium's line-end hyphen is a broken word, joined
+    by :func:`~kb.loaders.hyphens.join_broken` ("GRÜ-" + "NEN" too); a dash after a space is a dash."""
+    done: list[str] = []  # the text before ``out``: the rules only look at the end of the text
+    out = ""
+    for line in lines:
+        if len(out) > 400:
+            done.append(out[:-200])
+            out = out[-200:]
+        if not out:
+            out = line
+        elif out.endswith(LINE_END_HYPHEN):
+            out = _join_hyphenated(out[:-1] + "-", line)
+        elif out.endswith((" -", " –", " —")) or not HYPHEN_END.search(out):
+            out = f"{out} {line}"
+        else:
+            out = join_broken(out, line)
+    return ("".join(done) + out).replace(LINE_END_HYPHEN, "-")
 
 
-def _is_heading(line: str, median: int) -> bool:
-    """A short line that starts with a section number and does not end like a sentence or a broken word."""
-    return bool(
-        _NUMBERED_HEADING.match(line)
-        and len(line.split()) <= 12
-        and not line.endswith((".", ",", ";", ":", "-"))
-        and len(line) < 0.8 * median
-    )
+def _join_hyphenated(left: str, right: str) -> str:
+    fragment = _CAPS_FRAGMENT.search(left)
+    following = re.match(r"[^\W\d_]+", right)
+    if fragment and following:
+        word, nxt = fragment.group(1), following.group(0)
+        if word.isupper() and nxt.isupper() and len(nxt) >= 2:
+            return left[:-1] + right  # "GRÜ-" + "NEN": a word in capitals broken at the line end
+        if word[:1].isupper() and word[1:].islower() and _CAMEL_CASE.match(nxt):
+            return left[:-1] + right  # "Frag-" + "DenStaat.de": a name in camel case broken at the line end
+    return join_broken(left, right)
 
 
-def join_pages(texts: list[str]) -> list[str]:
-    """Repair a word hyphenated across a block or page break by moving its second half to the earlier block."""
+def join_pages(texts: list[str], footnotes: list[bool] | None = None) -> list[str]:
+    """Repair a word hyphenated across a block or page break by moving its second half to the earlier block;
+    footnote blocks are passed over (the word goes on after them)."""
     texts = list(texts)
-    for i in range(len(texts) - 1):
-        tail, head = texts[i], texts[i + 1]
-        if head and HYPHEN_END.search(tail):
+    notes = footnotes or [False] * len(texts)
+    running = [i for i in range(len(texts)) if not notes[i] and texts[i].strip()]
+    for i, j in itertools.pairwise(running):
+        tail, head = texts[i], texts[j]
+        if not head:
+            continue
+        if tail.endswith(LINE_END_HYPHEN):
+            tail = tail[:-1] + "-"
+        if HYPHEN_END.search(tail) and not tail.endswith((" -", " –")):
             first, _, rest = head.partition(" ")
-            joined = join_broken(tail, first)
+            joined = _join_hyphenated(tail, first)
             if not joined.endswith(" " + first):
-                texts[i], texts[i + 1] = joined, rest
+                texts[i], texts[j] = joined, rest
     return texts
+
+
+def _respace(text: str) -> str:
+    """Letters spaced out one by one joined again ("E I N L E I T U N G" → "EINLEITUNG")."""
+    return _SPACED_LETTERS.sub(lambda m: m.group(0).replace(" ", ""), text)
+
+
+def _title(source: PdfSource, kept: list[list[Line]], body: float) -> str:
+    """The document information's title, else the largest text on the first page with text, else the first
+    bookmark, else the first line; none of them a page number or a producer's file name."""
+    if source.info_title and not is_junk_title(source.info_title):
+        return source.info_title
+    first = next((lines for lines in kept if lines), [])
+    largest = largest_text(first, body)
+    if largest:
+        return largest
+    if source.outline and not is_junk_title(source.outline[0].title):
+        return source.outline[0].title
+    # a first line of one word is a stamp or a label ("Ausfertigung", "Entwurf") more often than a title
+    lines = [line.text for page in kept for line in page if not is_junk_title(line.text)]
+    return next((text for text in lines if len(text.split()) > 1), lines[0] if lines else "")
