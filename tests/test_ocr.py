@@ -146,7 +146,7 @@ def test_an_image_with_metadata_takes_it_from_its_sidecar(tmp_path: Path) -> Non
         "title: Aushang Ferienprogramm\ndistrict: Warendorf\nyear: 2024\n", encoding="utf-8"
     )
     meta = loaders.load(path).metadata
-    assert (meta.title, meta.district, meta.year) == ("Aushang Ferienprogramm", "Warendorf", 2024)
+    assert (meta.title, meta.district, meta.year) == ("Aushang Ferienprogramm", "Kreis Warendorf", 2024)
 
 
 def test_a_document_language_is_added_to_the_ocr_languages_where_installed() -> None:
