@@ -151,14 +151,19 @@ def test_broken_office_files_are_reported_by_the_file_reader_and_the_good_ones_r
 
 
 def _file_readers() -> list[int]:
-    """The process ids of file reader processes still running on this machine."""
+    """The process ids of this test process's file readers that still exist (its children only: other test
+    runs or ingests on the same machine have readers of their own)."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if b"from kb.sandbox import _serve" in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
+            if b"from kb.sandbox import _serve" not in cmdline.read_bytes():
+                continue
+            stat = (cmdline.parent / "stat").read_text()
         except OSError:  # the process ended meanwhile
             continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state; the name may hold spaces
+        if parent == os.getpid():
+            found.append(int(cmdline.parent.name))
     return found
 
 
