@@ -217,16 +217,7 @@ class LoadedIndex:
 
     def doc_of(self, chunk_ids: list[int]) -> dict[int, str]:
         """The document id of each known chunk id."""
-        if not chunk_ids or not len(self._chunk_order):
-            return {}
-        wanted = np.asarray(chunk_ids, dtype=np.int64)
-        pos = np.clip(np.searchsorted(self._chunk_order, wanted), 0, len(self._chunk_order) - 1)
-        found = self._chunk_order[pos] == wanted
-        return {
-            int(c): self._owners[int(o)]
-            for c, o, ok in zip(wanted, self._chunk_owner[pos], found, strict=True)
-            if ok
-        }
+        return owners_of(chunk_ids, self._chunk_order, self._chunk_owner, self._owners)
 
     @classmethod
     def open(cls, folder: Path) -> LoadedIndex:
@@ -304,3 +295,14 @@ def open_current(root: Path) -> LoadedIndex:
     if folder is None:
         raise IndexMissingError(f"There is no index in {root} yet; run `kb ingest` to build it.")
     return LoadedIndex.open(folder)
+
+
+def owners_of(chunk_ids: list[int], order: np.ndarray, owner: np.ndarray, owners: list[str]) -> dict[int, str]:
+    """The document id of each known chunk id, by binary search in the sorted chunk ids ``order``, whose
+    documents are ``owners[owner[i]]`` (one lookup table for every engine's reader)."""
+    if not chunk_ids or not len(order):
+        return {}
+    wanted = np.asarray(chunk_ids, dtype=np.int64)
+    pos = np.clip(np.searchsorted(order, wanted), 0, len(order) - 1)
+    found = order[pos] == wanted
+    return {int(c): owners[int(o)] for c, o, ok in zip(wanted, owner[pos], found, strict=True) if ok}

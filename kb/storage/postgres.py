@@ -37,7 +37,7 @@ from kb import duplicates
 from kb.chunking import passage_text
 from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
-from kb.index import Manifest
+from kb.index import Manifest, owners_of
 from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
@@ -470,16 +470,7 @@ class PgReader:
         return [self.documents[d] for d in self.near_duplicates.get(doc_id, ()) if d in self.documents]
 
     def doc_of(self, chunk_ids: list[int]) -> dict[int, str]:
-        if not chunk_ids or not len(self._chunk_order):
-            return {}
-        wanted = np.asarray(chunk_ids, dtype=np.int64)
-        pos = np.clip(np.searchsorted(self._chunk_order, wanted), 0, len(self._chunk_order) - 1)
-        found = self._chunk_order[pos] == wanted
-        return {
-            int(c): self._owners[int(o)]
-            for c, o, ok in zip(wanted, self._chunk_owner[pos], found, strict=True)
-            if ok
-        }
+        return owners_of(chunk_ids, self._chunk_order, self._chunk_owner, self._owners)
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         if not ids:
