@@ -551,7 +551,15 @@ NEW: list[tuple[str, str, str, str, Grades]] = [
     ("Erasmus Schüleraustausch organisieren", "de", "teacher", "no-answer", {}),
     ("Schufa-Auskunft Wohnungssuche", "de", "ki-staff", "no-answer", {}),
     ("Medienkompetenz Handyregeln Klasse 7", "de", "teacher", "no-answer", {}),
-    ("Steuererklärung für Ehrenamtliche Übungsleiter", "de", "ki-staff", "no-answer", {}),
+    # Listed here as no-answer at first, but the Oberberg workshop states the Übungsleiterpauschale (tax-free up
+    # to 2,400 euros), which answers part of it: judged 1 (kept in place so that no query id moves).
+    (
+        "Steuererklärung für Ehrenamtliche Übungsleiter",
+        "de",
+        "ki-staff",
+        "question",
+        {"oberbergischer-kreis/workshop-neue-engagierte-sportverein.md": 1},
+    ),
     ("Bewerbungstraining Lehrerstelle Quereinstieg", "de", "teacher", "no-answer", {}),
 ]
 
