@@ -263,11 +263,13 @@ class StoredVersion:
         return cls(folder, manifest, Store(folder / STORE_FILE, readonly=True))
 
 
-def check_model(folder: Path, manifest: Manifest, model: str, dimension: int | None = None) -> None:
-    """Fail with a clear message when the version in ``folder`` was built with another model than ``model``."""
+def check_model(where: Path | str, manifest: Manifest, model: str, dimension: int | None = None) -> None:
+    """Fail with a clear message when a version was built with another model than ``model``; ``where`` names the
+    index: a version folder (its index folder is named), or a description such as "the database …"."""
+    place = where.parent.parent if isinstance(where, Path) else where
     if manifest.model != model or (dimension is not None and manifest.dimension != dimension):
         raise IndexUnavailableError(
-            f"The index in {folder.parent.parent} was built with model {manifest.model!r} "
+            f"The index in {place} was built with model {manifest.model!r} "
             f"(dimension {manifest.dimension}), but KB_MODEL is {model!r}"
             + (f" (dimension {dimension})" if dimension is not None else "")
             + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."

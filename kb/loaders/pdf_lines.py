@@ -273,6 +273,7 @@ class _GlyphNames:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._reader: Any = None  # a pypdf reader, opened once on the first page that needs it
         self._fonts: dict[int, dict[str, dict[int, str]]] = {}
         self._buffer = ctypes.create_string_buffer(256)
         self._flags = ctypes.c_int()
@@ -293,18 +294,25 @@ class _GlyphNames:
 
     def _differences(self, page: int) -> dict[str, dict[int, str]]:
         if page not in self._fonts:
-            self._fonts[page] = _font_differences(self._path, page)
+            if self._reader is None:
+                from pypdf import PdfReader
+
+                try:
+                    self._reader = PdfReader(str(self._path), strict=False)
+                except Exception:  # a file pypdf cannot parse only costs the repair of a few glyphs
+                    self._reader = False
+            self._fonts[page] = _font_differences(self._reader, page) if self._reader else {}
         return self._fonts[page]
 
 
-def _font_differences(path: Path, page: int) -> dict[str, dict[int, str]]:
-    """``{font name: {code: glyph name}}`` of the fonts on a page whose encoding names its glyphs."""
-    from pypdf import PdfReader
+def _font_differences(reader: Any, page: int) -> dict[str, dict[int, str]]:
+    """``{font name: {code: glyph name}}`` of the fonts on a page (of a pypdf reader) whose encoding names its
+    glyphs."""
     from pypdf.generic import ArrayObject, DictionaryObject
 
     found: dict[str, dict[int, str]] = {}
     try:
-        resources = PdfReader(str(path), strict=False).pages[page].get("/Resources")
+        resources = reader.pages[page].get("/Resources")
         resources = resources.get_object() if resources is not None else None
         fonts = resources.get("/Font") if isinstance(resources, DictionaryObject) else None
         fonts = fonts.get_object() if fonts is not None else None

@@ -37,7 +37,7 @@ from kb import duplicates
 from kb.chunking import passage_text
 from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
-from kb.index import Manifest, owners_of
+from kb.index import Manifest, check_model, owners_of
 from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
@@ -240,13 +240,7 @@ class _WriterLock:
 
 
 def _check_model(where: str, manifest: Manifest, model: str, dimension: int | None = None) -> None:
-    if manifest.model != model or (dimension is not None and manifest.dimension != dimension):
-        raise IndexUnavailableError(
-            f"The index in the database {_where(where)} was built with model {manifest.model!r} "
-            f"(dimension {manifest.dimension}), but KB_MODEL is {model!r}"
-            + (f" (dimension {dimension})" if dimension is not None else "")
-            + "; rebuild it with `kb ingest --rebuild` or set KB_MODEL back."
-        )
+    check_model(f"the database {_where(where)}", manifest, model, dimension)
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
