@@ -16,7 +16,7 @@ The two rankings are fused as a convex combination of their scores, each scaled 
 (:func:`lexical_weight`): the language allows it, and it shrinks as the dense side grows sure of its best
 passage: a paraphrase that the dense model matches confidently keeps the dense order, while a question the dense
 model is unsure about (extractive questions about names and numbers, keywords) lets the words decide more. The
-confidence (:func:`confidence`) and the "nothing fits" decision come from the same signals. The constants were
+confidence and the "nothing fits" decision (:mod:`kb.confidence`) read the same signals. The constants were
 chosen on the shared evaluation sets; docs/quality.md has the numbers and what did not help (``matched`` and
 ``agreement`` as weights among them: they are reported, not used for the weight).
 """
@@ -41,15 +41,8 @@ AGREEMENT_DEPTH = 10
 WEIGHT_AT_CENTRE, WEIGHT_CENTRE, WEIGHT_SLOPE, MAX_WEIGHT = 0.2, 0.87, 4.0, 0.6
 #: Scores are scaled to 0..1 between the best and the one at this rank of each ranking.
 NORMALISE_DEPTH = 200
-#: Similarity plus distinctness of the best passage at confidence 0 and 1 (cosines of the multilingual-e5 model).
-FIT_NONE, FIT_FULL = 0.82, 0.95
 #: Passages from this rank on are "the rest" that the best one must stand out from.
 DISTINCT_FROM = 10
-#: "Nothing fits" below this confidence ...
-NOTHING_FITS_BELOW = 0.3
-#: ... unless one passage holds at least this share of a German query's weight (its words are all there), or fewer
-#: than this many passages were ranked (a tiny index or a narrow filter: too few to tell a fit from the rest).
-WORDS_FIT, MIN_JUDGED = 0.8, 2 * DISTINCT_FROM
 
 
 @dataclass(frozen=True)
@@ -61,11 +54,18 @@ class Evidence:
     words: int = 0
     distinctness: float = 0.0
     ranked: int = 0  # passages the dense side ranked (at most the evidence depth)
+    code: str = "de"  # the query's language as kb.confidence.query_language detects it
+    coverage: float = 0.0  # the share of the query's own terms the index vocabulary has (kb.lexical coverage)
+    gap: float = 0.0  # the best dense similarity minus the one at rank kb.confidence.GAP_RANK
 
 
 def language_share(lexical: LexicalSearch, text: str) -> float:
     """The lexical weight the query's language allows: 0 (another language) to 1 (German)."""
-    coverage = lexical.coverage(text)
+    return share_of_coverage(lexical.coverage(text))
+
+
+def share_of_coverage(coverage: float) -> float:
+    """The lexical weight a query's coverage by the German index allows (:func:`language_share`)."""
     return float(np.clip((coverage - MIN_COVERAGE) / (FULL_COVERAGE - MIN_COVERAGE), 0.0, 1.0))
 
 
@@ -140,24 +140,3 @@ def fuse(
         for chunk_id, score in ranked:
             scores[chunk_id] = scores.get(chunk_id, 0.0) + share * max(score - floor, 0.0) / span
     return sorted(scores.items(), key=lambda item: -item[1])
-
-
-def confidence(evidence: Evidence, mode: str = "hybrid") -> float:
-    """How sure the search is that its best results fit, from 0 to 1: the best passage's dense similarity plus
-    its distinctness, placed between :data:`FIT_NONE` and :data:`FIT_FULL` (lexical mode: the share of the query
-    the best lexical hits hold)."""
-    if mode == "lexical":
-        return float(evidence.matched)
-    scaled = (evidence.similarity + evidence.distinctness - FIT_NONE) / (FIT_FULL - FIT_NONE)
-    return float(np.clip(scaled, 0.0, 1.0))
-
-
-def nothing_fits(score: float, evidence: Evidence | None = None) -> bool:
-    """No result fits well: a low confidence, and (given the evidence) not a German query whose words one of the
-    best lexical hits holds (short queries give the dense side little to be sure about), and enough passages to
-    judge by."""
-    if evidence is not None and (
-        evidence.language * evidence.matched >= WORDS_FIT or evidence.ranked < MIN_JUDGED
-    ):
-        return False
-    return score < NOTHING_FITS_BELOW

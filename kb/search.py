@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kb import fusion
+from kb import confidence, fusion, translations
 from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
 from kb.fields import MODES, Mode
@@ -81,7 +81,7 @@ class SearchResult:
     lexical_weight: float = 0.0
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     ranking: list[str] = field(default_factory=list)  # document ids, when only ranked (evaluation)
-    confidence: float = 0.0  # how sure the search is that its best results fit (kb.fusion.confidence)
+    confidence: float = 0.0  # how sure the search is that its best results fit (kb.confidence.score)
     nothing_fits: bool = False  # no result fits well: the page suggests a broader search
 
 
@@ -216,8 +216,8 @@ class Searcher:
         terms = index.lexical.query_terms(text)  # analysed once, for ranking and for highlighting
         evidence = gather_evidence(index, text, terms, vector, mode, allowed)
         weight = fusion.lexical_weight(evidence) if mode == "hybrid" else float(mode == "lexical")
-        sure = fusion.confidence(evidence, mode)
-        nothing = fusion.nothing_fits(sure, evidence)
+        sure = confidence.score(evidence, mode)
+        nothing = confidence.nothing_fits(evidence, mode)
 
         hidden = frozenset() if filters else index.hidden
         visible = filters.matches if filters else visible_to
@@ -230,7 +230,7 @@ class Searcher:
             wanted = k * 2 if index.near_duplicates else k
             ranked = lift_recommended(index, grouped(index, candidates, wanted, hidden))
             ranked, also = collapse_near_duplicates(index, ranked, visible)
-            ranked = ranked[:k]
+            ranked = follow_translations(index, ranked, evidence.code, visible, hidden)[:k]
         else:
             ranked = raw_chunks(index, candidates, k, hidden)
         if not with_hits:
@@ -323,7 +323,8 @@ def gather_evidence(
     allowed: np.ndarray | None,
 ) -> fusion.Evidence:
     """The signals of :mod:`kb.fusion` for one query, from the first passages of each ranking."""
-    language = fusion.language_share(index.lexical, text)
+    coverage = index.lexical.coverage(text)
+    language = fusion.share_of_coverage(coverage)
     dense = index.vectors.search(vector, EVIDENCE_DEPTH, allowed) if vector is not None else []
     lexical = index.lexical.search(terms, EVIDENCE_DEPTH, allowed) if language > 0 or mode == "lexical" else []
     return fusion.Evidence(
@@ -334,6 +335,9 @@ def gather_evidence(
         words=len(text.split()),
         distinctness=fusion.distinctness(dense),
         ranked=len(dense),
+        code=confidence.query_language(text),
+        coverage=coverage,
+        gap=confidence.gap(dense),
     )
 
 
@@ -449,6 +453,34 @@ def collapse_near_duplicates(
             also[doc_id] = tuple(others)
             shown.update(d.id for d in others)
     return kept, also
+
+
+def follow_translations(
+    index: StorageReader,
+    ranked: list[Ranked],
+    language: str | None,
+    visible: Callable[[StoredDocument], bool],
+    hidden: frozenset[str] = frozenset(),
+) -> list[Ranked]:
+    """Each translation group together, the member in ``language`` first (:func:`kb.translations.follow`); a
+    member search did not rank shows its first passage, at the score of the group's first result."""
+    known = {item.doc_id: item for item in ranked}
+    order = translations.follow(
+        index, [item.doc_id for item in ranked], language, lambda d: d.id not in hidden and visible(d)
+    )
+    if len(order) == len(ranked) and all(a == b.doc_id for a, b in zip(order, ranked, strict=True)):
+        return ranked
+    result: list[Ranked] = []
+    for doc_id in order:
+        item = known.get(doc_id)
+        if item is None:
+            chunks = index.doc_chunks.get(doc_id)
+            if chunks is None or not len(chunks):
+                continue
+            score = result[-1].score if result else 0.0
+            item = Ranked(int(chunks[0]), score, 0, doc_id)
+        result.append(item)
+    return result
 
 
 _SPACE = re.compile(r"\S+")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from kb import fusion
+from kb import confidence, fusion
 from kb.api.app import create_app
 from kb.cli import app
 from kb.embedder import Embedder
@@ -53,19 +54,20 @@ def test_the_lexical_share_shrinks_as_the_dense_side_grows_sure(searcher: Search
 
 
 def test_weight_and_confidence_from_the_signals() -> None:
-    unsure = fusion.Evidence(language=1.0, matched=0.5, similarity=0.8, words=5)
-    centre = fusion.Evidence(language=1.0, matched=0.5, similarity=fusion.WEIGHT_CENTRE, words=5)
-    sure = fusion.Evidence(language=1.0, matched=0.5, similarity=0.95, words=5)
+    unsure = fusion.Evidence(language=1.0, matched=0.5, similarity=0.8, words=5, ranked=100)
+    centre = fusion.Evidence(language=1.0, matched=0.5, similarity=fusion.WEIGHT_CENTRE, words=5, ranked=100)
+    sure = fusion.Evidence(language=1.0, matched=0.5, similarity=0.95, words=5, ranked=100)
     assert fusion.lexical_weight(unsure) > fusion.lexical_weight(centre) > fusion.lexical_weight(sure) == 0.0
     assert fusion.lexical_weight(centre) == pytest.approx(fusion.WEIGHT_AT_CENTRE)
     assert fusion.lexical_weight(fusion.Evidence(language=0.0, matched=1.0, similarity=0.8)) == 0.0
-    assert 0.0 <= fusion.confidence(unsure) < fusion.confidence(centre) < fusion.confidence(sure) <= 1.0
-    assert fusion.nothing_fits(fusion.confidence(unsure)) and not fusion.nothing_fits(fusion.confidence(sure))
-    assert fusion.confidence(unsure, "lexical") == 0.5  # words only: the share of the query the hits hold
-    words_there = fusion.Evidence(language=1.0, matched=1.0, similarity=0.75, words=2)
-    assert fusion.nothing_fits(fusion.confidence(words_there)) and not fusion.nothing_fits(
-        fusion.confidence(words_there), words_there
-    )
+    assert 0.0 <= confidence.score(unsure) < confidence.score(centre) < confidence.score(sure) <= 1.0
+    assert confidence.nothing_fits(unsure) and not confidence.nothing_fits(sure)
+    assert confidence.score(unsure, "lexical") == 0.5  # words only: the share of the query the hits hold
+    # The words of a German query all held by one passage make it surer than the same similarity without them.
+    words_there = replace(unsure, matched=1.0)
+    assert confidence.score(words_there) > confidence.score(unsure)
+    # Too few passages to judge by: never "nothing fits".
+    assert not confidence.nothing_fits(replace(unsure, ranked=confidence.MIN_JUDGED - 1))
 
 
 def test_fusion_scales_each_ranking_before_mixing() -> None:
@@ -86,7 +88,7 @@ def test_an_off_topic_question_has_low_confidence_and_nothing_fits(corpus_search
 
 
 def test_too_few_passages_to_judge_never_say_nothing_fits(searcher: Searcher) -> None:
-    assert len(searcher.index.vectors) < fusion.MIN_JUDGED  # the small corpus: one passage per document
+    assert len(searcher.index.vectors) < confidence.MIN_JUDGED  # the small corpus: one passage per document
     off = searcher.search(OFF_TOPIC, 5)
     assert not off.nothing_fits and off.confidence < searcher.search("Elterncafé an der Grundschule", 5).confidence
 
