@@ -3,7 +3,11 @@
 The query's language is detected first (:func:`query_language`: by its script, by letters and words only one of
 the languages has). Queries in another language than the corpus's reach systematically different dense
 similarities (an Arabic question on a German passage that answers it scores lower than a German one), so the
-similarity is read against a reference per language.
+similarity is read against a reference per language. A small logistic model (:data:`FEATURES`,
+:data:`COEFFICIENTS`) turns that, the distinctness of the best passage and the share of a German query's words
+the best lexical hits hold into the probability that the corpus has no answer; "nothing fits" from
+:data:`NO_ANSWER_FROM`. The constants come from tools/nothing_fits (off-topic questions of the shared sets and
+half of the bundled set's answerable queries); docs/quality.md has the measurement on the other half.
 """
 
 from __future__ import annotations

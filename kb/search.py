@@ -4,7 +4,8 @@ Hybrid ranking fuses the dense (FAISS) and lexical (BM25) rankings by their scal
 weighted per query by the evidence it has (:mod:`kb.fusion`): the query's language (how much of it the German
 index knows: a Turkish, Arabic, Ukrainian or English query keeps the dense ranking) and how much of the query's
 weight the best lexical hits hold. The same evidence gives each result list a confidence and the "nothing fits"
-decision.
+decision (:mod:`kb.confidence`). A document's translations follow it in the results, the one in the query's
+language first (:mod:`kb.translations`).
 
 The live index version is re-read when ``kb ingest`` publishes a new one, so a running server picks it up without
 a restart; requests already running finish on the version they started with.
