@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
         "--postgres-sizes", type=int, nargs="*", default=[100_000], help="Sizes of the engine comparison."
     )
     parser.add_argument(
-        "--postgres-ingest-files", type=int, default=20, help="Files of corpus/ for 1 against 2 ingest workers."
+        "--postgres-ingest-folders", type=int, default=0, help="Folders of corpus/ for 1, 2 ingest workers (all)."
     )
     parser.add_argument("--encoders", nargs="*", default=list(ENCODERS))
     parser.add_argument("--gesetze-encoders", nargs="*", default=None, help="Encoders for gesetze (default all).")
@@ -120,7 +120,7 @@ def main() -> None:
                 scale_pool(Settings(), Embedder(Settings()), pool_dir)
             results["postgres"] = [postgres_compare.compare(size, pool_dir) for size in args.postgres_sizes]
             checkpoint()
-            files = args.postgres_ingest_files
+            files = args.postgres_ingest_folders
             results["postgres_ingest"] = postgres_compare.shared_ingestion(REPO / "corpus", files)
             checkpoint()
     blocks = report.blocks(results)

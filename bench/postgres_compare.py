@@ -4,8 +4,9 @@ build time, ``/search`` latency in process (per mode) and over HTTP from a real 
 processes by proportional set size), the disk the index takes, and the latency of a metadata change at the
 storage layer.
 
-``python -m bench.postgres_compare ingest CORPUS FILES``: shared ingestion (kb/ingest_workers.py) of FILES files
-of CORPUS by one and by two ``kb ingest`` processes started together against one database (real encoding).
+``python -m bench.postgres_compare ingest CORPUS FOLDERS``: shared ingestion (kb/ingest_workers.py) of the first
+FOLDERS folders of CORPUS (0: all) by one and by two ``kb ingest`` processes started together against one
+database (real encoding).
 
 Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR [KEEP_DIR]]`` (POOL_DIR: a folder with pool.json and
 pool.npy, as :func:`bench.synthetic.scale_pool` caches them). Starts its own PostgreSQL from the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -164,16 +166,16 @@ def compare(size: int, pool_dir: Path, keep: Path | None = None) -> dict[str, An
 
 
 def shared_ingestion(corpus: Path, files: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
-    """``kb ingest`` of the first ``files`` files of ``corpus`` by 1 and by 2 worker processes started together
-    against one database (each loads the model and encodes with the real encoder): the wall time from start
-    until the last one exits, per number of workers, and how the documents split between them."""
-    out: dict[str, Any] = {"files": files}
+    """``kb ingest`` of the first ``files`` folders of ``corpus`` (0: all) by 1 and by 2 worker processes started
+    together against one database (each loads the model and encodes with the real encoder): the wall time from
+    start until the last one exits, per number of workers."""
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="kb-pg-ingest-") as tmp:
         root = Path(tmp)
         folder = root / "corpus"
         folder.mkdir()
-        for path in sorted(p for p in corpus.iterdir() if p.is_file())[:files]:
-            (folder / path.name).write_bytes(path.read_bytes())
+        for source in sorted(p for p in corpus.iterdir() if p.is_dir())[: files or None]:
+            shutil.copytree(source, folder / source.name)  # a district's folder: its files with their sidecars
         server = PgServer(root / "pg").init().start()
         try:
             for count in workers:
@@ -198,6 +200,7 @@ def shared_ingestion(corpus: Path, files: int, workers: tuple[int, ...] = (1, 2)
                         "(SELECT count(*) FROM kb_versions)"
                     ).fetchone()
                 assert row is not None
+                out["files"] = int(row[0])
                 out[f"workers_{count}"] = {"seconds": round(seconds, 1), "documents": int(row[0]),
                                            "chunks": int(row[1]), "versions": int(row[2])}  # fmt: skip
                 print(count, "workers", out[f"workers_{count}"], flush=True)
@@ -209,7 +212,7 @@ def shared_ingestion(corpus: Path, files: int, workers: tuple[int, ...] = (1, 2)
 
 
 def main() -> None:
-    if sys.argv[1] == "ingest":  # python -m bench.postgres_compare ingest CORPUS FILES
+    if sys.argv[1] == "ingest":  # python -m bench.postgres_compare ingest CORPUS FOLDERS
         print(json.dumps(shared_ingestion(Path(sys.argv[2]), int(sys.argv[3]))))
         return
     size = int(sys.argv[1])
