@@ -258,13 +258,15 @@ def encoders(results: dict[str, Any]) -> list[str]:
 def postgres(results: dict[str, Any]) -> list[str]:
     """The local and the PostgreSQL engine side by side (bench/postgres_compare.py), and shared ingestion."""
     rows = results.get("postgres", [])
-    if not rows:
-        return []
-    lines = [
-        "| chunks | engine | HTTP /search p50 / p95 | in process hybrid p50 / p95 | lexical p50 | dense p50 "
-        "| `kb serve` memory | database server memory | disk | build | metadata change p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = (
+        [
+            "| chunks | engine | HTTP /search p50 / p95 | in process hybrid p50 / p95 | lexical p50 | dense p50 "
+            "| `kb serve` memory | database server memory | disk | build | metadata change p50 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        if rows
+        else []
+    )
     for r in rows:
         for engine in ("local", "postgres"):
             http, hybrid = r[f"{engine}/http"], r[f"{engine}/search_hybrid"]
@@ -281,8 +283,8 @@ def postgres(results: dict[str, Any]) -> list[str]:
     if ingest and "speedup_2_over_1" in ingest:
         one, two = ingest["workers_1"], ingest["workers_2"]
         lines += [
-            "",
-            "| shared ingestion (`kb ingest` processes, one database) | files | chunks | 1 worker | 2 workers "
+            *([""] if lines else []),
+            "| shared ingestion (`kb ingest` processes, one database) | documents | chunks | 1 worker | 2 workers "
             "| 1 / 2 |",
             "|---|---|---|---|---|---|",
             f"| bundled corpus, real encoder | {ingest['files']} | {one['chunks']:,} | {one['seconds']:.0f} s | "
