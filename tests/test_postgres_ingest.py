@@ -92,8 +92,10 @@ def test_two_worker_processes_share_one_folder(pg_url: str, tmp_path: Path) -> N
     assert sorted(added) == keys, reports  # each file ingested by exactly one of the two
     assert all(report["failed"] == [] and report["updated"] == [] for report in reports)
     _stored_once(pg_url, keys)
-    reader = PostgresStorage(pg_url).open_reader()
+    storage = PostgresStorage(pg_url)
+    reader = storage.open_reader()
     assert sorted(doc.key for doc in reader.documents.values()) == keys
+    storage.close()
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(pg_url: str, tmp_path: Path, embedder: Embedder) -> None:
