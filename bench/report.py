@@ -14,7 +14,7 @@ INDEX_NAMES = {"ivf": "IVF", "hnsw": "HNSW", "flat": "flat"}
 
 
 #: The generated blocks of docs/performance.md, in the order of the document.
-BLOCKS = ("run", "targets", "ingestion", "scale", "scale-parts", "writes", "vectors", "encoders")
+BLOCKS = ("run", "targets", "ingestion", "scale", "scale-parts", "writes", "vectors", "encoders", "postgres")
 
 
 def ms(value: float) -> str:
@@ -37,6 +37,7 @@ def blocks(results: dict[str, Any]) -> dict[str, str]:
         "writes": writes(scale),
         "vectors": vectors(results.get("ann", [])),
         "encoders": encoders(results),
+        "postgres": postgres(results),
     }
     return {name: "\n".join(lines) for name, lines in rendered.items() if lines}
 
@@ -251,4 +252,42 @@ def encoders(results: dict[str, Any]) -> list[str]:
         name, mode = key.split("/")
         values = [results[f"quality/{e}"].get(key) for e in names]
         lines.append(f"| {name} | {mode} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in values) + " |")
+    return lines
+
+
+def postgres(results: dict[str, Any]) -> list[str]:
+    """The local and the PostgreSQL engine side by side (bench/postgres_compare.py), and shared ingestion."""
+    rows = results.get("postgres", [])
+    lines = (
+        [
+            "| chunks | engine | HTTP /search p50 / p95 | in process hybrid p50 / p95 | lexical p50 | dense p50 "
+            "| `kb serve` memory | database server memory | disk | build | metadata change p50 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        if rows
+        else []
+    )
+    for r in rows:
+        for engine in ("local", "postgres"):
+            http, hybrid = r[f"{engine}/http"], r[f"{engine}/search_hybrid"]
+            server = f"{r['postgres/server_pss_mb']:,} MB" if engine == "postgres" else "-"
+            lines.append(
+                f"| {r['chunks']:,} | {engine} | {ms(http['p50_ms'])} / {ms(http['p95_ms'])} | "
+                f"{ms(hybrid['p50_ms'])} / {ms(hybrid['p95_ms'])} | "
+                f"{ms(r[f'{engine}/search_lexical']['p50_ms'])} | {ms(r[f'{engine}/search_dense']['p50_ms'])} | "
+                f"{r[f'{engine}/serve_rss_mb']:,} MB | {server} | "
+                f"{r[f'{engine}/disk_mb']:,} MB | {r[f'{engine}/build_s']:.0f} s | "
+                f"{ms(r[f'{engine}/metadata_change']['p50_ms'])} |"
+            )
+    ingest = results.get("postgres_ingest")
+    if ingest and "speedup_2_over_1" in ingest:
+        one, two = ingest["workers_1"], ingest["workers_2"]
+        lines += [
+            *([""] if lines else []),
+            "| shared ingestion (`kb ingest` processes, one database) | documents | chunks | 1 worker | 2 workers "
+            "| 1 / 2 |",
+            "|---|---|---|---|---|---|",
+            f"| bundled corpus, real encoder | {ingest['files']} | {one['chunks']:,} | {one['seconds']:.0f} s | "
+            f"{two['seconds']:.0f} s | {ingest['speedup_2_over_1']:.2f}x |",
+        ]
     return lines

@@ -360,6 +360,14 @@ class Ingestor:
         for root in roots:
             if not root.exists():
                 raise LoaderError(str(root), "does not exist (check the path or KB_CORPUS_DIR)")
+        if not rebuild:  # a PostgreSQL index: shared with workers on other machines (kb/ingest_workers.py)
+            from kb.ingest_workers import shared_ingestion  # it imports this module
+
+            if (shared := shared_ingestion(self)) is not None:
+                report = shared.run(roots, on_file, purge, wait)
+                report.seconds = time.monotonic() - started
+                self._record(report)
+                return report
         with self.storage.lock(wait):
             report = self._run_locked(roots, rebuild, on_file, purge)
             report.seconds = time.monotonic() - started

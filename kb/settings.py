@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     chunk_words: int = Field(180, ge=40, le=1000, description="Target words per chunk.")
     chunk_overlap: int = Field(40, ge=0, le=300, description="Words of overlap between neighbouring chunks.")
     batch_size: int = Field(32, ge=1, le=512, description="Passages per encoder batch during ingestion.")
+    ingest_claim_documents: int = Field(
+        32, ge=1, le=10_000, description="Files an ingestion worker takes at once from a shared PostgreSQL index."
+    )
+    ingest_lease_s: float = Field(
+        120.0, gt=0, description="Seconds a crashed ingestion worker's files stay claimed before others take them."
+    )
     max_query_chars: int = Field(1000, ge=10, description="Longest accepted query, in characters.")
     max_k: int = Field(100, ge=1, le=1000, description="Largest number of results one search may ask for.")
     threads: int = Field(0, ge=0, description="Torch threads for encoding; 0 = all cores.")

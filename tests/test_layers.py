@@ -23,7 +23,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # What is done with an index: building it and searching it.
     (
         "pipeline",
-        ("kb.ingest", "kb.search", "kb.fusion", "kb.confidence", "kb.translations", "kb.filters", "kb.evaluation"),
+        (
+            "kb.ingest",
+            "kb.ingest_workers",
+            "kb.search",
+            "kb.fusion",
+            "kb.confidence",
+            "kb.translations",
+            "kb.filters",
+            "kb.evaluation",
+        ),
     ),
     # Write access: keys, roles, the curation database, the audit log; it drives ingestion.
     ("curation", ("kb.curation.*",)),

@@ -102,6 +102,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_vocabulary_word ON kb_vocabulary (word);
     CREATE INDEX kb_vocabulary_removed ON kb_vocabulary (removed) WHERE removed IS NOT NULL;
     """,
+    # 2: shared ingestion (kb/storage/pg_claims.py): the files workers claim, and one live row per document.
+    """
+    CREATE TABLE kb_claims (
+        key text NOT NULL,
+        content_hash text NOT NULL,
+        path text NOT NULL,
+        state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'claimed', 'failed')),
+        worker text,
+        claimed_at timestamptz,
+        lease_until timestamptz,
+        attempts integer NOT NULL DEFAULT 0,
+        reason text,
+        PRIMARY KEY (key, content_hash)
+    );
+    CREATE INDEX kb_claims_open ON kb_claims (state, lease_until);
+    CREATE UNIQUE INDEX kb_documents_one_live ON kb_documents (id) WHERE removed IS NULL;
+    """,
 )
 
 #: The schema version this release writes and reads.

@@ -57,8 +57,8 @@ EF_SEARCH = 100
 #: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
 #: on until ``k`` rows pass the version filter.
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
-#: Postings (rows) a reader keeps of the terms it was asked for (a version never changes).
-POSTINGS_CACHE_ROWS = 2_000_000
+#: Document frequencies a reader keeps of the terms it was asked for (a version never changes).
+DF_CACHE_TERMS = 200_000
 _DOC_COLUMNS = (
     "d.id, d.key, d.path, d.content_hash, d.file_type, d.metadata, d.pages, d.words, "
     "(SELECT count(*) FROM kb_chunks c WHERE c.doc_row = d.row_id), d.ingested_at"
@@ -328,7 +328,7 @@ class _KnownTerms(Mapping[str, int]):
 
 class PgLexical(LexicalIndex):
     """BM25 over one version's German chunks: the analysis and query expansion of :class:`LexicalIndex`, the
-    postings in the database."""
+    postings in the database, scored there (:data:`_BM25`)."""
 
     def __init__(self, storage: PostgresStorage, version: int, rows: int, total_length: int,
                  vocabulary: dict[str, int]) -> None:  # fmt: skip
@@ -336,65 +336,70 @@ class PgLexical(LexicalIndex):
         super().__init__(np.zeros(0, dtype=np.int64), empty, {}, Analyzer(CompoundSplitter(vocabulary)))
         self.terms = _KnownTerms(self)  # type: ignore[assignment]
         self._storage, self._version, self._rows = storage, version, rows
-        self._mean_length = total_length / rows if rows else 1.0
-        self._postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._kept = 0
+        #: The mean chunk length as the local engine divides by it (a float32).
+        self._mean_length = float(np.float32(max(total_length / rows if rows else 1.0, 1e-6)))
+        self._df: dict[str, int] = {}
 
-    def postings(self, terms: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """``term → (chunk ids, term counts, chunk lengths)`` of the version, in one query for the terms not yet
-        kept (a version never changes, so a reader keeps them)."""
-        kept = self._postings
-        found = {t: kept[t] for t in terms if t in kept}  # a dict read is safe while another thread fills it
+    def df(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks of the version have each term (counted in the database once per term and reader: a
+        version never changes)."""
+        known = self._df
+        found = {t: known[t] for t in terms if t in known}  # a dict read is safe while another thread fills it
         missing = sorted({t for t in terms if t not in found})
         if missing:
             with self._storage.read() as conn:
                 rows = conn.execute(
-                    f"SELECT term, chunk_id, tf, length FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE}",
+                    f"SELECT term, count(*) FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE} GROUP BY term",
                     {"t": missing, "v": self._version},
                 ).fetchall()
-            grouped: dict[str, list[tuple[int, int, int]]] = {t: [] for t in missing}
-            for term, chunk_id, tf, length in rows:
-                grouped[term].append((chunk_id, tf, length))
-            for term, postings in grouped.items():
-                table = np.asarray(postings, dtype=np.int64).reshape(-1, 3)
-                found[term] = (table[:, 0], table[:, 1].astype(np.float32), table[:, 2].astype(np.float32))
-            if self._kept + len(rows) > POSTINGS_CACHE_ROWS:
-                self._postings, self._kept = {}, 0
-            self._postings.update((t, found[t]) for t in missing)
-            self._kept += len(rows)
+            counted = dict.fromkeys(missing, 0) | {str(t): int(n) for t, n in rows}
+            if len(known) > DF_CACHE_TERMS:
+                self._df = known = {}
+            known.update(counted)
+            found.update(counted)
         return {t: found[t] for t in terms}
 
-    def df(self, terms: list[str]) -> dict[str, int]:
-        """How many chunks of the version have each term."""
-        return {t: len(ids) for t, (ids, _, _) in self.postings(terms).items()}
-
     def coverage(self, query: str) -> float:
-        self.postings(self.analyzer.terms(query))  # one query for all of them, kept for the search that follows
+        self.df(self.analyzer.terms(query))  # one query for all of them
         return super().coverage(query)
 
     def search(
         self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        postings = self.postings(list(weights))
-        columns = [(t, w) for t, w in weights.items() if len(postings[t][0])]
-        if not columns or k <= 0:
+        if k <= 0 or not weights:
             return []
-        chunk_ids = np.unique(np.concatenate([postings[t][0] for t, _ in columns]))  # ascending: the local rows
-        scores = np.zeros(len(chunk_ids), dtype=np.float32)
-        for term, weight in columns:
-            ids, tf, lengths = postings[term]
-            # The local engine's weights, in its float32 arithmetic (kb.lexical.LexicalIndex._weighted).
-            norm = (K1 * (1 - B + B * lengths / max(self._mean_length, 1e-6))).astype(np.float32)
-            idf = np.float32(np.log1p((self._rows - len(ids) + 0.5) / (len(ids) + 0.5)))
-            data = (tf * (K1 + 1) / (tf + norm) * idf).astype(np.float32)
-            scores[np.searchsorted(chunk_ids, ids)] += weight * data
-        candidates = np.flatnonzero(scores > 0)
+        counts = self.df(list(weights))
+        columns = [(t, w) for t, w in weights.items() if counts[t]]
+        if not columns:
+            return []
+        # The local engine's idf (kb.lexical.LexicalIndex._weighted): double precision, then float32.
+        idf = [float(np.float32(np.log1p((self._rows - counts[t] + 0.5) / (counts[t] + 0.5)))) for t, _ in columns]
+        params: dict[str, Any] = {
+            "terms": [t for t, _ in columns], "weights": [float(w) for _, w in columns], "idf": idf,
+            "v": self._version, "k": int(k), "k1": K1, "k1p": K1 + 1, "a": 1 - B, "b": B,
+            "mean": self._mean_length,
+        }  # fmt: skip
+        restrict = ""
         if allowed is not None:
-            candidates = candidates[np.isin(chunk_ids[candidates], allowed)]
-        if len(candidates) > k:
-            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
-        order = candidates[np.argsort(-scores[candidates], kind="stable")]
-        return [(int(chunk_ids[row]), float(scores[row])) for row in order]
+            params["ids"] = [int(i) for i in np.asarray(allowed).ravel()]
+            restrict = "AND p.chunk_id = ANY(%(ids)s)"
+        with self._storage.read() as conn:
+            rows = conn.execute(_BM25.format(restrict=restrict), params).fetchall()
+        return [(int(chunk_id), float(score)) for chunk_id, score in rows if score > 0]
+
+
+#: BM25 of a query's terms over a version's postings, in one query: the local engine's formula in its float32
+#: arithmetic (``real`` throughout: ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean)) * idf``, times
+#: the term's weight), summed per chunk in the order of the query's terms (the nested loop over ``q`` feeds each
+#: term's postings in turn), the ties broken by chunk id as the local engine's stable sort does.
+_BM25 = (
+    "SELECT p.chunk_id, sum(q.w * (p.tf::real * %(k1p)s::real / (p.tf::real + %(k1)s::real * (%(a)s::real "
+    "+ %(b)s::real * p.length::real / %(mean)s::real)) * q.idf)) AS score "
+    "FROM unnest(%(terms)s::text[], %(weights)s::real[], %(idf)s::real[]) AS q(term, w, idf) "
+    "CROSS JOIN LATERAL (SELECT chunk_id, tf, length FROM kb_postings WHERE term = q.term "
+    "AND added <= %(v)s AND (removed IS NULL OR removed > %(v)s)) p "
+    "WHERE true {restrict} GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(k)s"
+)
 
 
 class PgReader:
