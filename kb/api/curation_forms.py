@@ -130,6 +130,11 @@ def typed(f: Field, form: Mapping[str, Any], getlist: Any) -> str | tuple[str, .
     return str(form.get(f.name) or "").strip()
 
 
+def _ticks(f: Field) -> bool:
+    """Whether ``f`` is drawn as checkboxes (a form leaves unticked ones out)."""
+    return f.kind == "bool" or (f.kind == "list" and bool(f.choices))
+
+
 def parsed(f: Field, value: str | tuple[str, ...]) -> Any:
     """A form value as the Curator takes it (the Curator's own validation names what is wrong)."""
     if f.kind == "list":
@@ -236,9 +241,10 @@ def changes(
     for f in editable_fields(principal):
         if document is None and f.name in NOT_ON_UPLOAD:
             continue
-        value = typed(f, form, getlist)
-        values[f.name] = value
         before = shown(f, getattr(document.metadata, f.name)) if document is not None else shown(f, f.empty)
+        # A field the form did not send stays as it is (but an unticked checkbox is never sent: it is unticked).
+        value = typed(f, form, getlist) if f.name in form or _ticks(f) else before
+        values[f.name] = value
         if value != before:
             changed[f.name] = parsed(f, value)
     return values, changed
