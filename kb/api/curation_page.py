@@ -24,7 +24,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from kb.api import curation_forms as forms
 from kb.api.deps import get_curator, get_session
-from kb.api.page import NOT_FOUND, german_error, render
+from kb.api.page import german_error, render
 from kb.api.session import CSRF_FIELD, check_csrf
 from kb.curation.db import AuditEntry
 from kb.curation.keys import Principal, Role
@@ -96,8 +96,15 @@ def _refusal(request: Request, message: str, status: int) -> HTMLResponse:
     return render(request, "kuratieren_fehler.html", {"text": message}, status)
 
 
-def _not_found(request: Request) -> HTMLResponse:
-    return _refusal(request, NOT_FOUND, 404)
+async def _load(
+    request: Request, curator: Curator, principal: Principal, doc_id: str
+) -> StoredDocument | HTMLResponse:
+    """The document the caller may edit, or the page that says it is unknown (or that there is no index)."""
+    try:
+        return await run_in_threadpool(editable, curator, principal, doc_id)
+    except KBError as exc:
+        message, status = german_error(exc, 0)
+        return _refusal(request, message, status)
 
 
 def may_edit(principal: Principal, document: StoredDocument) -> bool:
@@ -235,10 +242,9 @@ async def document_form(request: Request, doc_id: str, erledigt: str = "") -> Re
         return caller
     principal = caller.principal
     curator = await run_in_threadpool(get_curator, request)
-    try:
-        document = await run_in_threadpool(editable, curator, principal, doc_id)
-    except NotFoundError:
-        return _not_found(request)
+    document = await _load(request, curator, principal, doc_id)
+    if isinstance(document, Response):
+        return document
     values = {f.name: forms.shown(f, getattr(document.metadata, f.name)) for f in forms.editable_fields(principal)}
     form = forms.build(principal, values)
     return await _document_page(request, curator, principal, document, form, DONE.get(erledigt, ""))
@@ -274,10 +280,9 @@ async def document_submit(request: Request, doc_id: str) -> Response:
     session, form = posted
     principal = session.principal
     curator = await run_in_threadpool(get_curator, request)
-    try:
-        document = await run_in_threadpool(editable, curator, principal, doc_id)
-    except NotFoundError:
-        return _not_found(request)
+    document = await _load(request, curator, principal, doc_id)
+    if isinstance(document, Response):
+        return document
     values, changed = forms.changes(principal, form, form.getlist, document)
 
     async def again(errors: dict[str, str], general: str = "", status: int = 422) -> HTMLResponse:
@@ -334,10 +339,9 @@ async def retire(request: Request, doc_id: str) -> Response:
 async def _act(request: Request, principal: Principal, doc_id: str, done: str, change: Any) -> Response:
     """One button's change to a document the caller may edit, then back to its page with a message."""
     curator = await run_in_threadpool(get_curator, request)
-    try:
-        document = await run_in_threadpool(editable, curator, principal, doc_id)
-    except NotFoundError:
-        return _not_found(request)
+    document = await _load(request, curator, principal, doc_id)
+    if isinstance(document, Response):
+        return document
     try:
         await run_in_threadpool(change, curator, principal)
     except KBError as exc:
@@ -371,10 +375,9 @@ async def purge_submit(request: Request, doc_id: str) -> Response:
 
 async def _purge(request: Request, principal: Principal, doc_id: str, *, confirmed: bool) -> Response:
     curator = await run_in_threadpool(get_curator, request)
-    try:
-        document = await run_in_threadpool(editable, curator, principal, doc_id)
-    except NotFoundError:
-        return _not_found(request)
+    document = await _load(request, curator, principal, doc_id)
+    if isinstance(document, Response):
+        return document
     if principal.role is not Role.CURATOR:
         return _refusal(request, forms.NOT_ALLOWED, 403)
     if not confirmed:
