@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kb import districts, fields
+from kb.api import curation_forms
 from kb.api.app import create_app
 from kb.api.page import NOT_FOUND
 from kb.curation.db import CurationDB
-from kb.curation.keys import create_key
+from kb.curation.keys import Principal, Role, create_key
 from kb.embedder import Embedder
 from kb.ingest import Ingestor
 from kb.search import Searcher
@@ -228,3 +229,19 @@ def test_purging_needs_a_confirmation_step(site: Site) -> None:
     assert done.status_code == 303 and done.headers["location"] == "/kuratieren?erledigt=geloescht"
     assert doc not in site.searcher.index.documents
     assert site.client.get(f"/kuratieren/{doc}").status_code == 404
+
+
+def test_a_field_added_to_the_registry_is_on_the_forms_without_touching_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    added = fields.Field("traeger", choices=("Kommune", "Freier Träger"), label="Träger")
+    monkeypatch.setattr(fields, "FIELDS", (*fields.FIELDS, added))
+    for principal in (Principal(Role.CURATOR, "LaKI"), Principal(Role.EDITOR, "KI Hagen", "Hagen")):
+        form = curation_forms.build(principal, {}, upload=True)
+        inputs = {i.name: i for _, group in form.groups for i in group}
+        assert inputs["traeger"].widget == "select" and inputs["traeger"].label == "Träger"
+        assert [value for value, _ in inputs["traeger"].choices] == ["", "Kommune", "Freier Träger"]
+        assert ("visibility" in inputs) is (principal.role is Role.CURATOR)
+    sent = {"traeger": "Freier Träger", "title": "Neu"}
+    values, changed = curation_forms.changes(Principal(Role.CURATOR, "LaKI"), sent, lambda name: [])
+    assert changed == {"traeger": "Freier Träger", "title": "Neu"} and values["traeger"] == "Freier Träger"

@@ -15,7 +15,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from kb import districts, fields
-from kb.api.schemas import MetadataPatch
+from kb.api import schemas
 from kb.curation.keys import Principal, Role
 from kb.errors import (
     ConflictError,
@@ -253,7 +253,7 @@ def changes(
 def checked(changed: dict[str, Any]) -> dict[str, Any]:
     """The changes within the API's limits (text length, number of values, types), as the API would take them;
     a :class:`pydantic.ValidationError` names the field that is not."""
-    return MetadataPatch.model_validate(changed).changes()
+    return schemas.MetadataPatch.model_validate(changed).changes()  # rebuilt when the registry is
 
 
 def validation_errors(exc: ValidationError, values: Mapping[str, Any]) -> dict[str, str]:
