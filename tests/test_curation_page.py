@@ -32,6 +32,7 @@ class Site:
     client: TestClient
     searcher: Searcher
     keys: dict[str, str]
+    settings: Settings
 
     def login(self, who: str) -> str:
         """Log in as ``who`` (a fresh session) and return the session's CSRF token from a page's form."""
@@ -77,7 +78,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterat
     db.close()
     searcher = Searcher(settings, embedder)
     with TestClient(create_app(settings, searcher=searcher)) as client:
-        yield Site(client, searcher, keys)
+        yield Site(client, searcher, keys, settings)
 
 
 def test_anonymous_callers_are_sent_to_the_login_form_and_readers_are_refused_in_german(site: Site) -> None:
@@ -193,6 +194,10 @@ def test_an_upload_without_a_file_or_of_an_unreadable_kind_is_refused_in_german(
         "/kuratieren/neu", data=data, files={"datei": ("bild.pdf", b"\x89PNG\r\n\x1a\n\0\0")}
     )
     assert binary.status_code == 415 and "Diese Datei kann die Wissensbasis nicht lesen" in binary.text
+    # a file larger than KB_MAX_BODY_KB reaches the form (uploads have their own limit) and is refused there
+    large = b"\x89PNG\r\n\x1a\n" + bytes(site.settings.max_body_kb * 1024)
+    refused = site.client.post("/kuratieren/neu", data=data, files={"datei": ("gross.pdf", large)})
+    assert refused.status_code == 415 and "Diese Datei kann die Wissensbasis nicht lesen" in refused.text
     assert not any(d.metadata.title == "Ohne Datei" for d in site.searcher.index.documents.values())
 
 

@@ -32,6 +32,11 @@ from kb.store import StoredDocument
 #: The form's name for the file of an upload and for the document an upload replaces.
 FILE: Final = "datei"
 SUPERSEDES: Final = "supersedes"
+#: What an upload may be (kb.curation.uploads.detect_suffix decides by the content).
+FORMATS: Final = (
+    "PDF, Word (DOCX), OpenDocument-Text (ODT), PowerPoint (PPTX), Markdown, Text, HTML oder ein Bild "
+    "(PNG, JPEG, TIFF; der Text wird erkannt)"
+)
 #: Labels in the forms where a field's own label (a facet heading) does not fit or there is none.
 LABELS: Final[dict[str, str]] = {
     "title": "Titel",
@@ -170,7 +175,7 @@ def build(
             FILE,
             "Datei",
             "file",
-            hint="PDF, Word (DOCX), OpenDocument-Text (ODT), PowerPoint (PPTX), Markdown, Text oder HTML.",
+            hint=f"{FORMATS}.",
             error=errors.get(FILE, ""),
             required=True,
         )
@@ -311,10 +316,7 @@ def service_errors(
     if isinstance(exc, UploadTooLargeError):
         return {FILE: f"Die Datei ist größer als {max_upload_mb} MB; bitte eine kleinere Datei wählen."}, ""
     if isinstance(exc, UnsupportedFileError):
-        return {
-            FILE: "Diese Datei kann die Wissensbasis nicht lesen. Möglich sind PDF, Word (DOCX), "
-            "OpenDocument-Text (ODT), PowerPoint (PPTX), Markdown, Text und HTML."
-        }, ""
+        return {FILE: f"Diese Datei kann die Wissensbasis nicht lesen. Möglich sind: {FORMATS}."}, ""
     if isinstance(exc, ConflictError):
         stored = _STORED_AS.search(message)
         if stored:
