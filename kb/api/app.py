@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb import __version__
-from kb.api import curation, login, page, routes
+from kb.api import curation, curation_page, login, page, routes
 from kb.api.middleware import BodyLimit, RequestObservation, SecurityHeaders
 from kb.api.startup import Startup
 from kb.embedder import Embedder
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     app.include_router(curation.router)
     app.include_router(page.router)
     app.include_router(login.router)
+    app.include_router(curation_page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     _install_error_handlers(app)
     _install_security_headers(app)

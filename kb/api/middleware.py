@@ -87,6 +87,10 @@ class RequestObservation:
             request_id.reset(token)
 
 
+#: Where files are uploaded (the API and the curation page's upload form): KB_MAX_UPLOAD_MB, not KB_MAX_BODY_KB.
+UPLOAD_PATHS = frozenset({"/documents", "/kuratieren/neu"})
+
+
 class BodyLimit:
     """Refuses request bodies over the limit with 413 and a ``detail`` (uploads to POST /documents: their own)."""
 
@@ -94,7 +98,7 @@ class BodyLimit:
         self.app, self.max_body, self.max_upload = app, max_body_bytes, max_upload_bytes
 
     def _limit(self, scope: Scope) -> tuple[int, str]:
-        if scope.get("method") == "POST" and str(scope.get("path", "")).rstrip("/") == "/documents":
+        if scope.get("method") == "POST" and str(scope.get("path", "")).rstrip("/") in UPLOAD_PATHS:
             return self.max_upload, f"{self.max_upload // (1024 * 1024)} MB (KB_MAX_UPLOAD_MB)"
         return self.max_body, f"{self.max_body // 1024} KB (KB_MAX_BODY_KB)"
 
