@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The index on disk: SQLite store, vectors, BM25, the versioned folder.
     ("storage", ("kb.store", "kb.vectors", "kb.lexical", "kb.spelling", "kb.index", "kb.storage.*")),
     # What is done with an index: building it and searching it.
-    ("pipeline", ("kb.ingest", "kb.search", "kb.fusion", "kb.filters", "kb.evaluation")),
+    ("pipeline", ("kb.ingest", "kb.search", "kb.fusion", "kb.filters", "kb.constraints", "kb.evaluation")),
     # Write access: keys, roles, the curation database, the audit log; it drives ingestion.
     ("curation", ("kb.curation.*",)),
     # Where requests and commands come in and results go out.

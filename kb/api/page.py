@@ -46,20 +46,7 @@ MODE_LABELS: Final[dict[str, str]] = {
     "dense": "Nur nach Bedeutung – gut für Fragen in anderen Sprachen",
     "lexical": "Nur nach genau diesen Wörtern",
 }
-LANGUAGES: Final = {
-    "de": "Deutsch",
-    "en": "Englisch",
-    "tr": "Türkisch",
-    "ar": "Arabisch",
-    "uk": "Ukrainisch",
-    "ru": "Russisch",
-    "pl": "Polnisch",
-    "fa": "Persisch",
-    "fr": "Französisch",
-    "ro": "Rumänisch",
-    "bg": "Bulgarisch",
-    "ku": "Kurdisch",
-}
+LANGUAGES: Final = fields.LANGUAGE_NAMES
 #: A language by its own name, for links to translations ("Auch auf: Türkçe · العربية").
 ENDONYMS: Final = {
     "de": "Deutsch",
