@@ -46,6 +46,15 @@ _TYPE_SPELLINGS: Final = {"konzept": "Konzeptpapier", "brief": "Elternbrief/Flye
 _NOT_PREFERRED: Final = frozenset({"de"})
 
 
+#: The registry's fields a query may name, by name.
+NAMED: Final = ("jahrgang", "languages", "district", "year", "doc_type")
+
+
+def keys() -> tuple[str, ...]:
+    """The filter names of the fields a query may name (what ``ignore`` takes)."""
+    return tuple(fields.field(name).key for name in NAMED)
+
+
 @dataclass(frozen=True)
 class Constraint:
     """One constraint a query names: the field (``key``: its filter name), the value wanted as a filter of that
