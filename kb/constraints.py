@@ -22,6 +22,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from kb import districts, fields
+from kb.errors import QueryError
 from kb.fields import DOC_TYPES, LANGUAGE_NAMES, YEAR_MAX, YEAR_MIN
 from kb.filters import Filters
 
@@ -50,9 +51,20 @@ _NOT_PREFERRED: Final = frozenset({"de"})
 NAMED: Final = ("jahrgang", "languages", "district", "year", "doc_type")
 
 
-def keys() -> tuple[str, ...]:
+def named_keys() -> tuple[str, ...]:
     """The filter names of the fields a query may name (what ``ignore`` takes)."""
     return tuple(fields.field(name).key for name in NAMED)
+
+
+def ignored(keys: Iterable[str]) -> frozenset[str]:
+    """The fields ``keys`` turns off (a :class:`kb.errors.QueryError` names an unknown one and the known ones)."""
+    chosen = frozenset(keys)
+    unknown = sorted(chosen - set(named_keys()))
+    if unknown:
+        raise QueryError(
+            f"ignore_constraints: unknown field {', '.join(map(repr, unknown))}; use {', '.join(named_keys())}."
+        )
+    return chosen
 
 
 @dataclass(frozen=True)

@@ -183,10 +183,7 @@ class Searcher:
         chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
         index = self.reader(viewer)  # a missing or incompatible index fails here, before the model is loaded
         filters = filters or None  # no restriction, however it is spelled
-        ignore = frozenset(ignore_constraints)
-        if ignore - set(constraints.keys()):
-            unknown = ", ".join(sorted(ignore - set(constraints.keys())))
-            raise QueryError(f"ignore_constraints: unknown field {unknown}; use {', '.join(constraints.keys())}.")
+        ignore = constraints.ignored(ignore_constraints)
         key = (index.name, text, k, chosen, group, filters, facets, ignore)
         cached = self.results.get(key)
         if cached is not None:
