@@ -233,7 +233,7 @@ class Searcher:
         weight = fusion.lexical_weight(evidence) if mode == "hybrid" else float(mode == "lexical")
         sure = fusion.confidence(evidence, mode)
         nothing = fusion.nothing_fits(sure, evidence)
-        named = recognised_constraints(text, filters, ignore_constraints)
+        named = recognised_constraints(text, filters, ignore_constraints) if group else ()  # raw chunks: none
 
         hidden = frozenset() if filters else index.hidden
         visible = filters.matches if filters else visible_to

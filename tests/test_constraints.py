@@ -237,6 +237,12 @@ def test_a_filter_on_the_same_field_replaces_the_constraint(searcher: Searcher) 
     assert [hit.document.metadata.district for hit in result.hits] == ["Essen"]
 
 
+def test_raw_passages_are_not_reranked_and_name_no_constraint(searcher: Searcher) -> None:
+    query = "DaZ Mathematik Brüche Klasse 5"
+    assert searcher.search(query, 6, group=False).constraints == ()
+    assert [c.field for c in searcher.search(query, 6).constraints] == ["jahrgang"]
+
+
 def test_languages_is_counted_as_a_facet(searcher: Searcher) -> None:
     facets = searcher.search("Einladung zum Elternsprechtag", 6, facets=True).facets
     assert facets["languages"] == {"ar": 1, "de": 1}

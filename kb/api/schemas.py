@@ -277,7 +277,7 @@ class SearchResponse(BaseModel):
     constraints: list[ConstraintOut] = Field(
         default_factory=list,
         description="What the query names as a grade, language, district, year or document type, preferred in "
-        "the ranking (not filtered).",
+        "the ranking of documents (not filtered; raw passages, group=false, are not re-ranked).",
     )
 
 
