@@ -26,6 +26,7 @@ from kb.filters import Filters
 from kb.settings import Settings
 
 if TYPE_CHECKING:
+    from kb.constraints import Constraint
     from kb.documents import DocumentText
     from kb.search import Hit
     from kb.storage import StoredDocument
@@ -155,12 +156,25 @@ def search(
     facets: Annotated[
         bool, typer.Option("--facets", help="Also count metadata values of the matching documents.")
     ] = False,
+    ignore_constraints: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore-constraint", help="Do not prefer what the query names for this field (e.g. jahrgang)."
+        ),
+    ] = None,
 ) -> None:
-    """Search the index and print the best documents (their best passage each)."""
+    """Search the index and print the best documents (their best passage each). A grade, language, district,
+    year or document type the query names is preferred, not filtered."""
     from kb.search import Searcher
 
     result = Searcher(_settings(ctx)).search(
-        query, k, mode=mode, group=not chunks, filters=parse_filters(filters or []), facets=facets
+        query,
+        k,
+        mode=mode,
+        group=not chunks,
+        filters=parse_filters(filters or []),
+        facets=facets,
+        ignore_constraints=ignore_constraints or (),
     )
     if as_json:
         payload = {
@@ -171,11 +185,14 @@ def search(
             "confidence": round(result.confidence, 3),
             "nothing_fits": result.nothing_fits,
             "results": [hit_fields(hit) for hit in result.hits],
+            "constraints": [constraint_fields(c) for c in result.constraints],
         }
         if facets:
             payload["facets"] = result.facets
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
+    if result.constraints:
+        typer.echo("Preferred: " + ", ".join(c.label for c in result.constraints))
     if result.nothing_fits:
         typer.echo("No document fits this query well; the closest ones follow. Try fewer words or fewer filters.")
     _print_hits(result.hits)
@@ -213,6 +230,11 @@ def hit_fields(hit: Hit) -> dict[str, Any]:
             for d in hit.also_from
         ],
     }
+
+
+def constraint_fields(c: Constraint) -> dict[str, str]:
+    """A constraint as ``--json`` prints it: the fields of the API's ``constraints``."""
+    return {"field": c.field, "value": c.value, "label": c.label, "text": c.text}
 
 
 def _print_hits(hits: list[Hit]) -> None:

@@ -67,6 +67,23 @@ BILDUNGSBEREICHE: tuple[str, ...] = (
     "Erwachsenenbildung",
 )
 
+#: The languages the network writes in, by code (the values of ``language`` and ``languages``), with their German
+#: names: the page shows them, and a query naming one ("Elternbrief arabisch") prefers it (:mod:`kb.constraints`).
+LANGUAGE_NAMES: dict[str, str] = {
+    "de": "Deutsch",
+    "en": "Englisch",
+    "tr": "Türkisch",
+    "ar": "Arabisch",
+    "uk": "Ukrainisch",
+    "ru": "Russisch",
+    "pl": "Polnisch",
+    "fa": "Persisch",
+    "fr": "Französisch",
+    "ro": "Rumänisch",
+    "bg": "Bulgarisch",
+    "ku": "Kurdisch",
+}
+
 _STAGE_SPELLINGS = {
     "kindertagesstätte": "Kita",
     "kindergarten": "Kita",
@@ -218,6 +235,7 @@ FIELDS: tuple[Field, ...] = (
         "list",
         label="Sprachen",
         filter=True,
+        facet=True,
         lowercase=True,
         max_values=20,
         help="Only documents written (also) in one of these languages: a bilingual flyer names both.",

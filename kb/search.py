@@ -17,17 +17,18 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
-from kb import confidence, fusion, translations
+from kb import confidence, constraints, fusion, translations
+from kb.constraints import Constraint
 from kb.embedder import Embedder
 from kb.errors import NotFoundError, QueryError
 from kb.fields import MODES, Mode
-from kb.filters import Filters, count_facets
+from kb.filters import Filters, count_facets, filter_params
 from kb.lexical import Analyzer, load_synonyms
 from kb.lru import LRU
 from kb.settings import Settings
@@ -84,6 +85,7 @@ class SearchResult:
     ranking: list[str] = field(default_factory=list)  # document ids, when only ranked (evaluation)
     confidence: float = 0.0  # how sure the search is that its best results fit (kb.confidence.score)
     nothing_fits: bool = False  # no result fits well: the page suggests a broader search
+    constraints: tuple[Constraint, ...] = ()  # named in the query and preferred (kb.constraints)
 
 
 class IndexHandle:
@@ -172,21 +174,33 @@ class Searcher:
         filters: Filters | None = None,
         facets: bool = False,
         viewer: Viewer | None = None,
+        ignore_constraints: Iterable[str] = (),
     ) -> SearchResult:
         """The ``k`` best results: one per document (its best chunk) by default, or raw chunks; only documents
-        ``viewer`` may see (None: all)."""
+        ``viewer`` may see (None: all). A grade, language, district, year or document type the query names is
+        preferred (:mod:`kb.constraints`) unless its field is in ``ignore_constraints``."""
         started = time.perf_counter()
         text = self.validate(query, k, mode)
         chosen: Mode = mode or self.settings.search_mode  # type: ignore[assignment]
         index = self.reader(viewer)  # a missing or incompatible index fails here, before the model is loaded
         filters = filters or None  # no restriction, however it is spelled
-        key = (index.name, text, k, chosen, group, filters, facets)
+        ignore = constraints.ignored(ignore_constraints)
+        key = (index.name, text, k, chosen, group, filters, facets, ignore)
         cached = self.results.get(key)
         if cached is not None:
             return replace(cached, took_ms=(time.perf_counter() - started) * 1000)
         vector = self.embedder.encode_queries([text])[0] if chosen != "lexical" else None
         result = self.search_encoded(
-            text, vector, k, mode=chosen, group=group, filters=filters, facets=facets, started=started, index=index
+            text,
+            vector,
+            k,
+            mode=chosen,
+            group=group,
+            filters=filters,
+            facets=facets,
+            started=started,
+            index=index,
+            ignore_constraints=ignore,
         )
         self.results.put(key, result)
         return result
@@ -204,6 +218,7 @@ class Searcher:
         started: float | None = None,
         with_hits: bool = True,
         index: StorageReader | None = None,
+        ignore_constraints: frozenset[str] = frozenset(),
     ) -> SearchResult:
         """Search with a query vector that is already encoded (evaluation encodes all queries in one batch).
 
@@ -219,6 +234,7 @@ class Searcher:
         weight = fusion.lexical_weight(evidence) if mode == "hybrid" else float(mode == "lexical")
         sure = confidence.score(evidence, mode)
         nothing = confidence.nothing_fits(evidence, mode)
+        named = recognised_constraints(text, filters, ignore_constraints) if group else ()  # raw chunks: none
 
         hidden = frozenset() if filters else index.hidden
         visible = filters.matches if filters else visible_to
@@ -229,14 +245,18 @@ class Searcher:
         also: dict[str, tuple[StoredDocument, ...]] = {}
         if group:
             wanted = k * 2 if index.near_duplicates else k
-            ranked = lift_recommended(index, grouped(index, candidates, wanted, hidden))
+            ranked = grouped(index, candidates, wanted, hidden)
+            ranked = prefer_constraints(index, named, ranked, lambda n: grouped(index, candidates, n, hidden))
+            ranked = lift_recommended(index, ranked)
             ranked, also = collapse_near_duplicates(index, ranked, visible)
-            ranked = follow_translations(index, ranked, evidence.code, visible, hidden)[:k]
+            ranked = follow_translations(index, ranked, wanted_language(named, evidence.code), visible, hidden)[:k]
         else:
             ranked = raw_chunks(index, candidates, k, hidden)
         if not with_hits:
             ranking = [d for item in ranked for d in (item.doc_id, *(o.id for o in also.get(item.doc_id, ())))]
-            return SearchResult(text, mode, [], 0.0, index.manifest.version, weight, {}, ranking, sure, nothing)
+            return SearchResult(
+                text, mode, [], 0.0, index.manifest.version, weight, {}, ranking, sure, nothing, named
+            )
         hits = self._hits(index, ranked, terms, also)
         facet_counts = {}
         if facets:
@@ -255,6 +275,7 @@ class Searcher:
             facet_counts,
             confidence=sure,
             nothing_fits=nothing,
+            constraints=named,
         )
 
     def _hits(
@@ -364,6 +385,34 @@ def rank(
     return fusion.fuse(dense, lexical, weight)[:pool]
 
 
+def recognised_constraints(text: str, filters: Filters | None, ignore: frozenset[str]) -> tuple[Constraint, ...]:
+    """The constraints the query names (:mod:`kb.constraints`), except those turned off and those whose field a
+    filter already restricts."""
+    known = filter_params()
+    filtered = {known[param].key for param, _ in filters.items()} if filters else set()
+    return constraints.recognise(text, ignore | filtered)
+
+
+def prefer_constraints(
+    index: StorageReader,
+    named: tuple[Constraint, ...],
+    ranked: list[Ranked],
+    deeper: Callable[[int], list[Ranked]],
+) -> list[Ranked]:
+    """``ranked`` with the documents that satisfy the query's constraints moved up: the first
+    :data:`kb.constraints.POOL` documents are re-scored (the rest follow) and as many as ``ranked`` holds kept.
+    Unchanged when the query names none or no candidate satisfies one."""
+    if not named or not ranked:
+        return ranked
+    pool = deeper(max(len(ranked), constraints.POOL))
+    head = pool[: constraints.POOL]  # the same depth however many results are asked for
+    documents = [index.documents.get(item.doc_id) for item in head]
+    rescored = constraints.prefer(head, [item.score for item in head], documents, named)
+    if rescored is None:
+        return ranked
+    return [*(item._replace(score=score) for item, score in rescored), *pool[constraints.POOL :]][: len(ranked)]
+
+
 def allowed_chunks(index: StorageReader, filters: Filters) -> np.ndarray:
     ids = [
         index.doc_chunks[d] for d, doc in index.documents.items() if d in index.doc_chunks and filters.matches(doc)
@@ -454,6 +503,13 @@ def collapse_near_duplicates(
             also[doc_id] = tuple(others)
             shown.update(d.id for d in others)
     return kept, also
+
+
+def wanted_language(named: Sequence[Constraint], written_in: str | None) -> str | None:
+    """The language whose version of a translated document comes first: the one the query names ("Elternbrief
+    arabisch"), if it names exactly one other than German, else the language the query is written in."""
+    codes = {c.value for c in named if c.field == "languages" and c.value != "de"}
+    return codes.pop() if len(codes) == 1 else written_in
 
 
 def follow_translations(

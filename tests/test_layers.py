@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kb.confidence",
             "kb.translations",
             "kb.filters",
+            "kb.constraints",
             "kb.evaluation",
         ),
     ),

@@ -62,3 +62,14 @@ def test_the_member_in_the_wanted_language_takes_the_groups_place(searcher: Sear
     assert translations.follow(index, [other], "tr") == [other]  # no member found: nothing added
     hidden = translations.follow(index, ranked, "tr", lambda doc: doc.key != TURKISH)
     assert hidden == [other, by_key[LETTER]]  # a member the caller may not see is never added
+
+
+def test_the_language_a_query_names_decides_which_translation_comes_first() -> None:
+    from kb.constraints import recognise
+    from kb.search import wanted_language
+
+    assert wanted_language(recognise("Elternbrief Elternsprechtag arabisch"), "de") == "ar"
+    assert wanted_language(recognise("zweisprachiger Elternbrief deutsch türkisch"), "de") == "tr"
+    assert wanted_language(recognise("Elternbrief Elternsprechtag"), "tr") == "tr"
+    # two named languages other than German: neither is preferred, the query's own language decides
+    assert wanted_language(recognise("Elternbrief arabisch und türkisch"), "de") == "de"

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 
-from kb import fields, lexical
+from kb import constraints, fields, lexical
 from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
 from kb.documents import document_id
@@ -46,20 +46,7 @@ MODE_LABELS: Final[dict[str, str]] = {
     "dense": "Nur nach Bedeutung – gut für Fragen in anderen Sprachen",
     "lexical": "Nur nach genau diesen Wörtern",
 }
-LANGUAGES: Final = {
-    "de": "Deutsch",
-    "en": "Englisch",
-    "tr": "Türkisch",
-    "ar": "Arabisch",
-    "uk": "Ukrainisch",
-    "ru": "Russisch",
-    "pl": "Polnisch",
-    "fa": "Persisch",
-    "fr": "Französisch",
-    "ro": "Rumänisch",
-    "bg": "Bulgarisch",
-    "ku": "Kurdisch",
-}
+LANGUAGES: Final = fields.LANGUAGE_NAMES
 #: A language by its own name, for links to translations ("Auch auf: Türkçe · العربية").
 ENDONYMS: Final = {
     "de": "Deutsch",
@@ -116,6 +103,7 @@ class PageQuery:
     filters: Filters = field(default_factory=Filters)
     mode: Mode | None = None
     k: int = PAGE_SIZE
+    ohne: tuple[str, ...] = ()  # fields whose constraint named in the query is not preferred (kb.constraints)
 
     @classmethod
     def parse(cls, params: QueryParams) -> PageQuery:
@@ -130,6 +118,7 @@ class PageQuery:
             filters=Filters(**criteria),
             mode=next((m for m in MODES if m == mode), None),
             k=min(int(k), MAX_PAGE_K) if k.isdigit() and int(k) > 0 else PAGE_SIZE,
+            ohne=tuple(key for key in constraints.named_keys() if key in params.getlist("ohne")),
         )
 
     def url(self, path: str = "/") -> str:
@@ -139,6 +128,7 @@ class PageQuery:
             params.append(("mode", self.mode))
         if self.k != PAGE_SIZE:
             params.append(("k", str(self.k)))
+        params += [("ohne", key) for key in self.ohne]
         return f"{path}?{urlencode(params)}" if params else path
 
     def filter_params(self, *, ranges: bool = True) -> list[tuple[str, str]]:
@@ -305,7 +295,13 @@ def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep
             context["stats"] = corpus_stats(searcher.reader(principal.viewer))
             return render(request, "search.html", context)
         result = searcher.search(
-            query.q, k, mode=query.mode, filters=query.filters or None, facets=True, viewer=principal.viewer
+            query.q,
+            k,
+            mode=query.mode,
+            filters=query.filters or None,
+            facets=True,
+            viewer=principal.viewer,
+            ignore_constraints=query.ohne,
         )
     except Exception as exc:  # every failure becomes a German sentence on the page
         message, status = german_error(exc, searcher.settings.max_query_chars)
@@ -315,6 +311,7 @@ def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep
         broader=broader(query),
         cards=[Card.of(hit, query) for hit in result.hits],
         facets=facet_groups(query, result.facets),
+        constraints=constraint_chips(query, result.constraints),
         seconds=seconds(result.took_ms),
         mode=result.mode,
         meaning_url=replace(query, mode=None).url(),
@@ -462,9 +459,19 @@ def active_filters(query: PageQuery) -> list[Link]:
     return links
 
 
+def constraint_chips(query: PageQuery, named: tuple[constraints.Constraint, ...]) -> list[Link]:
+    """One chip per field the query names ("Klasse 5", "Sprache: Ukrainisch oder Russisch"), with the URL of the
+    same search without preferring it."""
+    chips = []
+    for key, group in constraints.by_field(named).items():
+        label = " oder ".join([group[0].label, *(c.label.partition(": ")[2] or c.label for c in group[1:])])
+        chips.append(Link(label, replace(query, ohne=(*query.ohne, key), k=PAGE_SIZE).url()))
+    return chips
+
+
 def value_name(f: fields.Field, value: str) -> str:
     """How the page shows a value of the field (a language by its German name)."""
-    return language_name(value) if f.name == "language" else value
+    return language_name(value) if f.name in ("language", "languages") else value
 
 
 def outline(chunks: list[StoredChunk], pdf_url: str | None, words: int = 10) -> list[OutlineEntry]:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import (
+    ConstraintOut,
     DocumentList,
     DocumentOut,
     DocumentTextOut,
@@ -60,6 +61,7 @@ def _response(searcher: Searcher, request: SearchRequest, principal: Principal) 
         filters=filters,
         facets=request.facets,
         viewer=principal.viewer,
+        ignore_constraints=request.ignore_constraints,
     )
     return SearchResponse(
         query=result.query,
@@ -72,6 +74,7 @@ def _response(searcher: Searcher, request: SearchRequest, principal: Principal) 
         index_version=result.index_version,
         results=[SearchHitOut.of(hit) for hit in result.hits],
         facets=result.facets,
+        constraints=[ConstraintOut.of(c) for c in result.constraints],
     )
 
 
@@ -89,12 +92,19 @@ async def search(
         bool, Query(description="One result per document (its best passage); false gives raw passages.")
     ] = True,
     facets: Annotated[bool, Query(description="Also count metadata values of the matching documents.")] = False,
+    ignore_constraints: Annotated[
+        list[str] | None,
+        Query(description="Fields whose constraint named in the query is not preferred (repeatable)."),
+    ] = None,
     *,
     filters: Annotated[FilterQuery, Query()],
 ) -> SearchResponse:
     """The documents (or passages) that best answer the query, best first, optionally filtered."""
     chosen = FiltersIn.model_validate(filters.model_dump())  # the filters of POST /search, as query parameters
-    request = SearchRequest(q=q, k=k, mode=mode, group=group, facets=facets, filters=chosen)
+    ignored = ignore_constraints or []
+    request = SearchRequest(
+        q=q, k=k, mode=mode, group=group, facets=facets, filters=chosen, ignore_constraints=ignored
+    )
     return await run_in_threadpool(_response, searcher, request, principal)
 
 

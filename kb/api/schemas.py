@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, create_model, model_serializer
 
 from kb import fields
+from kb.constraints import Constraint
 from kb.documents import DocumentText
 from kb.fields import YEAR_MAX, YEAR_MIN, Mode, Status
 from kb.filters import Filters
@@ -239,6 +240,20 @@ class SearchHitOut(BaseModel):
         )
 
 
+class ConstraintOut(BaseModel):
+    """A grade, language, district, year or document type the query names: documents that satisfy it are ranked
+    higher (none is left out). Send its `field` in `ignore_constraints` to search without it."""
+
+    field: str = Field(description="The filter it prefers: jahrgang, languages, district, year or doc_type.")
+    value: str = Field(description="The value as that filter takes it ('5-10', 'ar', 'Dortmund', '2020..').")
+    label: str = Field(description="German label, as the web page shows it ('Klasse 5', 'Jahr: ab 2020').")
+    text: str = Field(description="The words of the query it was read from.")
+
+    @classmethod
+    def of(cls, c: Constraint) -> ConstraintOut:
+        return cls(field=c.field, value=c.value, label=c.label, text=c.text)
+
+
 class SearchResponse(BaseModel):
     query: str
     k: int
@@ -258,6 +273,11 @@ class SearchResponse(BaseModel):
     facets: dict[str, dict[str, int]] = Field(
         default_factory=dict,
         description="Counts per metadata value over the best 100 matching documents (when facets=true).",
+    )
+    constraints: list[ConstraintOut] = Field(
+        default_factory=list,
+        description="What the query names as a grade, language, district, year or document type, preferred in "
+        "the ranking of documents (not filtered; raw passages, group=false, are not re-ranked).",
     )
 
 
@@ -295,6 +315,11 @@ class SearchRequest(BaseModel):
     group: bool = True
     facets: bool = False
     filters: FiltersIn = Field(default_factory=FiltersIn)
+    ignore_constraints: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Fields whose constraint named in the query is not preferred (see `constraints`).",
+    )
 
 
 class SimilarResponse(BaseModel):
