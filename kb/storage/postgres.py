@@ -531,6 +531,8 @@ class PgWriter:
         self._removed_vocabulary: Counter[str] = Counter()
         self._rows_finished = False
         self._rebuild = False
+        #: A document or chunk was put or removed (else only metadata changed: nothing is analysed or grouped).
+        self._structural = False
         self._analysed = False  # finish_rows ran (and wrote postings and vocabulary rows of this version)
         self._done = False
         conn.execute(
@@ -591,6 +593,7 @@ class PgWriter:
         *, ingested_at: str | None = None,
     ) -> list[int]:  # fmt: skip
         self.remove_document(doc_id)
+        self._structural = True
         german = document.metadata.language in GERMAN
         text = document.text_by_page()
         row = self._conn.execute(
@@ -651,6 +654,7 @@ class PgWriter:
         ).fetchall()
         for doc_row, added, german, metadata in rows:
             self._rows_finished = False
+            self._structural = True
             chunks = self._conn.execute(
                 "SELECT id, heading, text FROM kb_chunks WHERE doc_row = %s", (doc_row,)
             ).fetchall()
@@ -688,11 +692,24 @@ class PgWriter:
         self._removed_vocabulary.clear()
         self._documents = self._chunks = self._german = self._german_length = 0
         self._rebuild = True  # the vocabulary starts from nothing (finish_rows)
+        self._structural = True
+
+    def set_metadata(self, doc_id: str, metadata: Metadata) -> None:
+        """Replace a live document's metadata in its row, keeping chunks, vectors and postings (the caller makes
+        sure title and language, part of what is searched, did not change). An UPDATE in this writer's
+        transaction: readers hold their version's metadata in memory, and a reader loading a version after this
+        one committed reads the newer metadata (rows are not versioned for metadata alone)."""
+        row = self._conn.execute(
+            "UPDATE kb_documents SET metadata = %s WHERE id = %s AND removed IS NULL RETURNING row_id",
+            (json.dumps(metadata.as_dict(), ensure_ascii=False), doc_id),
+        ).fetchone()
+        if row is None:
+            raise KeyError(doc_id)
 
     def finish_rows(self) -> None:
         """BM25 postings of the chunks this writer added, analysed with the vocabulary of the new version (what
         :meth:`kb.lexical.LexicalIndex.updated` does for the local engine), then the near-duplicate groups."""
-        if self._rows_finished:
+        if self._rows_finished or not self._structural:  # metadata alone: no postings, no groups change
             return
         conn, p = self._conn, self._p
         if self._analysed:  # idempotent: what an earlier call wrote is written again from the full change
@@ -767,12 +784,20 @@ class PgWriter:
             version=self._version, model=model, dimension=self._dimension, chunking=chunking, documents=int(docs),
             chunks=int(chunks), built_at=datetime.now(UTC).isoformat(timespec="seconds"), encoder=encoder,
         )  # fmt: skip
-        conn.execute(
-            "INSERT INTO kb_versions (version, manifest, german_chunks, german_length, near_duplicates) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (self._version, json.dumps(manifest.__dict__), german_chunks, int(german_length),
-             json.dumps(self._groups())),
-        )  # fmt: skip
+        if self._structural or self._base is None:
+            conn.execute(
+                "INSERT INTO kb_versions (version, manifest, german_chunks, german_length, near_duplicates) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (self._version, json.dumps(manifest.__dict__), german_chunks, int(german_length),
+                 json.dumps(self._groups())),
+            )  # fmt: skip
+        else:  # the groups of the version continued (signatures are of the text, which did not change)
+            conn.execute(
+                "INSERT INTO kb_versions (version, manifest, german_chunks, german_length, near_duplicates) "
+                "SELECT %s, %s, %s, %s, near_duplicates FROM kb_versions WHERE version = %s",
+                (self._version, json.dumps(manifest.__dict__), german_chunks, int(german_length),
+                 self._version - 1),
+            )  # fmt: skip
         gone = {"old": self._version - KEEP_VERSIONS + 1}  # no reader of a kept version sees these rows
         conn.execute("DELETE FROM kb_documents WHERE removed <= %(old)s", gone)
         conn.execute("DELETE FROM kb_vocabulary WHERE removed <= %(old)s", gone)
