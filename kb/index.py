@@ -73,6 +73,9 @@ class Manifest:
     #: KB_ENCODER of the build, where the writer records it. Informational: torch and onnx-int8 vectors agree to
     #: cosine >= 0.99 (docs/performance.md), so an index is searched with either without a rebuild.
     encoder: str | None = None
+    #: The documents whose metadata alone changed since the version before (None: a version whose chunks
+    #: changed, or an older manifest). A reader of the version before takes over everything else.
+    metadata_changed: list[str] | None = None
 
     def write(self, folder: Path) -> None:
         write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")

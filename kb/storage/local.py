@@ -128,6 +128,7 @@ class LocalWriter:
         self._build, self._vectors, self._ann_threshold = build, vectors, ann_threshold
         #: Metadata changed by this writer while nothing was copied (laid over the live version's store).
         self._changed_metadata = False
+        self._metadata_changed: set[str] = set()
         self._lexical_changes: _LexicalChanges | None = None
         self._lexical_budget = 0.0
         self._rows_finished = False
@@ -213,6 +214,7 @@ class LocalWriter:
         if not self.store.has_document(doc_id):
             raise KeyError(doc_id)
         self.store.overlay[doc_id] = json.dumps(metadata.as_dict(), ensure_ascii=False)
+        self._metadata_changed.add(doc_id)
         if self.copied:
             self.store.fold_overlay()
         else:
@@ -350,7 +352,7 @@ class LocalWriter:
         version = self.index_dir.next_version()
         manifest = replace(
             base, version=version, built_at=datetime.now(UTC).isoformat(timespec="seconds"), files=files,
-            checksums=checksums,
+            checksums=checksums, metadata_changed=sorted(self._metadata_changed),
         )  # fmt: skip
         manifest.write(build)
         self.index_dir.publish(build, version)

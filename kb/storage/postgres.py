@@ -18,6 +18,7 @@ query scores the postings of its terms with the same formula and the same float3
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -94,6 +95,8 @@ class PostgresStorage:
         self.url, self.read_url = url, read_url or url
         self._pool_size = pool_size
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] | None = None
+        #: The reader opened last: the next version, when only metadata changed, takes its parts over.
+        self._last: PgReader | None = None
 
     # -- connections ------------------------------------------------------------------------------------------
     def _reads(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
@@ -166,7 +169,8 @@ class PostgresStorage:
                     f"There is no index in the database {_where(self.read_url)} yet; run `kb ingest` to build it "
                     "(or `kb db import-local INDEX_DIR` to bring a local index)."
                 )
-            return PgReader.load(self, conn, version)
+            self._last = PgReader.load(self, conn, version, self._last)
+            return self._last
 
     def lock(self, wait: float = 0) -> _WriterLock:
         return _WriterLock(self, wait)
@@ -423,7 +427,12 @@ class PgReader:
             self._chunk_owner = np.zeros(0, dtype=np.int32)
 
     @classmethod
-    def load(cls, storage: PostgresStorage, conn: psycopg.Connection[TupleRow], version: int) -> PgReader:
+    def load(
+        cls, storage: PostgresStorage, conn: psycopg.Connection[TupleRow], version: int,
+        previous: PgReader | None = None,
+    ) -> PgReader:  # fmt: skip
+        """``previous``: the reader of the version before; when only metadata changed since, its chunk map, BM25
+        statistics and analyzer are taken over and only the changed documents are read."""
         if schema_version(conn) != SCHEMA_VERSION:
             raise IndexUnavailableError(
                 f"The database {_where(storage.read_url)} has schema version {schema_version(conn)}, this release "
@@ -436,6 +445,8 @@ class PgReader:
         ).fetchone()
         assert row is not None
         manifest = Manifest(**row[0])
+        if previous is not None and previous._version == version - 1 and manifest.metadata_changed is not None:
+            return previous._continued(conn, version, manifest)
         docs = conn.execute(f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE {VISIBLE} ORDER BY d.key", v)
         documents = {doc.id: doc for doc in map(_document, docs.fetchall())}
         chunk_rows = conn.execute(
@@ -451,6 +462,25 @@ class PgReader:
         lexical = PgLexical(storage, version, int(row[1]), int(row[2]), vocabulary)
         near = {d: tuple(o) for d, o in row[3].items()}
         return cls(storage, version, manifest, documents, doc_chunks, near, lexical)
+
+    def _continued(self, conn: psycopg.Connection[TupleRow], version: int, manifest: Manifest) -> PgReader:
+        """The next version, in which only the metadata of ``manifest.metadata_changed`` changed."""
+        documents = dict(self.documents)
+        changed = manifest.metadata_changed or []
+        if changed:
+            rows = conn.execute(
+                f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE d.id = ANY(%(ids)s) AND {VISIBLE}",
+                {"ids": changed, "v": version},
+            ).fetchall()
+            documents.update((doc.id, doc) for doc in map(_document, rows))
+        lexical = copy.copy(self.lexical)  # the same postings: the analyzer and the kept postings are shared
+        lexical._version = version
+        lexical.terms = _KnownTerms(lexical)  # type: ignore[assignment]
+        reader = copy.copy(self)
+        reader._version, reader._manifest, reader.documents, reader.lexical = version, manifest, documents, lexical
+        reader.hidden = frozenset(d for d, doc in documents.items() if not visible_to(doc))
+        reader.vectors = PgVectors(self._storage, version, manifest.dimension, manifest.chunks)
+        return reader
 
     @property
     def name(self) -> str:
@@ -533,6 +563,7 @@ class PgWriter:
         self._rebuild = False
         #: A document or chunk was put or removed (else only metadata changed: nothing is analysed or grouped).
         self._structural = False
+        self._metadata_changed: set[str] = set()
         self._analysed = False  # finish_rows ran (and wrote postings and vocabulary rows of this version)
         self._done = False
         conn.execute(
@@ -705,6 +736,7 @@ class PgWriter:
         ).fetchone()
         if row is None:
             raise KeyError(doc_id)
+        self._metadata_changed.add(doc_id)
 
     def finish_rows(self) -> None:
         """BM25 postings of the chunks this writer added, analysed with the vocabulary of the new version (what
@@ -783,6 +815,7 @@ class PgWriter:
         manifest = Manifest(
             version=self._version, model=model, dimension=self._dimension, chunking=chunking, documents=int(docs),
             chunks=int(chunks), built_at=datetime.now(UTC).isoformat(timespec="seconds"), encoder=encoder,
+            metadata_changed=None if self._structural or self._base is None else sorted(self._metadata_changed),
         )  # fmt: skip
         if self._structural or self._base is None:
             conn.execute(
