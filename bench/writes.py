@@ -53,7 +53,9 @@ class TimedEmbedder:
     def __init__(self, embedder: Embedder) -> None:
         self._embedder, self.seconds = embedder, 0.0
 
-    def encode_documents(self, passages: list[str], batch_size: int = 32, stop: threading.Event | None = None) -> Any:
+    def encode_documents(
+        self, passages: list[str], batch_size: int = 32, stop: threading.Event | None = None
+    ) -> Any:
         started = time.perf_counter()
         try:
             return self._embedder.encode_documents(passages, batch_size, stop=stop)
@@ -130,7 +132,7 @@ def measure(settings: Settings, embedder: Embedder, rounds: int) -> dict[str, An
     """Each kind ``rounds`` times; p50 and max seconds per kind, the upload's encoding seconds, peak memory."""
     timed = TimedEmbedder(embedder)
     searcher = Searcher(settings, cast(Embedder, timed))
-    searcher.index  # opened before the clock starts: a server has its index open
+    assert searcher.index.manifest.chunks  # opened before the clock starts: a server has its index open
     curator = Curator(searcher)
     principal = Principal(Role.CURATOR, "bench")
     samples: dict[str, list[float]] = {kind: [] for kind in (*KINDS, "encoding")}

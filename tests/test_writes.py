@@ -28,9 +28,10 @@ from tests.conftest import REPO, make_small_corpus
 
 QUERIES = ("Sprachförderung in der Kita", "Elternarbeit mit Dolmetschern", "Ehrenamt Lotsen")
 CURATOR = Principal(Role.CURATOR, "test")
+Ranking = dict[tuple[str, str], list[tuple[str, float]]]
 
 
-def _ranking(settings: Settings, embedder: Embedder) -> dict[tuple[str, str], list[tuple[str, float]]]:
+def _ranking(settings: Settings, embedder: Embedder) -> Ranking:
     searcher = Searcher(settings.model_copy(update={"result_cache_size": 0}), embedder)
     return {
         (query, mode): [(hit.document.id, hit.score) for hit in searcher.search(query, 10, mode=mode).hits]
@@ -39,7 +40,7 @@ def _ranking(settings: Settings, embedder: Embedder) -> dict[tuple[str, str], li
     }
 
 
-def _assert_same_ranking(a: dict[tuple[str, str], list[tuple[str, float]]], b: dict[tuple[str, str], list[tuple[str, float]]]) -> None:  # fmt: skip
+def _assert_same_ranking(a: Ranking, b: Ranking) -> None:
     assert a.keys() == b.keys()
     bad = [key for key in a if [round(x, 6) for _, x in a[key]] != [round(y, 6) for _, y in b[key]]]
     for key in a:
@@ -94,7 +95,9 @@ def test_a_local_metadata_change_links_the_data_files_and_keeps_readers_on_their
     assert opened.store.document(doc_id) == opened.documents[doc_id]
 
 
-def test_local_overlays_survive_pruning_and_fold_into_the_next_full_write(tmp_path: Path, embedder: Embedder) -> None:
+def test_local_overlays_survive_pruning_and_fold_into_the_next_full_write(
+    tmp_path: Path, embedder: Embedder
+) -> None:
     """More metadata changes than versions are kept, then an upload (a full write): every version loads, the
     overlay is folded into the store, and the ranking equals an index built from scratch with the same metadata
     (BM25 statistics included)."""
@@ -142,7 +145,9 @@ _KILL_AT = {
 
 
 @pytest.mark.parametrize("point", sorted(_KILL_AT))
-def test_a_metadata_write_killed_midway_leaves_the_live_version(tmp_path: Path, embedder: Embedder, point: str) -> None:
+def test_a_metadata_write_killed_midway_leaves_the_live_version(
+    tmp_path: Path, embedder: Embedder, point: str
+) -> None:
     settings = _installation(tmp_path, embedder)
     live = open_current(settings.index_dir)
     doc_id = sorted(live.documents)[0]

@@ -87,8 +87,8 @@ class LocalStorage:
             expected = dimension()
             if current.manifest.dimension != expected:
                 raise IndexUnavailableError(
-                    f"The index has vectors of dimension {current.manifest.dimension}, the model gives {expected}; "
-                    "rebuild it with `kb ingest --rebuild`."
+                    f"The index has vectors of dimension {current.manifest.dimension}, the model gives "
+                    f"{expected}; rebuild it with `kb ingest --rebuild`."
                 )
         except BaseException:
             current.store.close()
