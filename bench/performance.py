@@ -10,7 +10,8 @@
   process on each index: seconds until ready and its whole resident memory (:mod:`bench.server`);
 - throughput at 8 concurrent HTTP clients with repeated queries (result cache, and query-vector cache alone);
 - the vector index alone against exact search (:mod:`bench.ann`);
-- quality (nDCG@10) per encoder on germanquad-test, xquad-de-de and xquad-tr-de (:mod:`bench.encoders`).
+- quality (nDCG@10) per encoder on germanquad-test, xquad-de-de and xquad-tr-de (:mod:`bench.encoders`);
+- a curator's writes per kind (upload, metadata changes, retire, purge) in both engines (:mod:`bench.writes`).
 Only the generated blocks of the document are replaced (:mod:`bench.report`, :mod:`bench.generated`); a block
 the run has no data for (a ``--skip``ped part) keeps its earlier table.
 """
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import generated, machine, report
+from bench import generated, machine, report, writes
 from bench.ann import measure_ann
 from bench.encoders import ENCODERS, encoder_quality
 from bench.ingestion import ingest_bundled, ingest_gesetze
@@ -33,7 +34,7 @@ from bench.scale import measure_scale
 from kb.embedder import Embedder
 from kb.settings import Settings
 
-PARTS = ("ingest", "scale", "quality", "ann")
+PARTS = ("ingest", "scale", "quality", "ann", "writes")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
         "--ingest-rounds", type=int, default=3, help="Interleaved pipeline/raw pairs per corpus (median; 3)."
     )
     parser.add_argument("--quality-queries", type=int, default=None, help="Judged queries per set (default all).")
+    parser.add_argument("--write-kind-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--write-engines", nargs="*", default=["local", "postgres"], choices=["local", "postgres"])
     parser.add_argument("--merge", type=Path, default=None, help="Results JSON of an earlier run to start from.")
     parser.add_argument("--skip", nargs="*", default=[], choices=list(PARTS))
     return parser
@@ -104,6 +107,10 @@ def main() -> None:
             checkpoint()
         if "ann" not in args.skip:
             results["ann"] = measure_ann(Path(tmp), args.ann_sizes, args.workdir or Path(tmp))
+            checkpoint()
+        if "writes" not in args.skip:
+            work = args.workdir or Path(tmp)
+            results["write_kinds"] = writes.run(work, args.write_kind_sizes, args.write_engines, rounds=3)
             checkpoint()
     blocks = report.blocks(results)
     generated.update(args.out, blocks)

@@ -25,10 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
-
 from bench.paths import REPO
-from bench.synthetic import build_synthetic
+from bench.synthetic import build_synthetic, scale_pool
 from bench.timing import percentiles, process_status, reset_peak
 from kb.curation.keys import Principal, Role
 from kb.curation.service import Curator
@@ -79,13 +77,13 @@ def ten_pages(round_: int) -> bytes:
     return out.getvalue()
 
 
-def local_index(work: Path, size: int) -> Path:
-    """The synthetic index of ``size`` chunks in ``work`` (built once, with the stub encoder)."""
+def local_index(work: Path, size: int, embedder: Embedder) -> Path:
+    """The synthetic index of ``size`` chunks in ``work`` (built once, with the stub encoder, from the pool of
+    real chunks :func:`bench.synthetic.scale_pool` keeps in ``work/pool``)."""
     folder = work / f"local-{size}"
     if not (folder / "build.json").is_file():
-        pool_dir = work / "pool"
-        pool = [(str(a), str(b), str(c)) for a, b, c in json.loads((pool_dir / "pool.json").read_text("utf-8"))]
-        vectors = np.load(pool_dir / "pool.npy")
+        seed = Settings(corpus_dir=REPO / "corpus", index_dir=work / "seed", data_dir=work / "data")
+        pool, vectors = scale_pool(seed, embedder, work / "pool")
         settings = Settings(index_dir=folder, data_dir=work / f"local-{size}-data")
         seconds = build_synthetic(settings, pool, vectors, size)
         (folder / "build.json").write_text(json.dumps({"build_s": seconds, "pool": len(pool)}))
@@ -170,7 +168,7 @@ def run(work: Path, sizes: list[int], engines: list[str], rounds: int) -> list[d
     rows = []
     embedder = Embedder(Settings())
     for size in sizes:
-        index = local_index(work, size)
+        index = local_index(work, size, embedder)
         for engine in engines:
             data = work / f"data-{engine}-{size}"
             shutil.rmtree(data, ignore_errors=True)
