@@ -18,6 +18,7 @@ from kb.curation.service import Curator
 from kb.embedder import Embedder
 from kb.index import DATA_FILES, KEEP_VERSIONS, OVERLAY_FILE, IndexDir, LoadedIndex, open_current, verify_files
 from kb.ingest import Ingestor
+from kb.lexical import CompoundSplitter, fold, vocabulary_counts, words
 from kb.search import Searcher
 from kb.settings import Settings
 from kb.storage import StorageReader, open_storage
@@ -208,3 +209,20 @@ def test_a_postgres_metadata_change_is_one_row_update(tmp_path: Path, embedder: 
     assert not before.documents[doc_id].metadata.recommended
     assert open_storage(settings).open_reader().documents[doc_id].metadata.recommended
     assert after.near_duplicates == before.near_duplicates
+
+
+def test_the_vocabulary_a_writer_looks_up_splits_as_the_whole_vocabulary(small_corpus: Path) -> None:
+    """The PostgreSQL writer reads only the entries :meth:`CompoundSplitter.lookups` names for the new chunks:
+    every word of them splits exactly as with the whole vocabulary."""
+    texts = [path.read_text(encoding="utf-8") for path in sorted(small_corpus.rglob("*.md"))]
+    assert len(texts) >= 3
+    whole = dict(vocabulary_counts(texts))
+    full = CompoundSplitter(whole)
+    new = max(texts, key=lambda text: sum(bool(full.split(w)) for w in set(words(text))))  # the most compounds
+    keys = set().union(*(CompoundSplitter.lookups(w) for w in set(words(new))))
+    looked_up = {w: n for w, n in whole.items() if fold(w) in keys or w in vocabulary_counts([new])}
+    assert len(looked_up) < len(whole)
+    partial = CompoundSplitter(looked_up)
+    splits = {w: full.split(w) for w in set(words(new))}
+    assert any(splits.values())  # the text has compounds
+    assert {w: partial.split(w) for w in splits} == splits

@@ -39,7 +39,7 @@ from kb.chunking import passage_text
 from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.index import Manifest, check_model, owners_of
-from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts
+from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts, words
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 from kb.visibility import visible_to
@@ -58,6 +58,8 @@ EF_SEARCH = 100
 #: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
 #: on until ``k`` rows pass the version filter.
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
+#: Up to this many words a writer looks up in the vocabulary for the chunks it added (beyond: it reads it all).
+VOCABULARY_LOOKUPS = 200_000
 #: Postings (rows) a reader keeps of the terms it was asked for (a version never changes).
 POSTINGS_CACHE_ROWS = 2_000_000
 _DOC_COLUMNS = (
@@ -751,12 +753,27 @@ class PgWriter:
         self._analysed = True
         if self._rebuild:
             conn.execute("UPDATE kb_vocabulary SET removed = %(p)s WHERE removed IS NULL", p)
-        base: dict[str, int] = {
-            str(w): int(n) for w, n in conn.execute("SELECT word, count FROM kb_vocabulary WHERE removed IS NULL")
-        }
         delta = vocabulary_counts(self._added.values())
         delta.subtract(self._removed_vocabulary)
         changed = {w: n for w, n in delta.items() if n}
+        # Only the vocabulary this write needs: the counts of the words it changes, and the entries the compound
+        # splitter looks up for the words of the added chunks (stored words are case-folded, so folding them is
+        # translating their umlauts); the splits equal those with the whole vocabulary.
+        lookups: set[str] = set()
+        for text in self._added.values():
+            for word in set(words(text)):
+                lookups.update(CompoundSplitter.lookups(word))
+        if self._rebuild:
+            rows: list[tuple[Any, ...]] = []  # every word of earlier versions was just removed
+        elif len(lookups) + len(changed) > VOCABULARY_LOOKUPS:  # a large write: the whole vocabulary is cheaper
+            rows = conn.execute("SELECT word, count FROM kb_vocabulary WHERE removed IS NULL").fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT word, count FROM kb_vocabulary WHERE removed IS NULL "
+                "AND (word = ANY(%(w)s) OR translate(word, 'äöü', 'aou') = ANY(%(k)s))",
+                {"w": list(changed), "k": sorted(lookups)},
+            ).fetchall()
+        base: dict[str, int] = {str(w): int(n) for w, n in rows}
         vocabulary = Counter(base)
         vocabulary.update(changed)
         if changed:
