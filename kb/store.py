@@ -209,10 +209,13 @@ class Store:
     def hashes(self) -> dict[str, KnownDocument]:
         """``key → (document id, content hash)`` for every stored document; the hash is empty for a document
         stored without its text by page (by an earlier release), so that the next ingestion reads it again."""
-        rows = self._query(
-            "SELECT id, key, CASE WHEN EXISTS (SELECT 1 FROM page_texts p WHERE p.doc_id = d.id) "
-            "THEN content_hash ELSE '' END FROM documents d"
-        )
+        try:
+            rows = self._query(
+                "SELECT id, key, CASE WHEN EXISTS (SELECT 1 FROM page_texts p WHERE p.doc_id = d.id) "
+                "THEN content_hash ELSE '' END FROM documents d"
+            )
+        except sqlite3.OperationalError:  # a store written before page texts were kept (read-only: not added)
+            rows = self._query("SELECT id, key, '' FROM documents d")
         return {str(key): KnownDocument(str(doc_id), str(h)) for doc_id, key, h in rows}
 
     def put_document(
