@@ -58,6 +58,8 @@ EF_SEARCH = 100
 #: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
 #: on until ``k`` rows pass the version filter.
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
+#: Databases this process brought to its schema (a writer migrates only the first time).
+_MIGRATED: set[str] = set()
 #: Up to this many words a writer looks up in the vocabulary for the chunks it added (beyond: it reads it all).
 VOCABULARY_LOOKUPS = 200_000
 #: Postings (rows) a reader keeps of the terms it was asked for (a version never changes).
@@ -178,7 +180,9 @@ class PostgresStorage:
         return _WriterLock(self, wait)
 
     def open_writer(self, *, model: str, dimension: Callable[[], int], rebuild: bool = False) -> PgWriter:
-        self.migrate()
+        if self.url not in _MIGRATED:  # once per process and database: a connection and a lock less per write
+            self.migrate()
+            _MIGRATED.add(self.url)
         conn = self.connect()
         try:
             live = self._live(conn)
