@@ -162,9 +162,10 @@ class IndexDir:
     def publish(self, build: Path, version: int) -> Path:
         """Make a finished build the live version (atomic), then prune old versions."""
         for name in (*DATA_FILES, OVERLAY_FILE, MANIFEST_FILE):
-            if name == OVERLAY_FILE and not (build / name).exists():
-                continue
-            fsync_path(build / name)
+            path = build / name
+            if not path.exists() or path.stat().st_nlink > 1:
+                continue  # no overlay; or a link to a published version's file, made durable when it was published
+            fsync_path(path)
         final = self.versions / f"v{version:06d}"
         os.rename(build, final)
         fsync_path(self.versions)
