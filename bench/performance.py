@@ -13,6 +13,7 @@
 - quality (nDCG@10) per encoder on germanquad-test, xquad-de-de and xquad-tr-de (:mod:`bench.encoders`);
 - the local and the PostgreSQL engine side by side, and shared ingestion by 1 and 2 workers
   (:mod:`bench.postgres_compare`).
+- a curator's writes per kind (upload, metadata changes, retire, purge) in both engines (:mod:`bench.writes`).
 Only the generated blocks of the document are replaced (:mod:`bench.report`, :mod:`bench.generated`); a block
 the run has no data for (a ``--skip``ped part) keeps its earlier table.
 """
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import generated, machine, postgres_compare, report
+from bench import generated, machine, postgres_compare, report, writes
 from bench.ann import measure_ann
 from bench.encoders import ENCODERS, encoder_quality
 from bench.ingestion import ingest_bundled, ingest_gesetze
@@ -36,7 +37,7 @@ from bench.synthetic import scale_pool
 from kb.embedder import Embedder
 from kb.settings import Settings
 
-PARTS = ("ingest", "scale", "quality", "ann", "postgres")
+PARTS = ("ingest", "scale", "quality", "ann", "postgres", "writes")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
         "--ingest-rounds", type=int, default=3, help="Interleaved pipeline/raw pairs per corpus (median; 3)."
     )
     parser.add_argument("--quality-queries", type=int, default=None, help="Judged queries per set (default all).")
+    parser.add_argument("--write-kind-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--write-engines", nargs="*", default=["local", "postgres"], choices=["local", "postgres"])
     parser.add_argument("--merge", type=Path, default=None, help="Results JSON of an earlier run to start from.")
     parser.add_argument("--skip", nargs="*", default=[], choices=list(PARTS))
     return parser
@@ -122,6 +125,10 @@ def main() -> None:
             checkpoint()
             files = args.postgres_ingest_folders
             results["postgres_ingest"] = postgres_compare.shared_ingestion(REPO / "corpus", files)
+            checkpoint()
+        if "writes" not in args.skip:
+            work = args.workdir or Path(tmp)
+            results["write_kinds"] = writes.run(work, args.write_kind_sizes, args.write_engines, rounds=3)
             checkpoint()
     blocks = report.blocks(results)
     generated.update(args.out, blocks)

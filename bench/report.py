@@ -14,7 +14,18 @@ INDEX_NAMES = {"ivf": "IVF", "hnsw": "HNSW", "flat": "flat"}
 
 
 #: The generated blocks of docs/performance.md, in the order of the document.
-BLOCKS = ("run", "targets", "ingestion", "scale", "scale-parts", "writes", "vectors", "encoders", "postgres")
+BLOCKS = (
+    "run",
+    "targets",
+    "ingestion",
+    "scale",
+    "scale-parts",
+    "writes",
+    "write-kinds",
+    "vectors",
+    "encoders",
+    "postgres",
+)
 
 
 def ms(value: float) -> str:
@@ -35,6 +46,7 @@ def blocks(results: dict[str, Any]) -> dict[str, str]:
         "scale": scale_table(scale),
         "scale-parts": scale_parts(scale),
         "writes": writes(scale),
+        "write-kinds": write_kinds(results.get("write_kinds", [])),
         "vectors": vectors(results.get("ann", [])),
         "encoders": encoders(results),
         "postgres": postgres(results),
@@ -220,6 +232,27 @@ def writes(scale: dict[int, dict[str, Any]]) -> list[str]:
         upload, metadata, purge = r["write_upload_s"], r["write_metadata_s"], r["write_purge_s"]
         memory = f"{r['write_rss_before_mb']:,.0f} / {r['write_peak_mb']:,.0f} MB" if "write_peak_mb" in r else "-"
         lines.append(f"| {size:,} | {upload:.1f} s | {metadata:.1f} s | {purge:.1f} s | {memory} |")
+    return lines
+
+
+def write_kinds(rows: list[dict[str, Any]]) -> list[str]:
+    """One row per engine and size of :mod:`bench.writes`: p50 (max) seconds per kind of write."""
+    if not rows:
+        return []
+    lines = [
+        "| chunks | engine | upload (10 pages) | of it encoding | recommend | review date | describe | retire "
+        "| purge | memory before / peak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(r: dict[str, Any], kind: str) -> str:
+        return f"{r[kind]['p50_s']:.2f} s ({r[kind]['max_s']:.2f})"
+
+    for r in rows:
+        kinds = " | ".join(cell(r, k) for k in ("upload", "encoding", "recommend", "review", "describe", "retire"))
+        memory = f"{r['rss_before_mb']:,} / {r['peak_mb']:,} MB"
+        engine = "PostgreSQL" if r["engine"] == "postgres" else r["engine"]
+        lines.append(f"| {r['chunks']:,} | {engine} | {kinds} | {cell(r, 'purge')} | {memory} |")
     return lines
 
 

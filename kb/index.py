@@ -4,12 +4,18 @@
 
     index/
       CURRENT                 name of the live version ("v000007"), replaced atomically
-      versions/v000007/       manifest.json, store.sqlite, vectors.faiss
+      versions/v000007/       manifest.json, store.sqlite, vectors.faiss, BM25 arrays, [metadata.json]
       versions/.build-…/      a version being written (removed if its writer died)
       .ingest.lock            held by the one running ingestion
 
 A writer builds a complete new version beside the live one, fsyncs it, renames it into ``versions/`` and only
 then replaces ``CURRENT``. A crash at any point leaves the previous version live and searchable.
+
+A version whose only change is documents' metadata (a curator's recommendation, review status, description)
+shares its data files with the version before it: they are hard links to the same immutable files, and the new
+metadata is ``metadata.json`` (document id → metadata), laid over the store's rows. So such a write copies no
+vectors, postings or chunks, and pruning an old version deletes only its names (a file lives while a kept version
+links it). The next write that changes chunks folds the overlay into its copy of the store.
 
 These are the parts of the ``local`` storage engine; the rest of the program reaches them through
 :mod:`kb.storage` (:class:`kb.storage.local.LocalStorage`), except for ``kb doctor``, which checks the files.
@@ -42,6 +48,8 @@ STORE_FILE = "store.sqlite"
 VECTORS_FILE = "vectors.faiss"
 VECTORS_DELETED_FILE = deleted_file(Path(VECTORS_FILE)).name
 MANIFEST_FILE = "manifest.json"
+#: Metadata changed after the version's store was written (optional; see the module's docstring).
+OVERLAY_FILE = "metadata.json"
 #: The files of a version besides its manifest (sizes recorded in the manifest and checked at load).
 DATA_FILES = (STORE_FILE, VECTORS_FILE, VECTORS_DELETED_FILE, LEXICAL_MATRIX, LEXICAL_TERMS)
 #: Larger data files are checked by size only at load (hashing them would slow every start); see reliability.md.
@@ -65,6 +73,9 @@ class Manifest:
     #: KB_ENCODER of the build, where the writer records it. Informational: torch and onnx-int8 vectors agree to
     #: cosine >= 0.99 (docs/performance.md), so an index is searched with either without a rebuild.
     encoder: str | None = None
+    #: The documents whose metadata alone changed since the version before (None: a version whose chunks
+    #: changed, or an older manifest). A reader of the version before takes over everything else.
+    metadata_changed: list[str] | None = None
 
     def write(self, folder: Path) -> None:
         write_atomic(folder / MANIFEST_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
@@ -150,8 +161,11 @@ class IndexDir:
 
     def publish(self, build: Path, version: int) -> Path:
         """Make a finished build the live version (atomic), then prune old versions."""
-        for name in (*DATA_FILES, MANIFEST_FILE):
-            fsync_path(build / name)
+        for name in (*DATA_FILES, OVERLAY_FILE, MANIFEST_FILE):
+            path = build / name
+            if not path.exists() or path.stat().st_nlink > 1:
+                continue  # no overlay; or a link to a published version's file, made durable when it was published
+            fsync_path(path)
         final = self.versions / f"v{version:06d}"
         os.rename(build, final)
         fsync_path(self.versions)
@@ -187,6 +201,8 @@ class LoadedIndex:
     def __post_init__(self) -> None:
         """A compact chunk id → document map (sorted ids and owner indexes) for grouping results in memory."""
         self.hidden = frozenset(d for d, doc in self.documents.items() if not visible_to(doc))
+        if self._owners:  # taken over from the reader of a version with the same chunks
+            return
         self._owners = list(self.doc_chunks)
         if not self._owners:
             return
@@ -219,11 +235,18 @@ class LoadedIndex:
         """The document id of each known chunk id."""
         return owners_of(chunk_ids, self._chunk_order, self._chunk_owner, self._owners)
 
+    overlay: dict[str, str] = field(default_factory=dict)  # metadata.json of the version (see the module)
+
     @classmethod
-    def open(cls, folder: Path) -> LoadedIndex:
+    def open(cls, folder: Path, previous: LoadedIndex | None = None) -> LoadedIndex:
+        """``previous``: the reader of an earlier version; when this version shares its data files (hard links,
+        a metadata-only change), its vectors, BM25 and chunk maps are taken over instead of loaded again."""
         manifest = Manifest.read(folder)
+        if previous is not None and shares_data(previous.folder, folder):
+            return cls._sharing(folder, manifest, previous)
         verify_files(folder, manifest)
-        store = Store(folder / STORE_FILE, readonly=True)
+        overlay = read_overlay(folder)
+        store = Store(folder / STORE_FILE, readonly=True, overlay=overlay)
         vectors = Vectors.load(folder / VECTORS_FILE, mmap=True)  # read-only: versions are immutable
         if vectors.dimension != manifest.dimension or len(vectors) != manifest.chunks:
             raise IndexUnavailableError(
@@ -240,7 +263,25 @@ class LoadedIndex:
         doc_chunks = {
             doc_id: np.asarray(ids, dtype=np.int64) for doc_id, ids in store.chunk_ids_by_document().items()
         }
-        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, store.near_duplicates())
+        near = store.near_duplicates()
+        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, near, overlay=overlay)
+
+    @classmethod
+    def _sharing(cls, folder: Path, manifest: Manifest, previous: LoadedIndex) -> LoadedIndex:
+        """This version, whose data files are those of ``previous`` (verified when it was opened): only the
+        metadata overlay is read, and only the documents whose overlay entry changed are read again."""
+        verify_files(folder, manifest, only=(OVERLAY_FILE,))
+        overlay = read_overlay(folder)
+        store = Store(folder / STORE_FILE, readonly=True, overlay=overlay)
+        documents = dict(previous.documents)
+        for doc_id in set(overlay) | set(previous.overlay):
+            if overlay.get(doc_id) != previous.overlay.get(doc_id):
+                doc = store.document(doc_id)
+                if doc is not None:
+                    documents[doc_id] = doc
+        return cls(folder, manifest, store, previous.vectors, previous.lexical, documents, previous.doc_chunks,
+                   previous.near_duplicates, previous._chunk_order, previous._chunk_owner, previous._owners,
+                   overlay=overlay)  # fmt: skip
 
     def check_model(self, model: str, dimension: int | None = None) -> None:
         """Fail with a clear message when this index was built with another model than the configured one."""
@@ -257,10 +298,12 @@ class StoredVersion:
     store: Store
 
     @classmethod
-    def open(cls, folder: Path) -> StoredVersion:
+    def open(cls, folder: Path, *, checksums: bool = True) -> StoredVersion:
+        """``checksums``: False checks the files' sizes only (a writer that may change metadata alone reads no
+        data file; one that copies them checks them in full first, :func:`verify_files`)."""
         manifest = Manifest.read(folder)
-        verify_files(folder, manifest)
-        return cls(folder, manifest, Store(folder / STORE_FILE, readonly=True))
+        verify_files(folder, manifest, checksums=checksums)
+        return cls(folder, manifest, Store(folder / STORE_FILE, readonly=True, overlay=read_overlay(folder)))
 
 
 def check_model(where: Path | str, manifest: Manifest, model: str, dimension: int | None = None) -> None:
@@ -276,12 +319,17 @@ def check_model(where: Path | str, manifest: Manifest, model: str, dimension: in
         )
 
 
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Every data file has the size, and (up to :data:`CHECKSUM_MAX_BYTES`) the sha256, the manifest records."""
+def verify_files(
+    folder: Path, manifest: Manifest, *, checksums: bool = True, only: tuple[str, ...] | None = None
+) -> None:
+    """Every data file (or those named in ``only``) has the size, and (up to :data:`CHECKSUM_MAX_BYTES`, unless
+    ``checksums`` is False) the sha256, the manifest records."""
     for name, size in manifest.files.items():
+        if only is not None and name not in only:
+            continue
         path = folder / name
         actual = path.stat().st_size if path.exists() else -1
-        checksum = manifest.checksums.get(name)
+        checksum = manifest.checksums.get(name) if checksums else None
         if actual == size and (checksum is None or size > CHECKSUM_MAX_BYTES or file_sha256(path) == checksum):
             continue
         found = "missing" if actual < 0 else f"{actual} bytes" if actual != size else "other content (checksum)"
@@ -291,12 +339,56 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
         )
 
 
-def open_current(root: Path) -> LoadedIndex:
-    """The live version of the index in ``root``, or :class:`IndexMissingError` telling how to build one."""
+def open_current(root: Path, previous: LoadedIndex | None = None) -> LoadedIndex:
+    """The live version of the index in ``root``, or :class:`IndexMissingError` telling how to build one;
+    ``previous``: see :meth:`LoadedIndex.open`."""
     folder = IndexDir(root).current()
     if folder is None:
         raise IndexMissingError(f"There is no index in {root} yet; run `kb ingest` to build it.")
-    return LoadedIndex.open(folder)
+    return LoadedIndex.open(folder, previous)
+
+
+def read_overlay(folder: Path) -> dict[str, str]:
+    """The version's metadata overlay (document id → metadata as JSON); empty when it has none."""
+    path = folder / OVERLAY_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise IndexUnavailableError(
+            f"The metadata file {path} is damaged ({exc}); run `kb ingest --rebuild`."
+        ) from exc
+    return {str(d): json.dumps(m, ensure_ascii=False) for d, m in raw.items()}
+
+
+def write_overlay(folder: Path, overlay: dict[str, str]) -> None:
+    write_atomic(
+        folder / OVERLAY_FILE,
+        json.dumps({d: json.loads(m) for d, m in sorted(overlay.items())}, ensure_ascii=False) + "\n",
+    )
+
+
+def shares_data(a: Path, b: Path) -> bool:
+    """Whether two version folders hold the same data files (hard links of one file each)."""
+    try:
+        for name in DATA_FILES:
+            sa, sb = (a / name).stat(), (b / name).stat()
+            if (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino):
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def link_data(source: Path, target: Path) -> None:
+    """The data files of version ``source`` into the build folder ``target``, as hard links (copies where the
+    file system has none)."""
+    for name in DATA_FILES:
+        try:
+            os.link(source / name, target / name)
+        except OSError:
+            shutil.copy2(source / name, target / name)
 
 
 def owners_of(chunk_ids: list[int], order: np.ndarray, owner: np.ndarray, owners: list[str]) -> dict[int, str]:

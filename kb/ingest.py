@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 
 from kb.chunking import chunk_sections, passage_text
-from kb.documents import Chunk, Document, document_id, file_hash
+from kb.documents import Chunk, Document, Metadata, document_id, file_hash
 from kb.embedder import Embedder
 from kb.errors import LoaderError
 from kb.files import write_atomic
@@ -373,6 +373,30 @@ class Ingestor:
             report.seconds = time.monotonic() - started
             self._record(report)
         return report
+
+    def update_metadata(self, doc_id: str, metadata: Metadata, *, wait: float = 0.0) -> Manifest | None:
+        """Publish a version in which only ``doc_id``'s metadata changed, without reading its file or touching
+        its chunks, vectors and postings (a curator's change); None, publishing nothing, when the document is
+        not stored or its title or language changed (both are part of what is searched: ingest the file).
+
+        The stored content hash is kept, so the next ingestion of the file, which hashes the curated metadata
+        too, reads it once more and stores the hash that covers the change.
+        """
+        with self.storage.lock(wait):
+            writer = self.storage.open_writer(model=self.settings.model, dimension=lambda: self.embedder.dimension)
+            try:
+                stored = writer.document(doc_id)
+                base = writer.base
+                same = stored is not None and (stored.metadata.title, stored.metadata.language) == (
+                    metadata.title,
+                    metadata.language,
+                )
+                if not same or base is None:
+                    return None
+                writer.set_metadata(doc_id, metadata)
+                return writer.publish(model=self.settings.model, chunking=base.chunking, encoder=base.encoder)
+            finally:
+                writer.discard()
 
     def _record(self, report: IngestReport) -> None:
         """The outcome counts, for /metrics of a server running in another process."""

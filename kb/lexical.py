@@ -142,6 +142,22 @@ class CompoundSplitter:
         vocabulary = self._folded
         return max(vocabulary.get(part, 0), vocabulary.get(part + "e", 0), vocabulary.get(part + "en", 0))
 
+    @staticmethod
+    def lookups(word: str) -> set[str]:
+        """The umlaut-folded forms :meth:`split` looks up for ``word``: a writer that analyses a few chunks reads
+        only the vocabulary entries that fold to one of these (kept in step with :meth:`split`)."""
+        folded = unicodedata.normalize("NFC", word).casefold().translate(_UMLAUTS)
+        keys: set[str] = set()
+        if len(folded) < MIN_COMPOUND:
+            return keys
+        for i in range(MIN_PART, len(folded) - MIN_PART):
+            head = folded[:i]
+            keys.add(folded[i:])
+            for candidate in (head, head[:-1] if head.endswith("s") else ""):
+                if len(candidate) >= MIN_PART:
+                    keys.update((candidate, candidate + "e", candidate + "en"))
+        return keys
+
     def split(self, word: str) -> tuple[str, ...]:
         """The parts of a compound (empty if it is none); the head may drop a linking "s" ("Integrations-").
 

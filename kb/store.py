@@ -131,8 +131,11 @@ class ChunkText(NamedTuple):
 class Store:
     """A connection to one version's ``store.sqlite``; safe to share between threads."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, overlay: dict[str, str] | None = None) -> None:
+        """``overlay``: document id → metadata (JSON) laid over the stored one: a version whose metadata changed
+        after its store was written shares that store with the version before it (:mod:`kb.index`)."""
         self.path = path
+        self.overlay: dict[str, str] = {} if overlay is None else overlay
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -181,11 +184,22 @@ class Store:
 
     def documents(self) -> list[StoredDocument]:
         rows = self._query(f"SELECT {self._DOC_COLUMNS} FROM documents d ORDER BY d.key")
-        return [_document(row) for row in rows]
+        return [_document(row, self.overlay.get(row[0])) for row in rows]
 
     def document(self, doc_id: str) -> StoredDocument | None:
         rows = self._query(f"SELECT {self._DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,))
-        return _document(rows[0]) if rows else None
+        return _document(rows[0], self.overlay.get(doc_id)) if rows else None
+
+    def has_document(self, doc_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM documents WHERE id = ?", (doc_id,)))
+
+    def fold_overlay(self) -> None:
+        """Write the metadata of :attr:`overlay` into the documents' rows (a writable copy), then forget it."""
+        with self._lock, self._db:
+            self._db.executemany("UPDATE documents SET metadata = ? WHERE id = ?", [
+                (meta, doc_id) for doc_id, meta in self.overlay.items()
+            ])  # fmt: skip
+        self.overlay = {}
 
     def locations(self) -> list[DocumentLocation]:
         """Every stored document's id, key and path, by key (no metadata is parsed)."""
@@ -195,10 +209,13 @@ class Store:
     def hashes(self) -> dict[str, KnownDocument]:
         """``key → (document id, content hash)`` for every stored document; the hash is empty for a document
         stored without its text by page (by an earlier release), so that the next ingestion reads it again."""
-        rows = self._query(
-            "SELECT id, key, CASE WHEN EXISTS (SELECT 1 FROM page_texts p WHERE p.doc_id = d.id) "
-            "THEN content_hash ELSE '' END FROM documents d"
-        )
+        try:
+            rows = self._query(
+                "SELECT id, key, CASE WHEN EXISTS (SELECT 1 FROM page_texts p WHERE p.doc_id = d.id) "
+                "THEN content_hash ELSE '' END FROM documents d"
+            )
+        except sqlite3.OperationalError:  # a store written before page texts were kept (read-only: not added)
+            rows = self._query("SELECT id, key, '' FROM documents d")
         return {str(key): KnownDocument(str(doc_id), str(h)) for doc_id, key, h in rows}
 
     def put_document(
@@ -351,8 +368,8 @@ class Store:
         return int(docs), int(chunks)
 
 
-def _document(row: tuple[Any, ...]) -> StoredDocument:
-    raw = json.loads(row[5])
+def _document(row: tuple[Any, ...], overlay: str | None = None) -> StoredDocument:
+    raw = json.loads(row[5] if overlay is None else overlay)
     meta = Metadata.from_dict(raw)
     return StoredDocument(
         id=row[0],

@@ -175,6 +175,10 @@ class Curator:
                 f"The file of document {document.id} is gone from {path}; the change is saved and applies when "
                 "the file is back (or purge the document)."
             )
+        ingestor = Ingestor(self.settings, self.searcher.embedder, self.db)
+        if ingestor.update_metadata(document.id, merged, wait=self.settings.write_wait_s) is not None:
+            self.searcher.handle.refresh()  # metadata alone: its chunks and vectors are kept, the file not read
+            return self.document(document.id)
         report = self._ingest([path])
         failure = next((f for f in report.failed if f.path == document.key), None)
         if failure is not None:

@@ -34,7 +34,7 @@ from kb.errors import ConfigError
 from kb.store import ChunkText, DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 
 if TYPE_CHECKING:
-    from kb.documents import Chunk, Document, DocumentText
+    from kb.documents import Chunk, Document, DocumentText, Metadata
     from kb.index import Manifest
     from kb.lexical import Analyzer
     from kb.settings import Settings
@@ -207,6 +207,12 @@ class StorageWriter(Protocol):
         ...
 
     def add_vectors(self, chunk_ids: list[int], vectors: np.ndarray) -> None: ...
+
+    def set_metadata(self, doc_id: str, metadata: Metadata) -> None:
+        """Replace a stored document's metadata and nothing else: its chunks, vectors and lexical postings are
+        kept, so the caller makes sure that its title and language (part of what is searched) did not change.
+        ``KeyError`` for an unknown id. A write of metadata alone costs what it changes in every engine."""
+        ...
 
     def remove_document(self, doc_id: str) -> None:
         """Remove a document with its chunks, vectors, text by page and lexical postings (an unknown id is

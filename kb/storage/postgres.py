@@ -18,6 +18,7 @@ query scores the postings of its terms with the same formula and the same float3
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -38,7 +39,7 @@ from kb.chunking import passage_text
 from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.index import Manifest, check_model, owners_of
-from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts
+from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts, words
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 from kb.visibility import visible_to
@@ -59,6 +60,10 @@ EF_SEARCH = 100
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
 #: Document frequencies a reader keeps of the terms it was asked for (a version never changes).
 DF_CACHE_TERMS = 200_000
+#: Databases this process brought to its schema (a writer migrates only the first time).
+_MIGRATED: set[str] = set()
+#: Up to this many words a writer looks up in the vocabulary for the chunks it added (beyond: it reads it all).
+VOCABULARY_LOOKUPS = 200_000
 _DOC_COLUMNS = (
     "d.id, d.key, d.path, d.content_hash, d.file_type, d.metadata, d.pages, d.words, "
     "(SELECT count(*) FROM kb_chunks c WHERE c.doc_row = d.row_id), d.ingested_at"
@@ -94,6 +99,8 @@ class PostgresStorage:
         self.url, self.read_url = url, read_url or url
         self._pool_size = pool_size
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] | None = None
+        #: The reader opened last: the next version, when only metadata changed, takes its parts over.
+        self._last: PgReader | None = None
 
     # -- connections ------------------------------------------------------------------------------------------
     def _reads(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
@@ -166,13 +173,16 @@ class PostgresStorage:
                     f"There is no index in the database {_where(self.read_url)} yet; run `kb ingest` to build it "
                     "(or `kb db import-local INDEX_DIR` to bring a local index)."
                 )
-            return PgReader.load(self, conn, version)
+            self._last = PgReader.load(self, conn, version, self._last)
+            return self._last
 
     def lock(self, wait: float = 0) -> _WriterLock:
         return _WriterLock(self, wait)
 
     def open_writer(self, *, model: str, dimension: Callable[[], int], rebuild: bool = False) -> PgWriter:
-        self.migrate()
+        if self.url not in _MIGRATED:  # once per process and database: a connection and a lock less per write
+            self.migrate()
+            _MIGRATED.add(self.url)
         conn = self.connect()
         try:
             live = self._live(conn)
@@ -428,7 +438,12 @@ class PgReader:
             self._chunk_owner = np.zeros(0, dtype=np.int32)
 
     @classmethod
-    def load(cls, storage: PostgresStorage, conn: psycopg.Connection[TupleRow], version: int) -> PgReader:
+    def load(
+        cls, storage: PostgresStorage, conn: psycopg.Connection[TupleRow], version: int,
+        previous: PgReader | None = None,
+    ) -> PgReader:  # fmt: skip
+        """``previous``: the reader of the version before; when only metadata changed since, its chunk map, BM25
+        statistics and analyzer are taken over and only the changed documents are read."""
         if schema_version(conn) != SCHEMA_VERSION:
             raise IndexUnavailableError(
                 f"The database {_where(storage.read_url)} has schema version {schema_version(conn)}, this release "
@@ -441,6 +456,8 @@ class PgReader:
         ).fetchone()
         assert row is not None
         manifest = Manifest(**row[0])
+        if previous is not None and previous._version == version - 1 and manifest.metadata_changed is not None:
+            return previous._continued(conn, version, manifest)
         docs = conn.execute(f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE {VISIBLE} ORDER BY d.key", v)
         documents = {doc.id: doc for doc in map(_document, docs.fetchall())}
         chunk_rows = conn.execute(
@@ -456,6 +473,25 @@ class PgReader:
         lexical = PgLexical(storage, version, int(row[1]), int(row[2]), vocabulary)
         near = {d: tuple(o) for d, o in row[3].items()}
         return cls(storage, version, manifest, documents, doc_chunks, near, lexical)
+
+    def _continued(self, conn: psycopg.Connection[TupleRow], version: int, manifest: Manifest) -> PgReader:
+        """The next version, in which only the metadata of ``manifest.metadata_changed`` changed."""
+        documents = dict(self.documents)
+        changed = manifest.metadata_changed or []
+        if changed:
+            rows = conn.execute(
+                f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE d.id = ANY(%(ids)s) AND {VISIBLE}",
+                {"ids": changed, "v": version},
+            ).fetchall()
+            documents.update((doc.id, doc) for doc in map(_document, rows))
+        lexical = copy.copy(self.lexical)  # the same postings: the analyzer and the kept postings are shared
+        lexical._version = version
+        lexical.terms = _KnownTerms(lexical)  # type: ignore[assignment]
+        reader = copy.copy(self)
+        reader._version, reader._manifest, reader.documents, reader.lexical = version, manifest, documents, lexical
+        reader.hidden = frozenset(d for d, doc in documents.items() if not visible_to(doc))
+        reader.vectors = PgVectors(self._storage, version, manifest.dimension, manifest.chunks)
+        return reader
 
     @property
     def name(self) -> str:
@@ -536,6 +572,9 @@ class PgWriter:
         self._removed_vocabulary: Counter[str] = Counter()
         self._rows_finished = False
         self._rebuild = False
+        #: A document or chunk was put or removed (else only metadata changed: nothing is analysed or grouped).
+        self._structural = False
+        self._metadata_changed: set[str] = set()
         self._analysed = False  # finish_rows ran (and wrote postings and vocabulary rows of this version)
         self._done = False
         conn.execute(
@@ -596,6 +635,7 @@ class PgWriter:
         *, ingested_at: str | None = None,
     ) -> list[int]:  # fmt: skip
         self.remove_document(doc_id)
+        self._structural = True
         german = document.metadata.language in GERMAN
         text = document.text_by_page()
         row = self._conn.execute(
@@ -656,6 +696,7 @@ class PgWriter:
         ).fetchall()
         for doc_row, added, german, metadata in rows:
             self._rows_finished = False
+            self._structural = True
             chunks = self._conn.execute(
                 "SELECT id, heading, text FROM kb_chunks WHERE doc_row = %s", (doc_row,)
             ).fetchall()
@@ -693,11 +734,25 @@ class PgWriter:
         self._removed_vocabulary.clear()
         self._documents = self._chunks = self._german = self._german_length = 0
         self._rebuild = True  # the vocabulary starts from nothing (finish_rows)
+        self._structural = True
+
+    def set_metadata(self, doc_id: str, metadata: Metadata) -> None:
+        """Replace a live document's metadata in its row, keeping chunks, vectors and postings (the caller makes
+        sure title and language, part of what is searched, did not change). An UPDATE in this writer's
+        transaction: readers hold their version's metadata in memory, and a reader loading a version after this
+        one committed reads the newer metadata (rows are not versioned for metadata alone)."""
+        row = self._conn.execute(
+            "UPDATE kb_documents SET metadata = %s WHERE id = %s AND removed IS NULL RETURNING row_id",
+            (json.dumps(metadata.as_dict(), ensure_ascii=False), doc_id),
+        ).fetchone()
+        if row is None:
+            raise KeyError(doc_id)
+        self._metadata_changed.add(doc_id)
 
     def finish_rows(self) -> None:
         """BM25 postings of the chunks this writer added, analysed with the vocabulary of the new version (what
         :meth:`kb.lexical.LexicalIndex.updated` does for the local engine), then the near-duplicate groups."""
-        if self._rows_finished:
+        if self._rows_finished or not self._structural:  # metadata alone: no postings, no groups change
             return
         conn, p = self._conn, self._p
         if self._analysed:  # idempotent: what an earlier call wrote is written again from the full change
@@ -707,12 +762,27 @@ class PgWriter:
         self._analysed = True
         if self._rebuild:
             conn.execute("UPDATE kb_vocabulary SET removed = %(p)s WHERE removed IS NULL", p)
-        base: dict[str, int] = {
-            str(w): int(n) for w, n in conn.execute("SELECT word, count FROM kb_vocabulary WHERE removed IS NULL")
-        }
         delta = vocabulary_counts(self._added.values())
         delta.subtract(self._removed_vocabulary)
         changed = {w: n for w, n in delta.items() if n}
+        # Only the vocabulary this write needs: the counts of the words it changes, and the entries the compound
+        # splitter looks up for the words of the added chunks (stored words are case-folded, so folding them is
+        # translating their umlauts); the splits equal those with the whole vocabulary.
+        lookups: set[str] = set()
+        for text in self._added.values():
+            for word in set(words(text)):
+                lookups.update(CompoundSplitter.lookups(word))
+        if self._rebuild:
+            rows: list[tuple[Any, ...]] = []  # every word of earlier versions was just removed
+        elif len(lookups) + len(changed) > VOCABULARY_LOOKUPS:  # a large write: the whole vocabulary is cheaper
+            rows = conn.execute("SELECT word, count FROM kb_vocabulary WHERE removed IS NULL").fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT word, count FROM kb_vocabulary WHERE removed IS NULL "
+                "AND (word = ANY(%(w)s) OR translate(word, 'äöü', 'aou') = ANY(%(k)s))",
+                {"w": list(changed), "k": sorted(lookups)},
+            ).fetchall()
+        base: dict[str, int] = {str(w): int(n) for w, n in rows}
         vocabulary = Counter(base)
         vocabulary.update(changed)
         if changed:
@@ -771,13 +841,22 @@ class PgWriter:
         manifest = Manifest(
             version=self._version, model=model, dimension=self._dimension, chunking=chunking, documents=int(docs),
             chunks=int(chunks), built_at=datetime.now(UTC).isoformat(timespec="seconds"), encoder=encoder,
+            metadata_changed=None if self._structural or self._base is None else sorted(self._metadata_changed),
         )  # fmt: skip
-        conn.execute(
-            "INSERT INTO kb_versions (version, manifest, german_chunks, german_length, near_duplicates) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (self._version, json.dumps(manifest.__dict__), german_chunks, int(german_length),
-             json.dumps(self._groups())),
-        )  # fmt: skip
+        if self._structural or self._base is None:
+            conn.execute(
+                "INSERT INTO kb_versions (version, manifest, german_chunks, german_length, near_duplicates) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (self._version, json.dumps(manifest.__dict__), german_chunks, int(german_length),
+                 json.dumps(self._groups())),
+            )  # fmt: skip
+        else:  # the groups of the version continued (signatures are of the text, which did not change)
+            conn.execute(
+                "INSERT INTO kb_versions (version, manifest, german_chunks, german_length, near_duplicates) "
+                "SELECT %s, %s, %s, %s, near_duplicates FROM kb_versions WHERE version = %s",
+                (self._version, json.dumps(manifest.__dict__), german_chunks, int(german_length),
+                 self._version - 1),
+            )  # fmt: skip
         gone = {"old": self._version - KEEP_VERSIONS + 1}  # no reader of a kept version sees these rows
         conn.execute("DELETE FROM kb_documents WHERE removed <= %(old)s", gone)
         conn.execute("DELETE FROM kb_vocabulary WHERE removed <= %(old)s", gone)
