@@ -158,7 +158,7 @@ def label_point(rings: list[Ring]) -> Point:
     return best[1]
 
 
-def build() -> None:
+def build(out_file: Path = OUT) -> None:
     data = json.loads(RAW.read_text(encoding="utf-8"))
     shapes = {f["properties"]["AGS"]: polygons(f["geometry"]) for f in data["features"]}
     expected = {d.ags: d for d in districts.districts() if len(d.ags) == 5}
@@ -199,8 +199,8 @@ def build() -> None:
             "label": [round(label[0]), round(label[1])],
         }
     text = json.dumps(out, ensure_ascii=False, separators=(",", ":"), indent=None) + "\n"
-    OUT.write_text(text, encoding="utf-8")
-    print(f"{len(shapes)} districts, {before} -> {after} points, {OUT} ({len(text.encode())} bytes)")
+    out_file.write_text(text, encoding="utf-8")
+    print(f"{len(shapes)} districts, {before} -> {after} points, {out_file} ({len(text.encode())} bytes)")
 
 
 def _path(ring: list[Point]) -> str:
