@@ -19,6 +19,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -139,8 +140,9 @@ def label_point(rings: list[Ring]) -> Point:
     stretch of the horizontal line through it (a crescent-shaped Kreis around a city)."""
     outer = rings[0]
     a = area(outer)
-    cx = sum((x0 + x1) * (x0 * y1 - x1 * y0) for (x0, y0), (x1, y1) in zip(outer, outer[1:] + outer[:1])) / (6 * a)
-    cy = sum((y0 + y1) * (x0 * y1 - x1 * y0) for (x0, y0), (x1, y1) in zip(outer, outer[1:] + outer[:1])) / (6 * a)
+    edges = list(zip(outer, outer[1:] + outer[:1], strict=True))
+    cx = sum((x0 + x1) * (x0 * y1 - x1 * y0) for (x0, y0), (x1, y1) in edges) / (6 * a)
+    cy = sum((y0 + y1) * (x0 * y1 - x1 * y0) for (x0, y0), (x1, y1) in edges) / (6 * a)
     if inside((cx, cy), rings):
         return cx, cy
     best: tuple[float, Point] = (-1.0, (cx, cy))
@@ -206,7 +208,7 @@ def build(out_file: Path = OUT) -> None:
 def _path(ring: list[Point]) -> str:
     """An absolute move, then relative line steps (whole units, so nothing drifts): about half the bytes."""
     points = [(int(x), int(y)) for x, y in ring]
-    steps = [f"{x1 - x0} {y1 - y0}" for (x0, y0), (x1, y1) in zip(points, points[1:])]
+    steps = [f"{x1 - x0} {y1 - y0}" for (x0, y0), (x1, y1) in itertools.pairwise(points)]
     return f"M{points[0][0]} {points[0][1]}l" + " ".join(steps).replace(" -", "-") + "z"
 
 
