@@ -31,6 +31,7 @@ class Outline:
     ags: str
     name: str
     d: str  # SVG path data in the map's units
+    d_small: str  # the same, coarser: for the small map beside the facet
     label: tuple[int, int]  # a point inside the district
 
 
@@ -47,7 +48,9 @@ def shapes() -> Shapes:
     raw = json.loads(DATA_FILE.read_text(encoding="utf-8"))
     by_ags = {d.ags: d for d in districts.districts()}
     outlines = tuple(
-        Outline(ags, by_ags[ags].name, entry["d"], (int(entry["label"][0]), int(entry["label"][1])))
+        Outline(
+            ags, by_ags[ags].name, entry["d"], entry["d_small"], (int(entry["label"][0]), int(entry["label"][1]))
+        )
         for ags, entry in sorted(raw["districts"].items())
     )
     return Shapes(int(raw["width"]), int(raw["height"]), outlines)
@@ -108,9 +111,16 @@ class MapView:
         return sorted(shown, key=lambda a: (-a.count, a.name))
 
 
-def view(counts: Mapping[str, int], url: Callable[[str], str], active: frozenset[str] = frozenset()) -> MapView:
+def view(
+    counts: Mapping[str, int],
+    url: Callable[[str], str],
+    active: frozenset[str] = frozenset(),
+    *,
+    small: bool = False,
+) -> MapView:
     """The map for ``counts`` (documents per official district name, as the caller may see them); ``url`` gives
-    the filtered search of a district's name, ``active`` names the districts filtered on now."""
+    the filtered search of a district's name, ``active`` names the districts filtered on now; ``small`` draws
+    the coarser outlines (a map a few hundred pixels wide, fewer bytes on the page)."""
     folded = {name.casefold() for name in active}
 
     def area(name: str, d: str = "", label: tuple[int, int] = (0, 0)) -> Area:
@@ -122,7 +132,7 @@ def view(counts: Mapping[str, int], url: Callable[[str], str], active: frozenset
     return MapView(
         found.width,
         found.height,
-        [area(o.name, o.d, o.label) for o in found.outlines],
+        [area(o.name, o.d_small if small else o.d, o.label) for o in found.outlines],
         area(districts.STATEWIDE) if state else None,
         legend(),
     )

@@ -74,14 +74,16 @@ def test_map_data_is_small_and_every_outline_is_a_closed_polygon_holding_its_lab
     assert (REPO / "kb" / "data" / "nrw_map.json").stat().st_size < MAX_MAP_BYTES
     assert RAW.stat().st_size < MAX_RAW_BYTES
     shapes = nrw_map.shapes()
+    tool = _build_tool()
     for outline in shapes.outlines:
-        rings = _parse(outline.d)
-        assert rings and all(len(r) >= 3 for r in rings), outline.name
-        assert outline.d.count("M") == len(rings) == outline.d.count("z"), outline.name
-        points = [p for r in rings for p in r]
-        assert all(0 <= x <= shapes.width and 0 <= y <= shapes.height for x, y in points), outline.name
-        tool = _build_tool()
-        assert tool.inside(outline.label, [[(float(x), float(y)) for x, y in r] for r in rings]), outline.name
+        for d in (outline.d, outline.d_small):
+            rings = _parse(d)
+            assert rings and all(len(r) >= 3 for r in rings), outline.name
+            assert d.count("M") == len(rings) == d.count("z"), outline.name
+            points = [p for r in rings for p in r]
+            assert all(0 <= x <= shapes.width and 0 <= y <= shapes.height for x, y in points), outline.name
+            assert tool.inside(outline.label, [[(float(x), float(y)) for x, y in r] for r in rings]), outline.name
+        assert len(outline.d_small) < len(outline.d), outline.name
 
 
 def test_the_build_is_reproducible_from_the_kept_boundaries(tmp_path: Path) -> None:

@@ -316,7 +316,7 @@ def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep
         broader=broader(query),
         cards=[Card.of(hit, query) for hit in result.hits],
         facets=facet_groups(query, result.facets),
-        map=district_map(query, result.facets.get("district", {})),
+        map=district_map(query, result.facets.get("district", {}), small=True),
         seconds=seconds(result.took_ms),
         mode=result.mode,
         meaning_url=replace(query, mode=None).url(),
@@ -430,11 +430,11 @@ def visible_counts(index: StorageReader) -> dict[str, int]:
     return count_facets(d for d in index.documents.values() if visible_to(d)).get("district", {})
 
 
-def district_map(query: PageQuery, counts: dict[str, int]) -> nrw_map.MapView:
+def district_map(query: PageQuery, counts: dict[str, int], *, small: bool = False) -> nrw_map.MapView:
     """The map of NRW for these counts; a district's link toggles its filter on the current search."""
     district = next(f for f in fields.filtered(readers_only=True) if f.name == "district")
     active = frozenset(query.filters.values(district.key))
-    return nrw_map.view(counts, lambda name: query.toggled(district, name).url(), active)
+    return nrw_map.view(counts, lambda name: query.toggled(district, name).url(), active, small=small)
 
 
 def facet_groups(query: PageQuery, facets: dict[str, dict[str, int]]) -> list[FacetGroup]:

@@ -6,9 +6,9 @@ licence and date in ``kb/data/nrw_map.SOURCE.txt``). The repository keeps only t
 
 ``build`` projects lon/lat to a plane (equirectangular, longitudes scaled by cos 51.5°, the middle of NRW, so a
 kilometre east is as long as a kilometre north), scales the state to :data:`WIDTH` units, simplifies every ring
-with Douglas–Peucker, rounds to whole units and writes per AGS the SVG path ``d`` and a label point inside the
-district. Every district is matched to ``kb/districts.py`` by its AGS, never by name. The output is the same for
-the same input.
+with Douglas–Peucker, rounds to whole units and writes per AGS the SVG path ``d``, a coarser ``d_small`` for the
+small map beside the facet, and a label point inside the district. Every district is matched to
+``kb/districts.py`` by its AGS, never by name. The output is the same for the same input.
 
 Run from the repository root::
 
@@ -35,6 +35,7 @@ RAW = Path(__file__).parent / "vg250_krs_nrw.geojson"
 OUT = ROOT / "kb" / "data" / "nrw_map.json"
 WIDTH = 1000  # units across the state; the page scales the SVG, so this only sets the rounding step
 TOLERANCE = 1.2  # Douglas–Peucker tolerance in units (one unit is about 260 m): finer than a pixel on the page
+TOLERANCE_SMALL = 3.0  # for the small map beside the facet (about 17rem wide): still under a pixel there
 COS_LAT = math.cos(math.radians(51.5))
 
 Point = tuple[float, float]
@@ -178,31 +179,41 @@ def build(out_file: Path = OUT) -> None:
 
     height = math.ceil((north - south) * scale)
     out: dict[str, Any] = {"width": WIDTH, "height": height, "districts": {}}
-    before = after = 0
     for ags in sorted(shapes):
-        paths, biggest = [], (0.0, [[(0.0, 0.0)]])
-        for polygon in shapes[ags]:
-            rings = []
-            for ring in polygon:
-                simple = [(round(x), round(y)) for x, y in simplify([project(p) for p in ring], TOLERANCE)]
-                simple = [p for i, p in enumerate(simple) if p != simple[i - 1]]  # rounding made twins
-                before += len(ring)
-                if len(simple) >= 3 and abs(area([(float(x), float(y)) for x, y in simple])) >= 1:
-                    after += len(simple)
-                    rings.append([(float(x), float(y)) for x, y in simple])
-            if rings:
-                paths.append(" ".join(_path(r) for r in rings))
-                if abs(area(rings[0])) > biggest[0]:
-                    biggest = (abs(area(rings[0])), rings)
-        label = label_point(biggest[1])
+        projected = [[[project(p) for p in ring] for ring in polygon] for polygon in shapes[ags]]
+        d, rings = outline(projected, TOLERANCE)
+        label = label_point(rings)
         out["districts"][ags] = {
             "name": expected[ags].name,
-            "d": " ".join(paths),
+            "d": d,
+            "d_small": outline(projected, TOLERANCE_SMALL)[0],
             "label": [round(label[0]), round(label[1])],
         }
     text = json.dumps(out, ensure_ascii=False, separators=(",", ":"), indent=None) + "\n"
     out_file.write_text(text, encoding="utf-8")
-    print(f"{len(shapes)} districts, {before} -> {after} points, {out_file} ({len(text.encode())} bytes)")
+    print(f"{len(shapes)} districts, {points_in(shapes)} points, {out_file} ({len(text.encode())} bytes)")
+
+
+def points_in(shapes: dict[str, list[list[Ring]]]) -> int:
+    return sum(len(ring) for parts in shapes.values() for polygon in parts for ring in polygon)
+
+
+def outline(parts: list[list[Ring]], tolerance: float) -> tuple[str, list[Ring]]:
+    """The SVG path of a district's polygons, simplified and rounded (rings that shrink below one square unit
+    are left out), and the rings of its largest polygon (where its label goes)."""
+    paths, biggest = [], (0.0, [[(0.0, 0.0)]])
+    for polygon in parts:
+        rings = []
+        for ring in polygon:
+            simple = [(float(round(x)), float(round(y))) for x, y in simplify(ring, tolerance)]
+            simple = [p for i, p in enumerate(simple) if p != simple[i - 1]]  # rounding made twins
+            if len(simple) >= 3 and abs(area(simple)) >= 1:
+                rings.append(simple)
+        if rings:
+            paths.append(" ".join(_path(r) for r in rings))
+            if abs(area(rings[0])) > biggest[0]:
+                biggest = (abs(area(rings[0])), rings)
+    return " ".join(paths), biggest[1]
 
 
 def _path(ring: list[Point]) -> str:
