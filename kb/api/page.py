@@ -432,7 +432,7 @@ def visible_counts(index: StorageReader) -> dict[str, int]:
 
 def district_map(query: PageQuery, counts: dict[str, int], *, small: bool = False) -> nrw_map.MapView:
     """The map of NRW for these counts; a district's link toggles its filter on the current search."""
-    district = next(f for f in fields.filtered(readers_only=True) if f.name == "district")
+    district = fields.field("district")
     active = frozenset(query.filters.values(district.key))
     return nrw_map.view(counts, lambda name: query.toggled(district, name).url(), active, small=small)
 
