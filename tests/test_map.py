@@ -204,7 +204,7 @@ def test_a_district_link_opens_its_filtered_search_and_marks_it(site: Site) -> N
     drawn = _map_of(page.text)
     assert drawn["Dortmund"][0].endswith("(Filter aktiv)") and drawn["Dortmund"][1] == "/"
     assert 'name="district" value="Dortmund"' in page.text  # the search form keeps the filter
-    assert 'class="marker"' in page.text
+    assert 'class="marker"' in page.text and page.text.count('class="outline-on"') == 1
 
 
 @pytest.mark.parametrize("who", ["anonymous", "reader Dortmund", "reader Hamm"])
