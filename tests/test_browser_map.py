@@ -6,7 +6,8 @@ written to ``/tmp/nrw_map_start.png`` (the bundled corpus) for a person to look 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +33,32 @@ def site(small_settings: Settings, embedder: Embedder) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def in_chromium(steps: Callable[[Any], None], viewport: dict[str, int] = DESKTOP) -> None:
+    """Run ``steps`` on a fresh tab of a Chromium of its own, in a thread of its own: the sync Playwright of
+    ``tests/test_browser.py`` may be running in this thread, and one thread holds one. Fails on a console error
+    (a CSP violation by an inline style, say)."""
+
+    def run() -> None:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                tab = browser.new_context(viewport=viewport, locale="de-DE").new_page()
+                errors: list[str] = []
+                tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+                steps(tab)
+                assert errors == []
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(run).result()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=DESKTOP, locale="de-DE")
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    yield tab
-    context.close()
-    assert errors == []  # e.g. a CSP violation by an inline style
+def test_the_start_page_shows_the_map_and_a_click_opens_the_districts_search(site: str) -> None:
+    in_chromium(lambda page: _click_steps(page, site))
 
 
-def test_the_start_page_shows_the_map_and_a_click_opens_the_districts_search(page: Any, site: str) -> None:
+def _click_steps(page: Any, site: str) -> None:
     page.goto(site + "/")
     figure = page.locator(".start .nrw-map")
     expect(figure).to_be_visible()
@@ -75,7 +82,11 @@ def test_the_start_page_shows_the_map_and_a_click_opens_the_districts_search(pag
     assert titles and "Elterncafé an der Grundschule" in titles
 
 
-def test_keyboard_reaches_a_district_with_a_visible_focus_and_enter_opens_it(page: Any, site: str) -> None:
+def test_keyboard_reaches_a_district_with_a_visible_focus_and_enter_opens_it(site: str) -> None:
+    in_chromium(lambda page: _keyboard_steps(page, site))
+
+
+def _keyboard_steps(page: Any, site: str) -> None:
     page.goto(site + "/")
     tab_to(page, ".map-svg a")
     name = str(page.evaluate("document.activeElement.getAttribute('aria-label')"))
@@ -89,7 +100,11 @@ def test_keyboard_reaches_a_district_with_a_visible_focus_and_enter_opens_it(pag
     assert query_of(page.url) == {"district": [district]}
 
 
-def test_the_list_is_the_maps_fallback(page: Any, site: str) -> None:
+def test_the_list_is_the_maps_fallback(site: str) -> None:
+    in_chromium(lambda page: _list_steps(page, site))
+
+
+def _list_steps(page: Any, site: str) -> None:
     page.goto(site + "/")
     figure = page.locator(".start .nrw-map")
     figure.get_by_text("Als Liste anzeigen").click()
@@ -101,7 +116,11 @@ def test_the_list_is_the_maps_fallback(page: Any, site: str) -> None:
     expect(figure.locator(f'svg a[aria-label^="{label}: {count} Dokument"]')).to_have_count(1)
 
 
-def test_the_map_beside_the_district_facet_narrows_the_search(page: Any, site: str) -> None:
+def test_the_map_beside_the_district_facet_narrows_the_search(site: str) -> None:
+    in_chromium(lambda page: _facet_steps(page, site))
+
+
+def _facet_steps(page: Any, site: str) -> None:
     search(page, site, "Sprache lernen")
     figure = page.locator(".facets .nrw-map")
     expect(figure).to_be_visible()
@@ -114,26 +133,26 @@ def test_the_map_beside_the_district_facet_narrows_the_search(page: Any, site: s
     assert metas and all(district in m for m in metas)
 
 
-def test_the_map_fits_a_phone(browser: Any, site: str) -> None:
-    context = browser.new_context(viewport=PHONE, locale="de-DE")
-    tab = context.new_page()
-    tab.goto(site + "/")
-    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    box = tab.locator(".nrw-map svg").bounding_box()
-    assert box is not None and box["width"] <= PHONE["width"]
-    context.close()
+def test_the_map_fits_a_phone(site: str) -> None:
+    def steps(tab: Any) -> None:
+        tab.goto(site + "/")
+        assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        box = tab.locator(".nrw-map svg").bounding_box()
+        assert box is not None and 200 <= box["width"] <= PHONE["width"]
+
+    in_chromium(steps, PHONE)
 
 
 def test_screenshot_of_the_start_page_with_the_bundled_corpus(
-    browser: Any, corpus_settings: Settings, embedder: Embedder
+    corpus_settings: Settings, embedder: Embedder
 ) -> None:
-    with serving(create_app(corpus_settings, searcher=Searcher(corpus_settings, embedder))) as url:
-        context = browser.new_context(viewport={"width": 1280, "height": 1500}, locale="de-DE")
-        tab = context.new_page()
+    def steps(tab: Any) -> None:
         tab.goto(url + "/")
         shaded = tab.locator(".start .map-svg a").count()
         assert shaded >= 5  # the bundled corpus has documents of many districts
         tab.locator(".start .nrw-map").screenshot(path=str(SCREENSHOT))
         tab.screenshot(path=str(SCREENSHOT.with_name("nrw_map_start_page.png")), full_page=True)
-        context.close()
+
+    with serving(create_app(corpus_settings, searcher=Searcher(corpus_settings, embedder))) as url:
+        in_chromium(steps, {"width": 1280, "height": 1500})
     assert SCREENSHOT.stat().st_size > 10_000
