@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kb"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Settings, the error tree, the document types and small helpers every other module may use.
     ("foundation", ("kb.settings", "kb.errors", "kb.documents", "kb.fields", "kb.files", "kb.lru", "kb.logs",
-                    "kb.visibility", "kb.preparation", "kb.districts")),
+                    "kb.visibility", "kb.preparation", "kb.districts", "kb.nrw_map")),
     # Reading files and turning text into vectors: no index, no database.
     ("content", ("kb.loaders.*", "kb.ocr", "kb.sandbox", "kb.chunking", "kb.duplicates", "kb.bundled_model",
                  "kb.onnx_encoder", "kb.embedder")),

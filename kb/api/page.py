@@ -19,13 +19,13 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 
-from kb import constraints, fields, lexical
+from kb import constraints, fields, lexical, nrw_map
 from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
 from kb.documents import document_id
 from kb.errors import IndexMissingError, IndexUnavailableError, KBError, NotFoundError, QueryError
 from kb.fields import MODES, YEAR_MAX, YEAR_MIN, Mode
-from kb.filters import Filters
+from kb.filters import Filters, count_facets
 from kb.search import Hit
 from kb.storage import StorageReader, StoredDocument
 from kb.store import StoredChunk
@@ -293,6 +293,7 @@ def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep
     try:
         if not query.q.strip():
             context["stats"] = corpus_stats(searcher.reader(principal.viewer))
+            context["map"] = district_map(query, visible_counts(searcher.reader(principal.viewer)))
             return render(request, "search.html", context)
         result = searcher.search(
             query.q,
@@ -312,6 +313,7 @@ def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep
         cards=[Card.of(hit, query) for hit in result.hits],
         facets=facet_groups(query, result.facets),
         constraints=constraint_chips(query, result.constraints),
+        map=district_map(query, result.facets.get("district", {}), small=True),
         seconds=seconds(result.took_ms),
         mode=result.mode,
         meaning_url=replace(query, mode=None).url(),
@@ -418,6 +420,18 @@ def corpus_stats(index: StorageReader) -> tuple[int, int]:
     """Documents and districts of the live index the caller may see (raises when there is none)."""
     documents = [d for d in index.documents.values() if visible_to(d)]
     return len(documents), len({d.metadata.district for d in documents if d.metadata.district})
+
+
+def visible_counts(index: StorageReader) -> dict[str, int]:
+    """Published documents per district among those the caller may see (the reader is the caller's scope)."""
+    return count_facets(d for d in index.documents.values() if visible_to(d)).get("district", {})
+
+
+def district_map(query: PageQuery, counts: dict[str, int], *, small: bool = False) -> nrw_map.MapView:
+    """The map of NRW for these counts; a district's link toggles its filter on the current search."""
+    district = fields.field("district")
+    active = frozenset(query.filters.values(district.key))
+    return nrw_map.view(counts, lambda name: query.toggled(district, name).url(), active, small=small)
 
 
 def facet_groups(query: PageQuery, facets: dict[str, dict[str, int]]) -> list[FacetGroup]:
