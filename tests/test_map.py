@@ -207,6 +207,22 @@ def test_a_district_link_opens_its_filtered_search_and_marks_it(site: Site) -> N
     assert 'class="marker"' in page.text and page.text.count('class="outline-on"') == 1
 
 
+@pytest.mark.parametrize("who", ["anonymous", "reader Dortmund", "reader Hamm", "curator"])
+def test_a_district_chosen_without_a_question_lists_the_documents_the_caller_may_see(site: Site, who: str) -> None:
+    listing = site.client.get("/documents?limit=200", headers=_headers(site, who)).json()["items"]
+    for district in ("Hamm", "Dortmund"):
+        page = site.client.get("/?" + urlencode({"district": district}), headers=_headers(site, who))
+        assert page.status_code == 200
+        shown = re.search(r'<section class="listed".*?</section>', page.text, re.S)
+        assert shown is not None
+        expected = {d["id"] for d in listing if d["district"] == district}
+        linked = set(re.findall(r'<a href="/dokument/([^"]+)"', shown.group()))
+        assert linked == expected, (who, district)
+        n = len(expected)
+        assert f"{n} Dokument{'e' if n != 1 else ''} mit diesen Filtern" in shown.group()
+        assert (HAMM_TITLE in page.text) == (district == "Hamm" and who in ("reader Hamm", "curator"))
+
+
 @pytest.mark.parametrize("who", ["anonymous", "reader Dortmund", "reader Hamm"])
 def test_the_facet_map_counts_the_callers_hits_per_district(site: Site, who: str) -> None:
     query = "Lenkungsgruppe Protokoll Elterncafé Netzwerk"

@@ -269,6 +269,9 @@ def seconds(took_ms: float) -> str:
     return f"{max(took_ms, 10) / 1000:.2f}".replace(".", ",")
 
 
+#: Documents listed at most when filters are chosen without a question (more: narrow the filters or ask).
+BROWSE_LIMIT = 100
+
 templates.env.globals.update(
     lang_attrs=lang_attrs,
     mode_labels=MODE_LABELS,
@@ -294,6 +297,8 @@ def search_page(request: Request, searcher: SearcherDep, principal: PrincipalDep
         if not query.q.strip():
             context["stats"] = corpus_stats(searcher.reader(principal.viewer))
             context["map"] = district_map(query, visible_counts(searcher.reader(principal.viewer)))
+            if query.filters:  # a district chosen on the map, say: its documents, without a question
+                context["listed"], context["listed_total"] = browse(searcher.reader(principal.viewer), query)
             return render(request, "search.html", context)
         result = searcher.search(
             query.q,
@@ -420,6 +425,31 @@ def corpus_stats(index: StorageReader) -> tuple[int, int]:
     """Documents and districts of the live index the caller may see (raises when there is none)."""
     documents = [d for d in index.documents.values() if visible_to(d)]
     return len(documents), len({d.metadata.district for d in documents if d.metadata.district})
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A document listed without a question: its title, where it opens, and its district, type and year."""
+
+    title: str
+    url: str
+    details: str
+
+
+def browse(index: StorageReader, query: PageQuery) -> tuple[list[Listed], int]:
+    """The published documents the caller may see that the page's filters select, newest first (at most
+    ``BROWSE_LIMIT``), and how many there are in all."""
+    chosen = [d for d in index.documents.values() if visible_to(d) and query.filters.matches(d)]
+    chosen.sort(key=lambda d: (-(d.metadata.year or 0), d.metadata.title.casefold()))
+    listed = [
+        Listed(
+            d.metadata.title or d.key,
+            f"/dokument/{d.id}",
+            " · ".join(str(v) for v in (d.metadata.district, d.metadata.doc_type, d.metadata.year) if v),
+        )
+        for d in chosen[:BROWSE_LIMIT]
+    ]
+    return listed, len(chosen)
 
 
 def visible_counts(index: StorageReader) -> dict[str, int]:
