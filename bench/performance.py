@@ -10,7 +10,8 @@
   process on each index: seconds until ready and its whole resident memory (:mod:`bench.server`);
 - throughput at 8 concurrent HTTP clients with repeated queries (result cache, and query-vector cache alone);
 - the vector index alone against exact search (:mod:`bench.ann`);
-- quality (nDCG@10) per encoder on germanquad-test, xquad-de-de and xquad-tr-de (:mod:`bench.encoders`).
+- quality (nDCG@10) per encoder on germanquad-test, xquad-de-de and xquad-tr-de (:mod:`bench.encoders`);
+- PDF pages per second: text pages and pages read by OCR (:mod:`bench.ocr`).
 Only the generated blocks of the document are replaced (:mod:`bench.report`, :mod:`bench.generated`); a block
 the run has no data for (a ``--skip``ped part) keeps its earlier table.
 """
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import generated, machine, report
+from bench import generated, machine, ocr, report
 from bench.ann import measure_ann
 from bench.encoders import ENCODERS, encoder_quality
 from bench.ingestion import ingest_bundled, ingest_gesetze
@@ -33,7 +34,7 @@ from bench.scale import measure_scale
 from kb.embedder import Embedder
 from kb.settings import Settings
 
-PARTS = ("ingest", "scale", "quality", "ann")
+PARTS = ("ingest", "scale", "quality", "ann", "pdf")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
         "--ingest-rounds", type=int, default=3, help="Interleaved pipeline/raw pairs per corpus (median; 3)."
     )
     parser.add_argument("--quality-queries", type=int, default=None, help="Judged queries per set (default all).")
+    parser.add_argument("--ocr-pages", type=int, default=4, help="Pages of the synthetic scan OCR reads (4).")
     parser.add_argument("--merge", type=Path, default=None, help="Results JSON of an earlier run to start from.")
     parser.add_argument("--skip", nargs="*", default=[], choices=list(PARTS))
     return parser
@@ -67,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = parser().parse_args()
     # Fail before hours of measuring, not after, when the document lacks a block's markers.
-    generated.check(args.out, report.BLOCKS)
+    generated.check(args.out, (*report.BLOCKS, ocr.BLOCK))
     results: dict[str, Any] = json.loads(args.merge.read_text(encoding="utf-8")) if args.merge else {}
     results.update({"machine": machine.describe(), "date": f"{datetime.now(UTC):%Y-%m-%d}"})
 
@@ -105,7 +107,12 @@ def main() -> None:
         if "ann" not in args.skip:
             results["ann"] = measure_ann(Path(tmp), args.ann_sizes, args.workdir or Path(tmp))
             checkpoint()
+        if "pdf" not in args.skip:
+            results["pdf"] = ocr.measure_pdf(args.ocr_pages)
+            checkpoint()
     blocks = report.blocks(results)
+    if "pdf" in results:
+        blocks[ocr.BLOCK] = ocr.table(results["pdf"])
     generated.update(args.out, blocks)
     print(f"wrote the blocks {', '.join(blocks)} of {args.out}")
 
