@@ -13,7 +13,9 @@ from urllib.parse import urlencode
 import pytest
 
 from kb.api.app import create_app
+from kb.api.page import find_sentence, page_view
 from kb.chunking import split_sentences
+from kb.documents import PageText
 from kb.embedder import Embedder
 from kb.search import Searcher
 from kb.settings import Settings
@@ -32,8 +34,9 @@ sync_api = pytest.importorskip(
 expect = sync_api.expect
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-#: A short viewport, so that a passage on page 3 is below the fold unless the fragment scrolls to it.
-VIEWPORT = {"width": 1024, "height": 600}
+#: A short viewport: the title and the facts alone fill it, so the passage is below the fold unless the link's
+#: fragment scrolls to it.
+VIEWPORT = {"width": 1024, "height": 360}
 ANSWER_PAGE = 3
 
 
@@ -79,7 +82,8 @@ def answer_on_page_3(searcher: Searcher) -> tuple[str, str]:
         pages = {p.page: words(p.text) for p in text.pages}
         for sentence in split_sentences(pages[ANSWER_PAGE]):
             elsewhere = any(sentence in t for n, t in pages.items() if n != ANSWER_PAGE)
-            if 12 <= len(sentence.split()) <= 30 and not elsewhere and sentence[-1] in ".!?":
+            whole = sentence[:1].isupper() and sentence[-1] in ".!?"  # a sentence, not a list item
+            if 12 <= len(sentence.split()) <= 30 and not elsewhere and whole:
                 return document.metadata.title, sentence
     raise AssertionError("the corpus has no PDF with a sentence on page 3")
 
@@ -89,7 +93,7 @@ def test_a_result_opens_the_document_at_page_3_with_the_sentence_marked(
 ) -> None:
     url, searcher = corpus_site
     title, sentence = answer_on_page_3(searcher)
-    page.goto(url + "/?" + urlencode({"q": sentence}))
+    page.goto(url + "/?" + urlencode({"q": sentence, "mode": "lexical"}))  # its words: the passage that has them
     card = page.locator(".card", has=page.locator(".card-title", has_text=title)).first
     link = card.locator(".card-title a")
     assert re.search(r"/dokument/[0-9a-f]+\?q=.+&stelle=\d+#treffer$", str(link.get_attribute("href")))
@@ -101,7 +105,8 @@ def test_a_result_opens_the_document_at_page_3_with_the_sentence_marked(
     assert words(mark.inner_text()) == sentence
     assert page.locator(f"#seite-{ANSWER_PAGE} mark#treffer").count() == 1  # on the page the answer is on
     expect(mark).to_be_in_viewport()  # the fragment scrolled to it, without JavaScript
-    assert page.evaluate("window.scrollY") > 0
+    top = page.evaluate("document.getElementById('treffer').getBoundingClientRect().top + window.scrollY")
+    assert top > VIEWPORT["height"] and page.evaluate("window.scrollY") > 0  # it was below the fold
     expect(page.get_by_role("heading", level=2, name=f"Fundstelle auf Seite {ANSWER_PAGE}")).to_be_visible()
 
     pdf = page.get_by_role("link", name=f"PDF öffnen (Seite {ANSWER_PAGE})")
@@ -118,7 +123,7 @@ def test_without_javascript_the_fragment_still_lands_on_the_sentence(
     title, sentence = answer_on_page_3(searcher)
     context = browser.new_context(viewport=VIEWPORT, locale="de-DE", java_script_enabled=False)
     tab = context.new_page()
-    tab.goto(url + "/?" + urlencode({"q": sentence}))
+    tab.goto(url + "/?" + urlencode({"q": sentence, "mode": "lexical"}))
     href = tab.locator(".card", has=tab.locator(".card-title", has_text=title)).first.locator(".card-title a")
     tab.goto(url + str(href.get_attribute("href")))
     mark = tab.locator(f"#seite-{ANSWER_PAGE} mark#treffer")
@@ -134,3 +139,28 @@ def test_a_document_page_without_a_passage_shows_none(page: Any, corpus_site: tu
     page.goto(f"{url}/dokument/{document.id}?stelle=999999999")  # no such chunk: the page, without a passage
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert page.locator(".passage").count() == 0
+
+
+def test_a_sentence_that_runs_on_to_the_next_page_is_marked_where_it_starts() -> None:
+    pages = [
+        PageText(2, "Erster Satz.\n\nDer Antrag auf Zugang zu den Protokollen der Besprechungen wurde", False),
+        PageText(3, "am 5. Juli abgelehnt. Danach klagte er.", False),
+    ]
+    sentence = "Der Antrag auf Zugang zu den Protokollen der Besprechungen wurde am 5. Juli abgelehnt."
+    found = find_sentence(pages, sentence)
+    assert found is not None and found[0] == 2
+    assert pages[0].text[found[1] : found[2]] == "Der Antrag auf Zugang zu den Protokollen der Besprechungen wurde"
+    assert find_sentence(pages, "Danach klagte er.") == (3, 22, 39)
+    assert find_sentence(pages, "Ein Satz, der nirgends steht und auch nicht beginnt.") is None
+
+
+def test_a_long_page_is_cut_to_the_paragraphs_around_the_mark() -> None:
+    paragraphs = [f"Absatz {n}: " + "Wort " * 400 for n in range(20)]
+    text = "\n\n".join(paragraphs)
+    start = text.index("Absatz 10:")
+    view = page_view(PageText(1, text, False), (start, start + 10))
+    assert view.cut_before and view.cut_after and len(view.paragraphs) == 5
+    marked = [str(p) for p in view.paragraphs if "<mark" in str(p)]
+    assert marked == [str(view.paragraphs[2])] and '<mark id="treffer">Absatz 10:</mark>' in marked[0]
+    short = page_view(PageText(1, "Eins <b>.\n\nZwei.", False), None)
+    assert [str(p) for p in short.paragraphs] == ["Eins &lt;b&gt;.", "Zwei."] and not short.cut_before

@@ -368,7 +368,8 @@ def document_page(request: Request, searcher: SearcherDep, principal: PrincipalD
             raise NotFoundError(f"document {doc_id} is unknown or a draft")
         chunks = index.chunks_of(doc_id)
         similar = searcher.similar(doc_id, 5, other_districts=True, viewer=principal.viewer)
-        shown = passage(index, doc_id, request.query_params.get("stelle", ""), query.q)
+        q = query.q[: searcher.settings.max_query_chars]
+        shown = passage(index, doc_id, request.query_params.get("stelle", ""), q)
     except Exception as exc:
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "document.html", {**context, "error": message}, status)
@@ -539,6 +540,8 @@ def find_sentence(pages: list[PageText], sentence: str, min_words: int = 4) -> t
     """Where ``sentence`` stands: (page, start, end) in its page's text, whitespace compared loosely. A sentence
     that runs on to the next page is found by its longest leading part on the first page."""
     words = sentence.split()
+    if not words:
+        return None
     for size in range(len(words), min(min_words, len(words)) - 1, -1):
         pattern = re.compile(r"\s+".join(re.escape(w) for w in words[:size]))
         for page in pages:
