@@ -1,7 +1,9 @@
-"""OCR speed: pages per second of the PDF loader on pages without a text layer (render at ``KB_OCR_DPI``, then
-Tesseract), on synthetic A4 scans and, when the shared set is there, on the real scanned judgment.
+"""PDF speed: pages per second of the PDF loader on text pages (PDFium's text layer) and on pages without a text
+layer (render at ``KB_OCR_DPI``, then Tesseract): the corpus's text PDFs and, when the shared set is there, its
+text PDFs; a synthetic A4 scan and the real scanned judgment. ``make bench`` (:mod:`bench.performance`) writes
+the ``pdf-pages`` block of docs/performance.md from :func:`measure_pdf`; alone:
 
-    python -m bench.ocr [--pages 4] [SCANNED.pdf ...]
+    python -m bench.ocr [--pages 4] [--out docs/performance.md] [SCANNED.pdf ...]
 """
 
 from __future__ import annotations
@@ -16,10 +18,24 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.paths import SHARED
+from bench import generated, machine
+from bench.paths import REPO, SHARED
 from kb.loaders import pdf
+from kb.loaders.pdf_lines import read_pdf
 
 REAL_SCAN = SHARED / "real-pdfs" / "files" / "urteil_vg_berlin_23a182-01_scan.pdf"
+#: Text PDFs of the shared set: two columns, running heads, long decisions (the scanned judgments and the
+#: InDesign report, some of whose pages are images read by OCR, are left out).
+REAL_TEXT = [
+    SHARED / "real-pdfs" / "files" / name
+    for name in (
+        "bundestag_plenarprotokoll_18-238_2017-06-02.pdf",
+        "urteil_ovg_bb_12b3-13.pdf",
+        "urteil_bverfg_1bvr1978-13.pdf",
+        "okfde_hackathon_leitfaden.pdf",
+    )
+]
+BLOCK = "pdf-pages"
 _FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 _SENTENCES = (
     "Die Kommunalen Integrationszentren beraten Schulen, Kitas und Familien in allen Fragen der Integration.",
@@ -75,6 +91,68 @@ def pages_per_second(path: Path) -> dict[str, Any]:
     }
 
 
+def text_pages_per_second(label: str, paths: list[Path]) -> dict[str, Any]:
+    """Load the PDFs at ``paths`` (text layers only) and report their pages per second of wall time and the CPU
+    seconds per page."""
+    started, cpu = time.perf_counter(), _cpu_seconds()
+    pages = 0
+    for path in paths:
+        document = pdf.load(path)
+        assert not document.ocr_pages, f"{path.name} has pages without a text layer"
+        pages += document.pages or 0
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    return {
+        "file": label,
+        "files": len(paths),
+        "pages": pages,
+        "seconds": round(seconds, 2),
+        "pages_per_s": round(pages / seconds, 2),
+        "cpu_s_per_page": round(cpu / max(pages, 1), 3),
+    }
+
+
+def corpus_text_pdfs() -> list[Path]:
+    """The bundled corpus's PDFs that have a text layer on every page (the scanned ones are OCR's)."""
+    return [
+        path
+        for path in sorted((REPO / "corpus").rglob("*.pdf"))
+        if not any(pdf.needs_ocr(page) for page in read_pdf(path).pages)
+    ]
+
+
+def measure_pdf(pages: int) -> dict[str, Any]:
+    """Text pages/s on the corpus's text PDFs (and the shared set's, when it is there) and OCR pages/s on the
+    synthetic scan of ``pages`` pages (and the real scanned judgment), with the machine and its load before."""
+    before = machine.with_load()
+    text = [text_pages_per_second("bundled corpus, text PDFs", corpus_text_pdfs())]
+    shared = [p for p in REAL_TEXT if p.is_file()]
+    if shared:
+        text.append(text_pages_per_second("../shared/eval/real-pdfs, text PDFs", shared))
+    return {"machine": before, "machine_after": machine.with_load(), "text": text, "ocr": measure(pages)}
+
+
+def table(result: dict[str, Any]) -> str:
+    """The ``pdf-pages`` block: text and OCR pages per second, and the machine they were measured on."""
+    lines = [
+        f"Measured on {result['machine']}; after: {result['machine_after'].rsplit(': ', 1)[-1]}.",
+        "",
+        "| pages | files | pages | pages/s (wall) | CPU s per page | mean OCR confidence |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["text"]:
+        lines.append(
+            f"| text layer: {row['file']} | {row['files']} | {row['pages']} | {row['pages_per_s']:.2f} | "
+            f"{row['cpu_s_per_page']:.3f} | - |"
+        )
+    for row in result["ocr"]:
+        name = "synthetic A4 scan, 40 dense lines a page" if row["file"] == "synthetic-scan.pdf" else row["file"]
+        lines.append(
+            f"| OCR: {name} | 1 | {row['ocr_pages']} | {row['ocr_pages_per_s']:.3f} | "
+            f"{row['cpu_s_per_page']:.2f} | {row['confidence']} |"
+        )
+    return "\n".join(lines)
+
+
 def measure(pages: int, files: list[Path] | None = None) -> list[dict[str, Any]]:
     """The synthetic scan of ``pages`` pages, then ``files`` (default: the real scanned judgment of the shared
     set, if it is there)."""
@@ -88,10 +166,18 @@ def measure(pages: int, files: list[Path] | None = None) -> list[dict[str, Any]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=4, help="Pages of the synthetic scan.")
+    parser.add_argument("--out", type=Path, default=None, help="Write the pdf-pages block of this document.")
     parser.add_argument("files", type=Path, nargs="*", help=f"Scanned PDFs to measure (default: {REAL_SCAN}).")
     args = parser.parse_args()
-    for row in measure(args.pages, args.files or None):
-        print(row, flush=True)
+    if args.out is None:
+        for row in measure(args.pages, args.files or None):
+            print(row, flush=True)
+        return
+    generated.check(args.out, [BLOCK])
+    result = measure_pdf(args.pages)
+    print(result, flush=True)
+    generated.update(args.out, {BLOCK: table(result)})
+    print(f"wrote the {BLOCK} block of {args.out}")
 
 
 if __name__ == "__main__":

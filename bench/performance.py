@@ -14,6 +14,7 @@
 - the local and the PostgreSQL engine side by side, and shared ingestion by 1 and 2 workers
   (:mod:`bench.postgres_compare`).
 - a curator's writes per kind (upload, metadata changes, retire, purge) in both engines (:mod:`bench.writes`).
+- PDF pages per second: text pages and pages read by OCR (:mod:`bench.ocr`).
 Only the generated blocks of the document are replaced (:mod:`bench.report`, :mod:`bench.generated`); a block
 the run has no data for (a ``--skip``ped part) keeps its earlier table.
 """
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import generated, machine, postgres_compare, report, writes
+from bench import generated, machine, ocr, postgres_compare, report, writes
 from bench.ann import measure_ann
 from bench.encoders import ENCODERS, encoder_quality
 from bench.ingestion import ingest_bundled, ingest_gesetze
@@ -37,7 +38,7 @@ from bench.synthetic import scale_pool
 from kb.embedder import Embedder
 from kb.settings import Settings
 
-PARTS = ("ingest", "scale", "quality", "ann", "postgres", "writes")
+PARTS = ("ingest", "scale", "quality", "ann", "postgres", "writes", "pdf")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--quality-queries", type=int, default=None, help="Judged queries per set (default all).")
     parser.add_argument("--write-kind-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--write-engines", nargs="*", default=["local", "postgres"], choices=["local", "postgres"])
+    parser.add_argument("--ocr-pages", type=int, default=4, help="Pages of the synthetic scan OCR reads (4).")
     parser.add_argument("--merge", type=Path, default=None, help="Results JSON of an earlier run to start from.")
     parser.add_argument("--skip", nargs="*", default=[], choices=list(PARTS))
     return parser
@@ -79,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = parser().parse_args()
     # Fail before hours of measuring, not after, when the document lacks a block's markers.
-    generated.check(args.out, report.BLOCKS)
+    generated.check(args.out, (*report.BLOCKS, ocr.BLOCK))
     results: dict[str, Any] = json.loads(args.merge.read_text(encoding="utf-8")) if args.merge else {}
     results.update({"machine": machine.describe(), "date": f"{datetime.now(UTC):%Y-%m-%d}"})
 
@@ -130,7 +132,12 @@ def main() -> None:
             work = args.workdir or Path(tmp)
             results["write_kinds"] = writes.run(work, args.write_kind_sizes, args.write_engines, rounds=3)
             checkpoint()
+        if "pdf" not in args.skip:
+            results["pdf"] = ocr.measure_pdf(args.ocr_pages)
+            checkpoint()
     blocks = report.blocks(results)
+    if "pdf" in results:
+        blocks[ocr.BLOCK] = ocr.table(results["pdf"])
     generated.update(args.out, blocks)
     print(f"wrote the blocks {', '.join(blocks)} of {args.out}")
 

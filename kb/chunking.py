@@ -84,13 +84,32 @@ _BOUNDARY = re.compile(r"[.!?…]+[\"'»«“”’)\]]*(?=\s+\S)")
 #: Words after which a number is a reference ("Nr. 3."), so a period after it can end the sentence.
 _NUMBER_LABELS = frozenset({"nr", "s", "seite", "abs", "absatz", "kapitel", "ziffer", "punkt", "anlage", "band"})
 _WORD_BEFORE = re.compile(r"([\wÄÖÜäöüß]+)\W*$")
+_TOKEN = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
 class Sentence:
+    """A sentence under its heading, on the page it starts on; ``turns``: where (offset in ``text``) a page turns
+    inside it, to which page (a sentence, or a list without periods, may run on over a page break)."""
+
     text: str
     heading: str
     page: int | None
+    turns: tuple[tuple[int, int | None], ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The page the character at ``offset`` stands on."""
+        page = self.page
+        for start, turned in self.turns:
+            if start > offset:
+                break
+            page = turned
+        return page
+
+    @property
+    def page_end(self) -> int | None:
+        """The page the sentence ends on."""
+        return self.page_at(len(self.text) - 1)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -143,7 +162,9 @@ def sentences_of(sections: Sequence[Section]) -> list[Sentence]:
         for sentence in split_sentences_keep_paragraphs(run):
             position = text.find(sentence, offset)
             offset = position + len(sentence) if position >= 0 else offset
-            out.append(Sentence(sentence, heading, _page_at(starts, max(position, 0))))
+            at = max(position, 0)
+            turns = tuple((start - at, page) for start, page in starts if at < start < at + len(sentence))
+            out.append(Sentence(sentence, heading, _page_at(starts, at), turns if position >= 0 else ()))
     return out
 
 
@@ -219,24 +240,28 @@ def chunk_sections(sections: Sequence[Section], chunk_words: int = 180, overlap:
 
 
 def _bounded(sentences: list[Sentence], limit: int) -> Iterable[Sentence]:
-    """Split "sentences" longer than a chunk (lists without periods, tables) at word boundaries."""
+    """Split "sentences" longer than a chunk (lists without periods, tables) at word boundaries; each part keeps
+    the pages it stands on (a long list runs on over page breaks)."""
     for sentence in sentences:
-        tokens = sentence.text.split()
+        tokens = list(_TOKEN.finditer(sentence.text))
         if len(tokens) <= limit:
             yield sentence
             continue
         for i in range(0, len(tokens), limit):
-            yield Sentence(" ".join(tokens[i : i + limit]), sentence.heading, sentence.page)
+            first, last = tokens[i].start(), tokens[min(i + limit, len(tokens)) - 1].end()
+            turns = tuple((start - first, page) for start, page in sentence.turns if first < start < last)
+            yield Sentence(sentence.text[first:last], sentence.heading, sentence.page_at(first), turns)
 
 
 def _make_chunk(ordinal: int, sentences: Sequence[Sentence]) -> Chunk:
     pages = [s.page for s in sentences if s.page is not None]
+    ends = [s.page_end for s in sentences if s.page_end is not None]
     return Chunk(
         ordinal=ordinal,
         text=" ".join(s.text for s in sentences),
         heading=sentences[0].heading,
         page=pages[0] if pages else None,
-        page_end=pages[-1] if pages else None,
+        page_end=ends[-1] if ends else None,  # where its last sentence ends, which may be a later page
     )
 
 

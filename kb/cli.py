@@ -132,7 +132,10 @@ def ingest(
         f"{report.documents} documents, {report.chunks} chunks"
     )
     for note in report.ocr:
-        typer.echo(f"{note.path}: {note.read} of {note.pages} pages read by OCR")
+        if note.read or note.unread:
+            typer.echo(f"{note.path}: {note.read} of {note.pages} pages read by OCR")
+        if note.blank:
+            typer.echo(f"{note.path}: {page_list(note.blank)} without text (blank, or only a header or page no.)")
         if note.unread:
             typer.echo(f"needs OCR: {note.path}: {page_list(note.unread)} not read: {note.problem}", err=True)
     for failure in report.failed:

@@ -147,6 +147,9 @@ class Document:
     headings: tuple[Heading, ...] = ()
     needs_ocr: tuple[int, ...] = ()
     ocr_problem: str = ""
+    #: Pages with nothing to index: blank, only page furniture (a running header, a page number), or an image in
+    #: which OCR found no words. With ``needs_ocr`` and the pages that carry text, every page is accounted for.
+    blank_pages: tuple[int, ...] = ()
 
     @property
     def word_count(self) -> int:

@@ -88,13 +88,14 @@ class OcrNote:
     pages: int
     unread: tuple[int, ...] = ()
     problem: str = ""
+    blank: tuple[int, ...] = ()  # pages with nothing to read (blank, only a header or page number): not indexed
 
     @classmethod
     def of(cls, path: str, document: Document) -> OcrNote | None:
         read = len(document.ocr_pages)
-        if not read and not document.needs_ocr:
+        if not read and not document.needs_ocr and not document.blank_pages:
             return None
-        return cls(path, read, document.pages or 1, document.needs_ocr, document.ocr_problem)
+        return cls(path, read, document.pages or 1, document.needs_ocr, document.ocr_problem, document.blank_pages)
 
 
 @dataclass

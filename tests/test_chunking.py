@@ -42,8 +42,21 @@ def test_chunks_know_their_pages_across_a_page_break() -> None:
         Section("auf Seite zwei endet. Dann folgt noch ein Satz.", page=2),
     ]
     chunks = chunk_sections(sections, chunk_words=12, overlap=0)
-    assert [(c.page, c.page_end) for c in chunks] == [(1, 1), (1, 1), (2, 2)]
+    # the second passage starts on page 1 and ends on page 2: a result counts for both
+    assert [(c.page, c.page_end) for c in chunks] == [(1, 1), (1, 2), (2, 2)]
     assert chunks[1].text == "Ein Satz, der auf Seite eins beginnt und auf Seite zwei endet."
+
+
+def test_a_long_list_over_a_page_break_gives_its_parts_the_pages_they_stand_on() -> None:
+    """A list without periods is one "sentence" longer than a chunk; its parts on the next page are on that page
+    (a scanned judgment lists 17 items over pages 2 and 3)."""
+    first = " ".join(f"{n}) Protokoll zu Punkt {n}: Sprachnachweis," for n in range(1, 21))  # 100 words
+    second = " ".join(f"{n}) Protokoll zu Punkt {n}: Ehegattennachzug," for n in range(21, 41))
+    sections = [Section("Beantragt wurden: " + first, page=2), Section(second + " und mehr.", page=3)]
+    chunks = chunk_sections(sections, chunk_words=60, overlap=0)
+    assert [(c.page, c.page_end) for c in chunks] == [(2, 2), (2, 2), (2, 3), (3, 3), (3, 3)]
+    assert "Ehegattennachzug" not in chunks[1].text and "Sprachnachweis" not in chunks[3].text
+    assert "20: Sprachnachweis, 21) Protokoll" in chunks[2].text  # the part that runs over the page break
 
 
 def test_headings_start_new_chunks_unless_the_text_is_tiny() -> None:

@@ -89,6 +89,8 @@ def test_latex_guide_glyph_names_and_blank_pages() -> None:
     assert "die es der Zivilgesellschaft ermöglichen würde" in text
     assert not re.search(r"/f_[a-z]|/H\d{4,}|[\x00-\x08\x0e-\x1f]", text)
     assert doc.pages == 15 and not doc.text_by_page().pages[3].text  # a blank page stays a page
+    empty = {p.page for p in doc.text_by_page().pages if not p.text.strip()}
+    assert 4 in doc.blank_pages and set(doc.blank_pages) == empty and not doc.needs_ocr  # and is reported blank
     assert not any(re.match(r"\d [^\d]+ \d+\b", h.text) for h in doc.headings)
 
 

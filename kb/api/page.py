@@ -8,6 +8,8 @@ no index, error) is a page with a German sentence, never a stack trace.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
@@ -22,7 +24,8 @@ from starlette.datastructures import QueryParams
 from kb import constraints, fields, lexical, nrw_map
 from kb.api.deps import PrincipalDep, SearcherDep
 from kb.api.schemas import DocumentOut, DocumentRef, SearchHitOut
-from kb.documents import document_id
+from kb.chunking import split_sentences
+from kb.documents import PageText, document_id
 from kb.errors import IndexMissingError, IndexUnavailableError, KBError, NotFoundError, QueryError
 from kb.fields import MODES, YEAR_MAX, YEAR_MIN, Mode
 from kb.filters import Filters, count_facets
@@ -92,6 +95,12 @@ UNAVAILABLE = "Die Suche ist gerade nicht verfügbar. Bitte versuchen Sie es in 
 SERVER_ERROR = (
     "Auf dem Server ist ein Fehler aufgetreten. Er wurde protokolliert. Bitte versuchen Sie es später noch einmal."
 )
+#: The passage a result links to is shown with its page; a page (or a file without pages) longer than this is cut
+#: to the paragraphs around the marked sentence, so that a document page stays light.
+PASSAGE_MAX_CHARS = 12_000
+PASSAGE_CONTEXT_PARAGRAPHS = 2
+#: The fragment a result's link ends in: the marked sentence (or its page's heading when it is not found).
+HIT_ANCHOR = "treffer"
 NOT_FOUND = "Dieses Dokument gibt es nicht (mehr) in der Wissensbasis. Vielleicht wurde es entfernt oder ersetzt."
 
 
@@ -210,12 +219,14 @@ class Card:
     def of(cls, hit: Hit, query: PageQuery) -> Card:
         out = SearchHitOut.of(hit)
         path = f"/dokument/{out.document_id}"
+        url = query.url(path) if query.q else path
         return cls(
             hit=out,
             snippet=highlight(out.snippet, out.highlights),
             section=out.heading.split(" › ")[-1] if " › " in out.heading else "",
             file_label=FILE_LABELS.get(hit.document.file_type, "Datei"),
-            url=query.url(path) if query.q else path,
+            # the document page at the passage: its page shown, the matching sentence marked and scrolled to
+            url=f"{url}{'&' if '?' in url else '?'}stelle={hit.chunk_id}#{HIT_ANCHOR}",
         )
 
 
@@ -229,6 +240,27 @@ class Translation:
     @property
     def name(self) -> str:
         return ENDONYMS.get(self.language, language_name(self.language))
+
+
+@dataclass(frozen=True)
+class PassagePage:
+    """One page of the passage a result links to: its paragraphs (the matching sentence in ``<mark>``)."""
+
+    number: int
+    paragraphs: list[Markup]
+    anchor: bool = False  # the page's heading is the link's target (the sentence was not found on it)
+    cut_before: bool = False
+    cut_after: bool = False
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The pages of a result's passage and the page the matching sentence is on (its PDF opens there)."""
+
+    pages: list[PassagePage]
+    page: int
+    paged: bool
+    pdf_url: str | None
 
 
 @dataclass(frozen=True)
@@ -340,6 +372,8 @@ def document_page(request: Request, searcher: SearcherDep, principal: PrincipalD
             raise NotFoundError(f"document {doc_id} is unknown or a draft")
         chunks = index.chunks_of(doc_id)
         similar = searcher.similar(doc_id, 5, other_districts=True, viewer=principal.viewer)
+        q = query.q[: searcher.settings.max_query_chars]
+        shown = passage(index, doc_id, request.query_params.get("stelle", ""), q)
     except Exception as exc:
         message, status = german_error(exc, searcher.settings.max_query_chars)
         return render(request, "document.html", {**context, "error": message}, status)
@@ -351,6 +385,9 @@ def document_page(request: Request, searcher: SearcherDep, principal: PrincipalD
         doc=out,
         file_label=FILE_LABELS.get(out.file_type, "Datei"),
         outline=outline(chunks, out.file_url if out.file_type == "pdf" else None),
+        passage=replace(shown, pdf_url=f"{out.file_url}#page={shown.page}")
+        if shown is not None and shown.paged and out.file_type == "pdf"
+        else shown,
         similar=[Card.of(hit, query) for hit in similar],
         translations=[Translation(d.id, d.metadata.language) for d in translations(index, document)],
     )
@@ -516,6 +553,85 @@ def constraint_chips(query: PageQuery, named: tuple[constraints.Constraint, ...]
 def value_name(f: fields.Field, value: str) -> str:
     """How the page shows a value of the field (a language by its German name)."""
     return language_name(value) if f.name in ("language", "languages") else value
+
+
+def passage(index: StorageReader, doc_id: str, chunk_param: str, query: str) -> Passage | None:
+    """The pages of the chunk ``chunk_param`` (a result's ``stelle``) of this document, its sentence that matches
+    ``query`` best marked; None when the parameter names no chunk of this document."""
+    if not chunk_param.isdigit():
+        return None
+    chunk = index.chunks([int(chunk_param)]).get(int(chunk_param))
+    text = index.document_text(doc_id)
+    if chunk is None or chunk.doc_id != doc_id or text is None or not text.pages:
+        return None
+    first = chunk.page or 1
+    last = max(first, chunk.page_end or first)
+    pages = [p for p in text.pages if first <= p.page <= last] or [text.pages[0]]
+    sentence = best_sentence(chunk.text, index.lexical.query_terms(query), index.lexical.analyzer)
+    found = find_sentence(pages, sentence)
+    shown = [page_view(p, found[1:] if found and found[0] == p.page else None) for p in pages]
+    if found is None:
+        shown[0] = replace(shown[0], anchor=True)
+    return Passage(shown, found[0] if found else pages[0].page, chunk.page is not None, None)
+
+
+def best_sentence(text: str, terms: Mapping[str, float], analyzer: lexical.Analyzer) -> str:
+    """The sentence of ``text`` holding the most query weight in distinct terms (the first on a tie), as the
+    result's snippet chooses it."""
+    sentences = split_sentences(text) or [text]
+
+    def weight(sentence: str) -> float:
+        held = {t for word in sentence.split() for t in analyzer.token_terms(word) if t in terms}
+        return sum(terms[t] for t in held)
+
+    return max(sentences, key=weight)
+
+
+def find_sentence(pages: list[PageText], sentence: str, min_words: int = 4) -> tuple[int, int, int] | None:
+    """Where ``sentence`` stands: (page, start, end) in its page's text, whitespace compared loosely. A sentence
+    that runs on to the next page is found by its longest leading part on the first page."""
+    words = sentence.split()
+    if not words:
+        return None
+    for size in range(len(words), min(min_words, len(words)) - 1, -1):
+        pattern = re.compile(r"\s+".join(re.escape(w) for w in words[:size]))
+        for page in pages:
+            match = pattern.search(page.text)
+            if match and (size == len(words) or not page.text[match.end() :].strip()):
+                return page.page, match.start(), match.end()
+    return None
+
+
+def page_view(page: PageText, marked: tuple[int, int] | None) -> PassagePage:
+    """A page's paragraphs as HTML, the range ``marked`` in ``<mark id="treffer">``; a long page is cut to the
+    paragraphs around the mark."""
+    paragraphs: list[Markup] = []
+    where = 0
+    at = 0
+    for match in re.finditer(r"[^\n]+(?:\n(?!\n)[^\n]*)*", page.text):
+        start, end = match.span()
+        if marked and start <= marked[0] < end:
+            a, b = marked[0], min(marked[1], end)
+            where = len(paragraphs)
+            paragraphs.append(
+                Markup("").join(
+                    (
+                        escape(page.text[start:a]),
+                        Markup('<mark id="{}">').format(HIT_ANCHOR),
+                        escape(page.text[a:b]),
+                        Markup("</mark>"),
+                        escape(page.text[b:end]),
+                    )
+                )
+            )
+        else:
+            paragraphs.append(escape(match.group()))
+        at += end - start
+    if at <= PASSAGE_MAX_CHARS:
+        return PassagePage(page.page, paragraphs)
+    low = max(0, where - PASSAGE_CONTEXT_PARAGRAPHS)
+    high = where + PASSAGE_CONTEXT_PARAGRAPHS + 1
+    return PassagePage(page.page, paragraphs[low:high], cut_before=low > 0, cut_after=high < len(paragraphs))
 
 
 def outline(chunks: list[StoredChunk], pdf_url: str | None, words: int = 10) -> list[OutlineEntry]:

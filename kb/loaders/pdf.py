@@ -5,6 +5,7 @@ The steps of :func:`load`, each in its own module:
    without Unicode, symbol-font bullets and footnote markers repaired;
 2. :func:`kb.loaders.scans.read_scanned_pages`: the pages without a usable text layer (:func:`needs_ocr`) read
    by OCR; pages OCR cannot read stay pages, listed in ``Document.needs_ocr``; a PDF without any text is refused;
+   pages left without text (blank, only furniture, no words found by OCR) are listed in ``Document.blank_pages``;
 3. :func:`kb.loaders.pdf_furniture.strip_furniture`: running headers and footers, page numbers, margin letters;
 4. :mod:`kb.loaders.pdf_structure`: headings (type size, weight, numbering, bookmarks), footnote bodies apart
    from the running text, the title;
@@ -75,6 +76,7 @@ def load(path: Path) -> Document:
         if text.strip()
     )
     metadata = build_metadata(read_sidecar(path), path, fallback_title=title or path.stem)
+    with_text = {section.page for section in sections}
     return Document(
         path=path,
         file_type="pdf",
@@ -84,6 +86,8 @@ def load(path: Path) -> Document:
         headings=tuple(headings),
         needs_ocr=scanned.unread,
         ocr_problem=scanned.problem,
+        # no page goes missing silently: a page without text either could not be read or has nothing to read
+        blank_pages=tuple(n for n in range(1, len(pages) + 1) if n not in with_text and n not in scanned.unread),
     )
 
 

@@ -91,7 +91,12 @@ META_KEYS: tuple[str, ...] = (
     "licence",
     "source",
 )
-OPTIONAL_META_KEYS: tuple[str, ...] = ("easy_language",)
+#: The later metadata fields (kb/fields.py), copied to the sidecar as written, before ``licence``.
+FIELD_KEYS: tuple[str, ...] = (
+    "languages", "bildungsbereich", "schulform", "jahrgang", "fach", "programm", "handlungsfeld", "contact",
+    "valid_until",
+)  # fmt: skip
+OPTIONAL_META_KEYS: tuple[str, ...] = ("easy_language", *FIELD_KEYS)
 DOC_TYPES = frozenset({"Konzeptpapier", "Schulungsmaterial", "Praxisbericht", "Handreichung"})
 TOPICS = frozenset(
     {
@@ -144,6 +149,7 @@ class DocMeta:
     source: str
     layout: str
     easy_language: bool | None = None
+    fields: tuple[tuple[str, Any], ...] = ()
 
     @property
     def ki_name(self) -> str:
@@ -159,6 +165,7 @@ class DocMeta:
             "audience": list(self.audience),
             "year": self.year,
             "language": self.language,
+            **dict(self.fields),
             "licence": self.licence,
             "source": self.source,
         }
@@ -226,6 +233,7 @@ def parse_meta(raw: dict[str, Any], path: Path) -> DocMeta:
         source=raw["source"].strip(),
         layout=raw["layout"],
         easy_language=easy,
+        fields=tuple((key, raw[key]) for key in FIELD_KEYS if key in raw),
     )
 
 
@@ -929,8 +937,8 @@ def sidecar_yaml(meta: DocMeta) -> str:
             rendered = str(value)
         elif isinstance(value, list):
             rendered = "[" + ", ".join(q(v) for v in value) + "]"
-        elif key in ("doc_type", "language"):
-            rendered = value
+        elif key in ("doc_type", "language") or not isinstance(value, str):
+            rendered = str(value)  # a date (valid_until) unquoted, so that it reads back as a date
         else:
             rendered = q(value)
         lines.append(f"{key}: {rendered}")
