@@ -5,7 +5,8 @@ Chromium (Debian's ``chromium``) driven by Playwright against a real uvicorn ove
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -47,23 +48,25 @@ def corpus_site(corpus_settings: Settings, embedder: Embedder) -> Iterator[tuple
         yield url, searcher
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def in_chromium(steps: Callable[[Any], None], **context: Any) -> None:
+    """Run ``steps`` on a fresh short tab of its own Chromium, in a thread of its own: the Playwright of
+    ``tests/test_browser.py`` may be running in this one, and one thread holds one sync Playwright. Fails on a
+    page error."""
 
+    def run() -> None:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                tab = browser.new_context(viewport=VIEWPORT, locale="de-DE", **context).new_page()
+                errors: list[str] = []
+                tab.on("pageerror", lambda exc: errors.append(str(exc)))
+                steps(tab)
+                assert errors == []
+            finally:
+                browser.close()
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=VIEWPORT, locale="de-DE")
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    context.close()
-    assert errors == []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(run).result()
 
 
 def words(text: str) -> str:
@@ -88,11 +91,13 @@ def answer_on_page_3(searcher: Searcher) -> tuple[str, str]:
     raise AssertionError("the corpus has no PDF with a sentence on page 3")
 
 
-def test_a_result_opens_the_document_at_page_3_with_the_sentence_marked(
-    page: Any, corpus_site: tuple[str, Searcher]
-) -> None:
+def test_a_result_opens_the_document_at_page_3_with_the_sentence_marked(corpus_site: tuple[str, Searcher]) -> None:
     url, searcher = corpus_site
     title, sentence = answer_on_page_3(searcher)
+    in_chromium(lambda page: _opens_at_page_3(page, url, title, sentence))
+
+
+def _opens_at_page_3(page: Any, url: str, title: str, sentence: str) -> None:
     page.goto(url + "/?" + urlencode({"q": sentence, "mode": "lexical"}))  # its words: the passage that has them
     card = page.locator(".card", has=page.locator(".card-title", has_text=title)).first
     link = card.locator(".card-title a")
@@ -116,27 +121,30 @@ def test_a_result_opens_the_document_at_page_3_with_the_sentence_marked(
     assert response.ok and response.headers["content-type"] == "application/pdf"
 
 
-def test_without_javascript_the_fragment_still_lands_on_the_sentence(
-    browser: Any, corpus_site: tuple[str, Searcher]
-) -> None:
+def test_without_javascript_the_fragment_still_lands_on_the_sentence(corpus_site: tuple[str, Searcher]) -> None:
     url, searcher = corpus_site
     title, sentence = answer_on_page_3(searcher)
-    context = browser.new_context(viewport=VIEWPORT, locale="de-DE", java_script_enabled=False)
-    tab = context.new_page()
+    in_chromium(lambda tab: _lands_without_javascript(tab, url, title, sentence), java_script_enabled=False)
+
+
+def _lands_without_javascript(tab: Any, url: str, title: str, sentence: str) -> None:
     tab.goto(url + "/?" + urlencode({"q": sentence, "mode": "lexical"}))
     href = tab.locator(".card", has=tab.locator(".card-title", has_text=title)).first.locator(".card-title a")
     tab.goto(url + str(href.get_attribute("href")))
     mark = tab.locator(f"#seite-{ANSWER_PAGE} mark#treffer")
     expect(mark).to_be_in_viewport()
-    context.close()
 
 
-def test_a_document_page_without_a_passage_shows_none(page: Any, corpus_site: tuple[str, Searcher]) -> None:
+def test_a_document_page_without_a_passage_shows_none(corpus_site: tuple[str, Searcher]) -> None:
     url, searcher = corpus_site
     document = next(d for d in searcher.reader().documents.values() if d.file_type == "pdf")
-    page.goto(f"{url}/dokument/{document.id}")
+    in_chromium(lambda page: _no_passage(page, url, document.id))
+
+
+def _no_passage(page: Any, url: str, doc_id: str) -> None:
+    page.goto(f"{url}/dokument/{doc_id}")
     assert page.locator(".passage").count() == 0
-    page.goto(f"{url}/dokument/{document.id}?stelle=999999999")  # no such chunk: the page, without a passage
+    page.goto(f"{url}/dokument/{doc_id}?stelle=999999999")  # no such chunk: the page, without a passage
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert page.locator(".passage").count() == 0
 
