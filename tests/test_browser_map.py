@@ -6,8 +6,7 @@ written to ``/tmp/nrw_map_start.png`` (the bundled corpus) for a person to look 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from kb.embedder import Embedder
 from kb.search import Searcher
 from kb.settings import Settings
 from tests.conftest import serving
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, query_of, search, tab_to
+from tests.test_browser import PHONE, in_chromium, query_of, search, tab_to
 
 pytestmark = pytest.mark.browser
 
@@ -31,27 +30,6 @@ SCREENSHOT = Path("/tmp/nrw_map_start.png")
 def site(small_settings: Settings, embedder: Embedder) -> Iterator[str]:
     with serving(create_app(small_settings, searcher=Searcher(small_settings, embedder))) as url:
         yield url
-
-
-def in_chromium(steps: Callable[[Any], None], viewport: dict[str, int] = DESKTOP) -> None:
-    """Run ``steps`` on a fresh tab of a Chromium of its own, in a thread of its own: the sync Playwright of
-    ``tests/test_browser.py`` may be running in this thread, and one thread holds one. Fails on a console error
-    (a CSP violation by an inline style, say)."""
-
-    def run() -> None:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                tab = browser.new_context(viewport=viewport, locale="de-DE").new_page()
-                errors: list[str] = []
-                tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-                steps(tab)
-                assert errors == []
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(run).result()
 
 
 def test_the_start_page_shows_the_map_and_a_click_opens_the_districts_search(site: str) -> None:

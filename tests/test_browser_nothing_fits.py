@@ -5,8 +5,7 @@ documents folded away."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +16,7 @@ from kb.embedder import Embedder
 from kb.search import Searcher
 from kb.settings import Settings
 from tests.conftest import serving
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP
+from tests.test_browser import in_chromium
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python")
@@ -40,25 +39,8 @@ def site(corpus_settings: Settings, searcher: Searcher) -> Iterator[str]:
         yield url
 
 
-def browse(steps: Callable[[Any], None]) -> None:
-    """Run ``steps`` on a fresh desktop tab of its own Chromium, in a thread of its own: the Playwright of
-    ``tests/test_browser.py`` may be running in this one, and one thread holds one sync Playwright. Fails on a
-    page error."""
-
-    def run() -> None:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                tab = browser.new_context(viewport=DESKTOP, locale="de-DE").new_page()
-                errors: list[str] = []
-                tab.on("pageerror", lambda exc: errors.append(str(exc)))
-                steps(tab)
-                assert errors == []
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(run).result()
+#: A test's steps in a Chromium of their own (the name the other browser modules import).
+browse = in_chromium
 
 
 def ask(page: Any, site: str, question: str) -> None:

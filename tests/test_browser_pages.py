@@ -5,9 +5,7 @@ Chromium (Debian's ``chromium``) driven by Playwright against a real uvicorn ove
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,20 +19,12 @@ from kb.embedder import Embedder
 from kb.search import Searcher
 from kb.settings import Settings
 from tests.conftest import serving
+from tests.test_browser import in_chromium, sync_api
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="needs Playwright for Python (pip install playwright==1.65.2)"
-)
 expect = sync_api.expect
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 #: A short viewport: the title and the facts alone fill it, so the passage is below the fold unless the link's
 #: fragment scrolls to it.
 VIEWPORT = {"width": 1024, "height": 360}
@@ -46,27 +36,6 @@ def corpus_site(corpus_settings: Settings, embedder: Embedder) -> Iterator[tuple
     searcher = Searcher(corpus_settings, embedder)
     with serving(create_app(corpus_settings, searcher=searcher)) as url:
         yield url, searcher
-
-
-def in_chromium(steps: Callable[[Any], None], **context: Any) -> None:
-    """Run ``steps`` on a fresh short tab of its own Chromium, in a thread of its own: the Playwright of
-    ``tests/test_browser.py`` may be running in this one, and one thread holds one sync Playwright. Fails on a
-    page error."""
-
-    def run() -> None:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                tab = browser.new_context(viewport=VIEWPORT, locale="de-DE", **context).new_page()
-                errors: list[str] = []
-                tab.on("pageerror", lambda exc: errors.append(str(exc)))
-                steps(tab)
-                assert errors == []
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(run).result()
 
 
 def words(text: str) -> str:
@@ -94,7 +63,7 @@ def answer_on_page_3(searcher: Searcher) -> tuple[str, str]:
 def test_a_result_opens_the_document_at_page_3_with_the_sentence_marked(corpus_site: tuple[str, Searcher]) -> None:
     url, searcher = corpus_site
     title, sentence = answer_on_page_3(searcher)
-    in_chromium(lambda page: _opens_at_page_3(page, url, title, sentence))
+    in_chromium(lambda page: _opens_at_page_3(page, url, title, sentence), VIEWPORT)
 
 
 def _opens_at_page_3(page: Any, url: str, title: str, sentence: str) -> None:
@@ -124,7 +93,8 @@ def _opens_at_page_3(page: Any, url: str, title: str, sentence: str) -> None:
 def test_without_javascript_the_fragment_still_lands_on_the_sentence(corpus_site: tuple[str, Searcher]) -> None:
     url, searcher = corpus_site
     title, sentence = answer_on_page_3(searcher)
-    in_chromium(lambda tab: _lands_without_javascript(tab, url, title, sentence), java_script_enabled=False)
+    without_js = {"java_script_enabled": False}
+    in_chromium(lambda tab: _lands_without_javascript(tab, url, title, sentence), VIEWPORT, **without_js)
 
 
 def _lands_without_javascript(tab: Any, url: str, title: str, sentence: str) -> None:
@@ -138,7 +108,7 @@ def _lands_without_javascript(tab: Any, url: str, title: str, sentence: str) -> 
 def test_a_document_page_without_a_passage_shows_none(corpus_site: tuple[str, Searcher]) -> None:
     url, searcher = corpus_site
     document = next(d for d in searcher.reader().documents.values() if d.file_type == "pdf")
-    in_chromium(lambda page: _no_passage(page, url, document.id))
+    in_chromium(lambda page: _no_passage(page, url, document.id), VIEWPORT)
 
 
 def _no_passage(page: Any, url: str, doc_id: str) -> None:
