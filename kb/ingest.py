@@ -472,15 +472,9 @@ class Ingestor:
                     on_file(key)
                 continue
             try:
-                problem = size_problem(path, self.limits)
-                if problem:
-                    raise LoaderError(key, problem)
-                content_hash = _hash_file(path, self._curated.get(key))
+                content_hash = checked_hash(key, path, self.limits, self._curated.get(key))
             except LoaderError as exc:
                 self._fail(report, key, exc.reason, on_file)
-                continue
-            except OSError as exc:
-                self._fail(report, key, f"cannot be read ({exc.strerror or exc})", on_file)
                 continue
             previous = known.get(key)
             if previous and previous.content_hash == content_hash and not reembed_all:
@@ -552,6 +546,18 @@ def _link_key(path: Path, corpus_dir: Path) -> str:
         return path.relative_to(corpus_dir.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def checked_hash(key: str, path: Path, limits: Limits, curated: dict[str, Any] | None = None) -> str:
+    """The content hash of a file about to be ingested (:func:`_hash_file`); a file too large to read or one that
+    cannot be read raises a :class:`LoaderError` with the reason, so the caller reports it and goes on."""
+    try:
+        problem = size_problem(path, limits)
+        if problem:
+            raise LoaderError(key, problem)
+        return _hash_file(path, curated)
+    except OSError as exc:
+        raise LoaderError(key, f"cannot be read ({exc.strerror or exc})") from exc
 
 
 def _hash_file(path: Path, curated: dict[str, Any] | None = None) -> str:

@@ -33,12 +33,13 @@ from kb.ingest import (
     _hash_file,
     _link_key,
     _outside_problem,
+    checked_hash,
     chunking_settings,
     discover,
     path_key,
     with_curated_metadata,
 )
-from kb.sandbox import load_isolated, size_problem
+from kb.sandbox import load_isolated
 from kb.storage.pg_claims import Claim, Claims
 from kb.storage.postgres import PostgresStorage
 
@@ -122,15 +123,9 @@ class SharedIngestion:
                     on_file(key)
                 continue
             try:
-                problem = size_problem(path, limits)
-                if problem:
-                    raise LoaderError(key, problem)
-                content_hash = _hash_file(path, self._curated.get(key))
+                content_hash = checked_hash(key, path, limits, self._curated.get(key))
             except LoaderError as exc:
                 self._fail(report, key, exc.reason, on_file)
-                continue
-            except OSError as exc:
-                self._fail(report, key, f"cannot be read ({exc.strerror or exc})", on_file)
                 continue
             if known.get(key) == content_hash:
                 report.unchanged.append(key)
