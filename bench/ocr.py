@@ -136,7 +136,7 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"Measured on {result['machine']}; after: {result['machine_after'].rsplit(': ', 1)[-1]}.",
         "",
-        "| pages | files | pages | pages/s (wall) | CPU s per page | mean OCR confidence |",
+        "| read from | files | pages | pages/s (wall) | CPU s per page | mean OCR confidence |",
         "|---|---|---|---|---|---|",
     ]
     for row in result["text"]:
