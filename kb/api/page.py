@@ -471,6 +471,7 @@ class Listed:
     title: str
     url: str
     details: str
+    language: str  # of the title: a right-to-left title is marked as such
 
 
 def browse(index: StorageReader, query: PageQuery) -> tuple[list[Listed], int]:
@@ -483,6 +484,7 @@ def browse(index: StorageReader, query: PageQuery) -> tuple[list[Listed], int]:
             d.metadata.title or d.key,
             f"/dokument/{d.id}",
             " · ".join(str(v) for v in (d.metadata.district, d.metadata.doc_type, d.metadata.year) if v),
+            d.metadata.language,
         )
         for d in chosen[:BROWSE_LIMIT]
     ]
