@@ -157,16 +157,8 @@ def _years(query: str) -> Iterable[Constraint]:
             return None
         if low is not None and high is not None and low > high:
             return None
-        if low == high:
-            shown = str(low)
-        elif high is None:
-            shown = f"ab {low}"
-        elif low is None:
-            shown = f"bis {high}"
-        else:
-            shown = f"{low}–{high}"
         value = str(low) if low == high else f"{low or ''}..{high or ''}"
-        return Constraint(key, value, f"{label}: {shown}", m.group(0), m.start(), m.end())
+        return Constraint(key, value, f"{label}: {fields.range_label(low, high)}", m.group(0), m.start(), m.end())
 
     found: list[Constraint | None] = []
     for m in _YEAR_RANGE.finditer(query):

@@ -114,6 +114,17 @@ def parse_span(text: str) -> tuple[int, int] | None:
     return (low, high) if low <= high else None
 
 
+def range_label(low: int | None, high: int | None) -> str:
+    """How a range of years reads on the page: "2021", "ab 2020", "bis 2015", "2018–2020"."""
+    if low == high:
+        return str(low)
+    if high is None:
+        return f"ab {low}"
+    if low is None:
+        return f"bis {high}"
+    return f"{low}–{high}"
+
+
 @dataclass(frozen=True)
 class Field:
     """One metadata field: its name in front matter, sidecars, JSON and the store; how it is typed, filtered,

@@ -530,15 +530,8 @@ def active_filters(query: PageQuery) -> list[Link]:
         low, high = (query.filters.bound(p) for p in f.filter_params())
         if low is None and high is None:
             continue
-        if low == high:
-            years = str(low)
-        elif high is None:
-            years = f"ab {low}"
-        elif low is None:
-            years = f"bis {high}"
-        else:
-            years = f"{low}–{high}"
-        links.append(Link(f"{f.label}: {years}", query.with_filters(**dict.fromkeys(f.filter_params())).url()))
+        cleared = query.with_filters(**dict.fromkeys(f.filter_params())).url()
+        links.append(Link(f"{f.label}: {fields.range_label(low, high)}", cleared))
     return links
 
 
