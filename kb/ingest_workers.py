@@ -26,7 +26,6 @@ from kb.chunking import chunk_sections, passage_text
 from kb.documents import Chunk, Document, document_id
 from kb.errors import LoaderError
 from kb.ingest import (
-    Failure,
     Ingestor,
     IngestReport,
     OcrNote,
@@ -40,6 +39,7 @@ from kb.ingest import (
     with_curated_metadata,
 )
 from kb.sandbox import load_isolated
+from kb.storage import StorageWriter
 from kb.storage.pg_claims import Claim, Claims
 from kb.storage.postgres import PostgresStorage
 
@@ -218,11 +218,7 @@ class SharedIngestion:
                     writer.add_vectors(ids, rows)
                     (updated if stored is not None else added).append(claim.key)
                 if added or updated:
-                    writer.publish(
-                        model=self.settings.model,
-                        chunking=chunking_settings(self.settings),
-                        encoder=self.settings.encoder,
-                    )
+                    self._publish(writer)
             finally:
                 writer.discard()
         report.added.extend(added)
@@ -257,17 +253,14 @@ class SharedIngestion:
                         writer.remove_document(live[key])
                         report.removed.append(key)
                 if report.removed or writer.base is None:  # the first ingestion publishes even an empty index
-                    writer.publish(
-                        model=self.settings.model,
-                        chunking=chunking_settings(self.settings),
-                        encoder=self.settings.encoder,
-                    )
+                    self._publish(writer)
             finally:
                 writer.discard()
 
-    @staticmethod
-    def _fail(report: IngestReport, key: str, reason: str, on_file: Callable[[str], None] | None) -> None:
-        report.failed.append(Failure(key, reason))
-        log.warning("cannot ingest %s: %s", key, reason)
-        if on_file:
-            on_file(key)
+    def _publish(self, writer: StorageWriter) -> None:
+        """Publish ``writer`` as the next version, stamped with this installation's model and chunking."""
+        writer.publish(
+            model=self.settings.model, chunking=chunking_settings(self.settings), encoder=self.settings.encoder
+        )
+
+    _fail = staticmethod(Ingestor._fail)  # a failed file is reported as by the local ingestion
