@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -52,6 +52,17 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
+def band_keys(signatures: np.ndarray) -> np.ndarray:
+    """One 64-bit key per band for each row of ``signatures`` (shape ``(n, NUM_PERM)``): ``(n, bands)`` uint64.
+
+    Two documents are candidates when they share a key in the same band (column). Engines store these keys so that
+    a write finds the candidates of a new document with an index lookup instead of reading every signature.
+    """
+    rows = np.atleast_2d(signatures).astype(np.uint64, copy=False)
+    bands = rows[:, : (NUM_PERM // BAND_ROWS) * BAND_ROWS].reshape(len(rows), NUM_PERM // BAND_ROWS, BAND_ROWS)
+    return np.bitwise_xor.reduce(bands * _BAND_MIX, axis=2)
+
+
 def groups(signatures: dict[str, np.ndarray]) -> list[list[str]]:
     """Groups (of two or more document ids) of near-duplicates, each sorted, in a stable order.
 
@@ -69,9 +80,9 @@ def groups(signatures: dict[str, np.ndarray]) -> list[list[str]]:
 
     if len(ids) > 1:
         matrix = np.stack([signatures[d] for d in ids])
-        for band in range(NUM_PERM // BAND_ROWS):
-            rows = matrix[:, band * BAND_ROWS : (band + 1) * BAND_ROWS]
-            keys = np.bitwise_xor.reduce(rows * _BAND_MIX, axis=1)
+        all_keys = band_keys(matrix)
+        for band in range(all_keys.shape[1]):
+            keys = all_keys[:, band]
             order = np.argsort(keys, kind="stable")
             ordered = keys[order]
             starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -87,3 +98,37 @@ def groups(signatures: dict[str, np.ndarray]) -> list[list[str]]:
     for i, doc_id in enumerate(ids):
         grouped[root(i)].append(doc_id)
     return sorted((sorted(g) for g in grouped.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def regroup(
+    previous: list[list[str]],
+    removed: set[str],
+    added: dict[str, np.ndarray],
+    signature_of: Callable[[set[str]], dict[str, np.ndarray]],
+    sharing_band: Callable[[np.ndarray], set[str]],
+) -> list[list[str]]:
+    """The groups after a write, computed around the changed documents only, so a write costs what it changes.
+
+    ``previous``: the groups before; ``removed``: documents gone or replaced; ``added``: the signatures of the
+    documents added or replaced (a replaced document is in both; one too short for a signature only in
+    ``removed``). The engine supplies ``sharing_band(keys)``, the kept documents sharing any band key with the rows
+    of ``keys`` (:func:`band_keys`), and ``signature_of(ids)``. Only the groups that touch a changed document or a
+    candidate of an added one are computed again, with :func:`groups` over their members, the candidates and the
+    added documents; every other group is kept as it was.
+    """
+    changed = set(removed) | set(added)
+    if not changed:
+        return previous
+    candidates = sharing_band(band_keys(np.stack(list(added.values())))) - changed if added else set()
+    touched = changed | candidates
+    affected = set(candidates)
+    kept: list[list[str]] = []
+    for group in previous:
+        if touched.isdisjoint(group):
+            kept.append(group)
+        else:
+            affected.update(group)
+    affected -= changed
+    signatures = signature_of(affected) if affected else {}
+    signatures.update(added)
+    return sorted(kept + groups(signatures), key=lambda g: g[0])

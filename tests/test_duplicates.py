@@ -61,3 +61,61 @@ def test_real_texts_adapted_by_another_district_are_grouped() -> None:
     assert all(s is not None for s in sigs.values())
     assert groups({k: v for k, v in sigs.items() if v is not None}) == [["a", "b"]]
     assert duplicates.signature(["zu kurz"]) is None
+
+
+def _families(rng: np.random.Generator, count: int, prefix: str) -> dict[str, np.ndarray]:
+    """``count`` random documents, each followed by 0-2 near-copies (20-40 % of their hashes changed)."""
+    signatures: dict[str, np.ndarray] = {}
+    for family in range(count):
+        base = rng.integers(0, 2**63, NUM_PERM, dtype=np.uint64)
+        signatures[f"{prefix}{family:04d}"] = base
+        for copy in range(int(rng.integers(0, 3))):
+            sig = base.copy()
+            changed = rng.random(NUM_PERM) < rng.uniform(0.2, 0.4)
+            sig[changed] = rng.integers(0, 2**63, int(changed.sum()), dtype=np.uint64)
+            signatures[f"{prefix}{family:04d}-{copy}"] = sig
+    return signatures
+
+
+def test_regroup_after_a_write_equals_grouping_everything_again() -> None:
+    rng = np.random.default_rng(11)
+    live = _families(rng, 400, "d")
+    previous = groups(live)
+    looked_up: list[set[str]] = []
+
+    def signature_of(ids: set[str]) -> dict[str, np.ndarray]:
+        looked_up.append(set(ids))
+        return {d: live[d] for d in ids}
+
+    def sharing_band(keys: np.ndarray) -> set[str]:
+        ids = list(live)
+        kept = duplicates.band_keys(np.stack([live[d] for d in ids]))
+        hits = (kept[:, None, :] == keys[None, :, :]).any(axis=(1, 2))
+        return {ids[i] for i in np.flatnonzero(hits)}
+
+    for round_ in range(5):
+        grouped_ids = sorted({d for g in previous for d in g})
+        removed = set(rng.choice(grouped_ids, 6, replace=False).tolist()) | {f"d{round_ * 7:04d}"}
+        replaced = set(rng.choice(sorted(set(live) - removed), 3, replace=False).tolist())
+        added = _families(rng, 5, f"n{round_}-")
+        near = next(iter(added))  # a near-copy of a kept document joins its group
+        keeper = grouped_ids[round_]
+        if keeper not in removed:
+            sig = live[keeper].copy()
+            sig[:20] = rng.integers(0, 2**63, 20, dtype=np.uint64)
+            added[near] = sig
+        for doc_id in replaced:
+            added[doc_id] = rng.integers(0, 2**63, NUM_PERM, dtype=np.uint64)
+        for doc_id in removed | replaced:
+            live.pop(doc_id, None)
+        looked_up.clear()
+        after = duplicates.regroup(previous, removed | replaced, added, signature_of, sharing_band)
+        live.update(added)
+        assert after == groups(live)
+        assert sum(len(ids) for ids in looked_up) < len(live) // 10  # only documents around the change were read
+        previous = after
+
+
+def test_regroup_without_a_change_keeps_the_groups() -> None:
+    previous = [["a", "b"]]
+    assert duplicates.regroup(previous, set(), {}, lambda ids: {}, lambda keys: set()) == previous
