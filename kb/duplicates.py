@@ -60,7 +60,8 @@ def band_keys(signatures: np.ndarray) -> np.ndarray:
     """
     rows = np.atleast_2d(signatures).astype(np.uint64, copy=False)
     bands = rows[:, : (NUM_PERM // BAND_ROWS) * BAND_ROWS].reshape(len(rows), NUM_PERM // BAND_ROWS, BAND_ROWS)
-    return np.bitwise_xor.reduce(bands * _BAND_MIX, axis=2)
+    keys: np.ndarray = np.bitwise_xor.reduce(bands * _BAND_MIX, axis=2)
+    return keys
 
 
 def groups(signatures: dict[str, np.ndarray]) -> list[list[str]]:
