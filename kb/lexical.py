@@ -469,6 +469,12 @@ def _contains(terms: list[str], member: list[str]) -> bool:
     return any(terms[i : i + n] == member for i in range(len(terms) - n + 1))
 
 
+def term_counts(analyzer: Analyzer, texts: list[str], terms: dict[str, int]) -> sparse.csr_matrix:
+    """Rows of term counts for ``texts``; new terms are added to ``terms`` (a delta segment's rows,
+    :mod:`kb.storage.segments`)."""
+    return _term_counts(analyzer, texts, terms)
+
+
 def _term_counts(analyzer: Analyzer, texts: list[str], terms: dict[str, int]) -> sparse.csr_matrix:
     """Rows of term counts for ``texts``; new terms are added to ``terms`` (the column of each term)."""
     # Typed arrays, not lists: a large index has tens of millions of (row, term) pairs, too many for Python lists.
