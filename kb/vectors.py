@@ -130,8 +130,10 @@ class Vectors:
         return view
 
     def stored(self) -> tuple[np.ndarray, np.ndarray]:
-        """The ids and vectors of every live vector, in storage order (a delta segment folded into its base)."""
-        return self._live_vectors()
+        """The ids and vectors of every live vector, in storage order (a delta segment folded into its base); a
+        copy, which outlives this object (a flat index's vectors are otherwise a view of its memory)."""
+        ids, vectors = self._live_vectors()
+        return ids, np.array(vectors, copy=True)
 
     @property
     def is_ann(self) -> bool:
