@@ -33,10 +33,10 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from kb.chunking import passage_text  # noqa: E402
 from kb.documents import Metadata, document_id  # noqa: E402
 from kb.index import LoadedIndex  # noqa: E402
 from kb.lexical import LexicalIndex  # noqa: E402
-from kb.chunking import passage_text  # noqa: E402
 from kb.storage.segments import DELTA_FILES, DELTA_STORE, LayeredLexical  # noqa: E402
 from tests.test_storage_contract import DOCUMENTS, _filled, _publish, _put, _reader, _unit, _writer  # noqa: E402
 
@@ -177,12 +177,12 @@ def test_replacing_a_base_document_puts_the_new_one_in_the_delta(segmented: Loca
     old = before.doc_chunks[doc_id].tolist()
     with segmented.lock():
         writer = _writer(segmented)
-        new_ids, new_vectors = _put(writer, "kita.md", "Sprachförderung in der Kita", "de", "published",
-                                    ["Die Kita singt jeden Morgen.", "Erzieherinnen lesen täglich vor."], 77)  # fmt: skip
+        texts = ["Die Kita singt jeden Morgen.", "Erzieherinnen lesen täglich vor."]
+        new_ids, new_vectors = _put(writer, "kita.md", "Sprachförderung in der Kita", "de", "published", texts, 77)
         _publish(writer)
     reader = _reader(segmented)
     assert reader.doc_chunks[doc_id].tolist() == new_ids and not set(new_ids) & set(old)
-    assert [c.text for c in reader.chunks_of(doc_id)] == ["Die Kita singt jeden Morgen.", "Erzieherinnen lesen täglich vor."]
+    assert [c.text for c in reader.chunks_of(doc_id)] == texts
     assert reader.documents[doc_id].chunks == 2 and reader.chunks(old) == {}
     assert reader.vectors.search(new_vectors[0], 1)[0][0] == new_ids[0]
     assert reader.store.base.has_document(doc_id)  # type: ignore[union-attr]  # the base row stays, tombstoned
@@ -267,7 +267,8 @@ def test_an_index_of_the_format_before_segments_opens_and_gets_a_delta(
     assert (reader.folder / segments.BANDS_FILE).exists() and (reader.folder / DELTA_STORE).exists()
     assert reader.vectors.search(stored["neu.md"][1][0], 1)[0][0] == stored["neu.md"][0][0]
     assert set(reader.documents) == {document_id(k) for k, *_ in DOCUMENTS} | {
-        document_id("neu.md"), document_id("nah-b.md")
+        document_id("neu.md"),
+        document_id("nah-b.md"),
     }
 
 
