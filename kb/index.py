@@ -52,6 +52,7 @@ from kb.storage.segments import (
     LayeredLexical,
     LayeredStore,
     LayeredVectors,
+    base_key,
     has_delta,
 )
 from kb.store import Store, StoredChunk, StoredDocument
@@ -480,18 +481,6 @@ def shares_data(a: Path, b: Path) -> bool:
         if (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino):
             return False
     return True
-
-
-def base_key(folder: Path) -> tuple[tuple[int, int], ...]:
-    """What identifies a version's base files (the same inodes: the same base)."""
-    key = []
-    for name in DATA_FILES:
-        try:
-            stat = (folder / name).stat()
-        except OSError:
-            return ()
-        key.append((stat.st_dev, stat.st_ino))
-    return tuple(key)
 
 
 _ALL_DATA = (*DATA_FILES, BANDS_FILE, *DELTA_FILES)

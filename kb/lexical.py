@@ -28,7 +28,7 @@ import re
 import unicodedata
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -137,6 +137,30 @@ class CompoundSplitter:
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> CompoundSplitter:
         return cls(dict(vocabulary_counts(texts)))
+
+    def changed(self, change: Mapping[str, int]) -> CompoundSplitter:
+        """A splitter of this vocabulary with word counts added (or, negative, taken off; words left with none
+        dropped): equal to one built from the changed vocabulary, at the cost of the change and two dict copies
+        (a delta segment's vocabulary over its base's, :mod:`kb.storage.segments`)."""
+        vocabulary, folded = dict(self.vocabulary), dict(self._folded)
+        for word, n in change.items():
+            old = vocabulary.get(word, 0)
+            new = max(old + n, 0)
+            if new == old:
+                continue
+            if new:
+                vocabulary[word] = new
+            else:
+                del vocabulary[word]
+            key = fold(word)
+            total = folded.get(key, 0) + new - old
+            if total > 0:
+                folded[key] = total
+            else:
+                folded.pop(key, None)
+        splitter = CompoundSplitter({})
+        splitter.vocabulary, splitter._folded = vocabulary, folded
+        return splitter
 
     def _known(self, part: str) -> int:
         vocabulary = self._folded

@@ -7,14 +7,28 @@ contract of ``tests/test_storage_contract.py`` is run once more on such an engin
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from kb.chunking import passage_text
+from kb.documents import Metadata, document_id
+from kb.index import (
+    DATA_FILES,
+    LoadedIndex,
+)
+from kb.lexical import CompoundSplitter, LexicalIndex
 from kb.storage import Storage, segments
 from kb.storage.local import LocalStorage
+from kb.storage.segments import DELTA_FILES, DELTA_STORE, LayeredLexical
 from tests.test_storage_contract import *  # noqa: F403  (the contract, run again on an engine with segments)
+from tests.test_storage_contract import DOCUMENTS, _filled, _publish, _put, _reader, _unit, _writer
 
 
 @pytest.fixture(params=["segments", "segments-ann"])
@@ -26,19 +40,6 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 
 # -- focused tests on one engine with segments -------------------------------------------------------------------
 
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from kb.chunking import passage_text  # noqa: E402
-from kb.documents import Metadata, document_id  # noqa: E402
-from kb.index import LoadedIndex  # noqa: E402
-from kb.lexical import LexicalIndex  # noqa: E402
-from kb.storage.segments import DELTA_FILES, DELTA_STORE, LayeredLexical  # noqa: E402
-from tests.test_storage_contract import DOCUMENTS, _filled, _publish, _put, _reader, _unit, _writer  # noqa: E402
 
 #: Base documents besides :data:`DOCUMENTS`: enough German text for BM25 statistics worth comparing.
 MORE = [
@@ -338,3 +339,15 @@ def test_an_exception_during_a_delta_write_publishes_nothing(
     assert segmented.current_name() == before
     assert not list((segmented.root / "versions").glob(".build-*"))
     assert document_id("neu.md") not in _reader(segmented).documents
+
+
+def test_a_splitter_with_a_vocabulary_change_equals_one_built_from_the_changed_vocabulary() -> None:
+    base = {"sprache": 3, "bildung": 2, "größe": 1, "grosse": 1, "kurse": 4}
+    change = {"sprache": -3, "größe": 2, "eltern": 5, "kurse": -1, "fehlt": -2}
+    changed = CompoundSplitter(base).changed(change)
+    built = CompoundSplitter({"bildung": 2, "größe": 3, "grosse": 1, "kurse": 3, "eltern": 5})
+    assert changed.vocabulary == built.vocabulary and changed._folded == built._folded
+    assert CompoundSplitter(base).vocabulary == base  # the base's own splitter is not changed
+    for word in ("sprachbildung", "elternkurse", "gruppengröße"):
+        assert changed.split(word) == built.split(word)
+    assert DATA_FILES == segments.BASE_FILES

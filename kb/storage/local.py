@@ -55,7 +55,7 @@ from kb.index import (
     verify_files,
     write_overlay,
 )
-from kb.lexical import GERMAN, Analyzer, CompoundSplitter, LexicalIndex, term_counts, vocabulary_counts
+from kb.lexical import GERMAN, Analyzer, LexicalIndex, term_counts, vocabulary_counts
 from kb.storage import segments
 from kb.storage.segments import (
     BANDS_FILE,
@@ -65,10 +65,8 @@ from kb.storage.segments import (
     FLAT_ONLY,
     Delta,
     LayeredStore,
-    combined_vocabulary,
     has_counts,
     has_delta,
-    read_vocabulary,
 )
 from kb.store import DocumentLocation, KnownDocument, Store, StoredChunk, StoredDocument
 from kb.vectors import ANN_THRESHOLD, Vectors
@@ -500,8 +498,7 @@ class LocalWriter:
             write.added_texts = {}
             rows = write.delta.lexical
             rows.vocabulary.update(vocabulary_counts(text for _, text in items))
-            base_vocabulary, _ = read_vocabulary(self._previous)
-            analyzer = Analyzer(CompoundSplitter(combined_vocabulary(base_vocabulary, rows.vocabulary)))
+            analyzer = Analyzer(segments.base_lexicon(self._previous)[0].changed(rows.vocabulary))
             counts = term_counts(analyzer, [text for _, text in items], rows.terms)
             write.delta.lexical = rows.with_rows([i for i, _ in items], counts)
         texts: dict[str, list[str]] = defaultdict(list)

@@ -45,6 +45,8 @@ DELTA_FILES = (DELTA_STORE, DELTA_VECTORS, DELTA_VECTORS_DELETED, DELTA_ARRAYS, 
 #: The base's near-duplicate band keys (document ids and one key per band), so that a write finds the candidates
 #: of its documents without reading every signature; written with a base, or by the first delta on an older one.
 BANDS_FILE = "bands.npz"
+#: A base's files (:data:`kb.index.DATA_FILES`, repeated here below the index module).
+BASE_FILES = ("store.sqlite", "vectors.faiss", "vectors.deleted.npy", LEXICAL_MATRIX, LEXICAL_TERMS)
 #: A write folds the delta into a new base once its chunks and tombstones exceed this share of the base's chunks.
 MERGE_FRACTION = 0.1
 #: Bases smaller than this are rewritten by every write as before (a copy costs little there, and one format is
@@ -123,33 +125,50 @@ class Delta:
         (folder / DELTA_INFO).write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
 
 
-def combined_vocabulary(base: Mapping[str, int], change: Mapping[str, int]) -> dict[str, int]:
-    """The base's vocabulary with a delta's change applied (words no chunk has any more dropped)."""
-    vocabulary = dict(base)
-    for word, n in change.items():
-        count = vocabulary.get(word, 0) + n
-        if count > 0:
-            vocabulary[word] = count
-        else:
-            vocabulary.pop(word, None)
-    return vocabulary
-
-
 def read_vocabulary(folder: Path) -> tuple[dict[str, int], int]:
     """A base's vocabulary and the analysis its terms were made with."""
     payload = json.loads((folder / LEXICAL_TERMS).read_text(encoding="utf-8"))
     return dict(payload["vocabulary"]), int(payload.get("analysis", 1))
 
 
-def has_counts(folder: Path) -> bool:
-    """Whether a base's BM25 file holds the term counts of the current analysis (what a delta needs)."""
+def base_key(folder: Path) -> tuple[tuple[int, int], ...]:
+    """What identifies a version's base files (the same inodes: the same base; empty if one is missing)."""
+    key = []
+    for name in BASE_FILES:
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            return ()
+        key.append((stat.st_dev, stat.st_ino))
+    return tuple(key)
+
+
+#: The compound splitter of the base read last, by :func:`base_key` (a base never changes: one entry is kept, so
+#: that the writer and the readers of one process build it once per base, not once per write).
+_splitters: dict[tuple[tuple[int, int], ...], tuple[CompoundSplitter, bool]] = {}
+
+
+def base_lexicon(folder: Path) -> tuple[CompoundSplitter, bool]:
+    """The compound splitter of a base's vocabulary, and whether its BM25 file holds the term counts of the
+    current analysis (what a delta segment needs)."""
+    key = base_key(folder)
+    cached = _splitters.get(key)
+    if cached is not None and key:
+        return cached
     try:
         with np.load(folder / LEXICAL_MATRIX) as arrays:
-            if "tf_data" not in arrays:
-                return False
-        return read_vocabulary(folder)[1] == ANALYSIS
+            counted = "tf_data" in arrays
+        vocabulary, analysis = read_vocabulary(folder)
     except (OSError, ValueError, KeyError):
-        return False
+        return CompoundSplitter({}), False
+    _splitters.clear()
+    _splitters[key] = CompoundSplitter(vocabulary), counted and analysis == ANALYSIS
+    return _splitters[key]
+
+
+def has_counts(folder: Path) -> bool:
+    """Whether a base's BM25 file holds the term counts of the current analysis (what a delta needs)."""
+    return base_lexicon(folder)[1]
 
 
 # -- reading: one view over base and delta ------------------------------------------------------------------
@@ -312,7 +331,7 @@ class BaseCounts:
     tf: sparse.csc_matrix
     terms: dict[str, int]
     lengths: np.ndarray
-    vocabulary: dict[str, int]
+    splitter: CompoundSplitter
 
     @classmethod
     def load(cls, folder: Path) -> BaseCounts:
@@ -324,7 +343,7 @@ class BaseCounts:
             ids = arrays["chunk_ids"].astype(np.int64)
         payload = json.loads((folder / LEXICAL_TERMS).read_text(encoding="utf-8"))
         terms = {term: i for i, term in enumerate(payload["terms"])}
-        return cls(ids, csr.tocsc(), terms, _row_lengths(csr), dict(payload["vocabulary"]))
+        return cls(ids, csr.tocsc(), terms, _row_lengths(csr), base_lexicon(folder)[0])
 
 
 def _row_lengths(tf: sparse.csr_matrix) -> np.ndarray:
@@ -388,10 +407,9 @@ class LayeredLexical(LexicalIndex):
         self._norm = K1 * (1 - B + B * base.lengths / mean)
         self._norm[~live] = np.inf  # a tombstoned row scores nothing
         self._delta_norm = K1 * (1 - B + B * delta_lengths / mean)
-        vocabulary = combined_vocabulary(base.vocabulary, delta.vocabulary)
         chunk_ids = np.concatenate([base.ids[live], delta.ids])
         super().__init__(chunk_ids, sparse.csc_matrix((0, 0), dtype=np.float32),
-                         _LiveTerms(self), Analyzer(CompoundSplitter(vocabulary)))  # type: ignore[arg-type]  # fmt: skip
+                         _LiveTerms(self), Analyzer(base.splitter.changed(delta.vocabulary)))  # type: ignore[arg-type]  # fmt: skip
 
     def document_frequency(self, term: str) -> int:
         """In how many live chunks of the version ``term`` occurs."""
