@@ -203,7 +203,7 @@ class BaseParts:
     """What a reader loaded of a base (the files of a full version): shared by every later reader of a version on
     the same base, which then reads only its delta segment."""
 
-    key: tuple[tuple[int, int], ...]
+    key: tuple[tuple[int, ...], ...]
     vectors: Vectors
     documents: dict[str, StoredDocument]
     doc_chunks: dict[str, np.ndarray]

@@ -131,21 +131,28 @@ def read_vocabulary(folder: Path) -> tuple[dict[str, int], int]:
     return dict(payload["vocabulary"]), int(payload.get("analysis", 1))
 
 
-def base_key(folder: Path) -> tuple[tuple[int, int], ...]:
-    """What identifies a version's base files (the same inodes: the same base; empty if one is missing)."""
+def base_key(folder: Path) -> tuple[tuple[int, ...], ...]:
+    """What identifies a version's base files (the same inodes, sizes and times: the same base, hard links of one
+    another; empty if one is missing)."""
     key = []
     for name in BASE_FILES:
         try:
-            stat = (folder / name).stat()
+            key.append(_file_key(folder / name))
         except OSError:
             return ()
-        key.append((stat.st_dev, stat.st_ino))
     return tuple(key)
+
+
+def _file_key(path: Path) -> tuple[int, ...]:
+    """One file's identity: inode (what hard links share), size and modification time (an inode number freed by a
+    deleted file and given to a new one is told apart)."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 #: The compound splitter of the base read last, by :func:`base_key` (a base never changes: one entry is kept, so
 #: that the writer and the readers of one process build it once per base, not once per write).
-_splitters: dict[tuple[tuple[int, int], ...], tuple[CompoundSplitter, bool]] = {}
+_splitters: dict[tuple[tuple[int, ...], ...], tuple[CompoundSplitter, bool]] = {}
 
 
 def base_lexicon(folder: Path) -> tuple[CompoundSplitter, bool]:
@@ -212,7 +219,7 @@ class LayeredStore:
         return self._in_delta(doc_id) or (self._in_base(doc_id) and self.base.has_document(doc_id))
 
     def hashes(self) -> dict[str, KnownDocument]:
-        known = {k: v for k, v in self.base.hashes().items() if v.doc_id not in self.removed}
+        known = {k: v for k, v in _base_hashes(self.base).items() if v.doc_id not in self.removed}
         if self.delta is not None:
             known.update(self.delta.hashes())
         return known
@@ -273,6 +280,19 @@ class LayeredStore:
             more_docs, more_chunks = self.delta.counts()
             docs, chunks = docs + more_docs, chunks + more_chunks
         return docs, chunks
+
+
+#: The content hashes of the base read last, by its store file's inode (what every write asks first; a base never
+#: changes, so one write per base and process reads them).
+_hashes: dict[tuple[int, ...], dict[str, KnownDocument]] = {}
+
+
+def _base_hashes(store: Store) -> dict[str, KnownDocument]:
+    key = _file_key(store.path)
+    if key not in _hashes:
+        _hashes.clear()
+        _hashes[key] = store.hashes()
+    return _hashes[key]
 
 
 class LayeredVectors:
