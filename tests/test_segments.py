@@ -17,18 +17,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kb.backup import backup, restore
 from kb.chunking import passage_text
+from kb.doctor import check_index
 from kb.documents import Metadata, document_id
 from kb.index import (
     DATA_FILES,
     LoadedIndex,
+    open_current,
 )
 from kb.lexical import CompoundSplitter, LexicalIndex
+from kb.settings import Settings
 from kb.storage import Storage, segments
 from kb.storage.local import LocalStorage
 from kb.storage.segments import DELTA_FILES, DELTA_STORE, LayeredLexical
 from tests.test_storage_contract import *  # noqa: F403  (the contract, run again on an engine with segments)
-from tests.test_storage_contract import DOCUMENTS, _filled, _publish, _put, _reader, _unit, _writer
+from tests.test_storage_contract import DOCUMENTS, MODEL, _filled, _publish, _put, _reader, _unit, _writer
 
 
 @pytest.fixture(params=["segments", "segments-ann"])
@@ -351,3 +355,24 @@ def test_a_splitter_with_a_vocabulary_change_equals_one_built_from_the_changed_v
     for word in ("sprachbildung", "elternkurse", "gruppengröße"):
         assert changed.split(word) == built.split(word)
     assert DATA_FILES == segments.BASE_FILES
+
+
+def test_backup_restore_and_doctor_know_a_version_with_a_delta_segment(
+    segmented: LocalStorage, tmp_path: Path
+) -> None:
+    _delta_write(segmented)
+    live = _reader(segmented)
+    settings = Settings(index_dir=segmented.root, data_dir=tmp_path / "data", model=MODEL)
+    check = check_index(settings)
+    assert check.status == "OK" and "delta segment of 3 chunks and 0 removed documents" in check.message
+    backup(settings, tmp_path / "backup")
+    restored = Settings(index_dir=tmp_path / "restored", data_dir=tmp_path / "data2", model=MODEL)
+    restore(restored, tmp_path / "backup")
+    reader = open_current(restored.index_dir)
+    assert all((reader.folder / name).exists() for name in DELTA_FILES)
+    assert list(reader.documents) == list(live.documents)
+    vector = stored_vector(live, live.doc_chunks[document_id("neu.md")][0])
+    assert reader.vectors.search(vector, 1) == live.vectors.search(vector, 1)
+    (live.folder / DELTA_STORE).write_bytes(b"damaged")  # a damaged delta is found like any damaged file
+    broken = check_index(settings)
+    assert broken.status == "FAIL" and DELTA_STORE in broken.message
