@@ -169,8 +169,13 @@ class LocalWriter:
             except BaseException:
                 store.close()
                 raise
-            self.store = LayeredStore(store, delta_store, set(self._prev_delta.removed_documents),
-                                      len(self._prev_delta.removed_chunks))  # fmt: skip
+            removed = self._prev_delta.removed_documents
+            delta_docs, delta_chunks = delta_store.counts()
+            counts = (base.documents - delta_docs + len(removed),
+                      base.chunks - delta_chunks + len(self._prev_delta.removed_chunks))  # fmt: skip
+            self.store = LayeredStore(
+                store, delta_store, set(removed), len(self._prev_delta.removed_chunks), counts
+            )
         self._delta: _DeltaWrite | None = None
         self._read_vectors: dict[str, Vectors] = {}  # the live version's, loaded to reconstruct kept vectors
         #: Metadata changed by this writer while nothing was copied (laid over the live version's store).
@@ -225,9 +230,11 @@ class LocalWriter:
             self._copy()
 
     def _delta_allowed(self) -> bool:
-        assert self._previous is not None
-        base = self.store.base if isinstance(self.store, LayeredStore) else self.store
-        base_chunks = base.counts()[1]
+        assert self._previous is not None and self._base is not None
+        view = self.store
+        base_chunks = (
+            view.base_counts[1] if isinstance(view, LayeredStore) and view.base_counts else self._base.chunks
+        )
         if base_chunks < segments.MIN_BASE_CHUNKS or not has_counts(self._previous):
             return False
         if self._prev_delta is None:
@@ -257,7 +264,7 @@ class LocalWriter:
                 delta_store.set_near_duplicates(self.store.near_duplicate_groups())
                 vectors = Vectors.new(self._base.dimension, FLAT_ONLY)
                 delta = Delta()
-                view = LayeredStore(self.store, None, set())
+                view = LayeredStore(self.store, None, set(), 0, (self._base.documents, self._base.chunks))
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)
             raise
@@ -610,7 +617,11 @@ class LocalWriter:
         version = self.index_dir.next_version()
         files = {name: (build / name).stat().st_size for name in names if (build / name).exists()}
         for name in files:  # large files are checked by size only at load, so they are not hashed here either
-            if name not in checksums and files[name] <= CHECKSUM_MAX_BYTES:
+            if name in checksums or files[name] > CHECKSUM_MAX_BYTES:
+                continue
+            if self._base is not None and name in self._base.checksums and self._linked(name):
+                checksums[name] = self._base.checksums[name]  # the live version's file, hashed when it was written
+            else:
                 checksums[name] = file_sha256(build / name)
         manifest = Manifest(
             version=version,
@@ -628,6 +639,15 @@ class LocalWriter:
         self.index_dir.publish(build, version)
         self._done = True
         return manifest
+
+    def _linked(self, name: str) -> bool:
+        """Whether the build folder's file ``name`` is a link to the live version's."""
+        if self._previous is None or self._build is None:
+            return False
+        try:
+            return (self._build / name).stat().st_ino == (self._previous / name).stat().st_ino
+        except OSError:
+            return False
 
     def _publish_metadata(self) -> Manifest:
         """The next version of a writer that changed only metadata: hard links to the live version's data files

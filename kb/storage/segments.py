@@ -184,8 +184,18 @@ def has_counts(folder: Path) -> bool:
 class LayeredStore:
     """The documents and chunks of a version: the base's (without tombstones) and the delta's."""
 
-    def __init__(self, base: Store, delta: Store | None, removed: set[str], removed_chunks: int = 0) -> None:
+    def __init__(
+        self,
+        base: Store,
+        delta: Store | None,
+        removed: set[str],
+        removed_chunks: int = 0,
+        base_counts: tuple[int, int] | None = None,
+    ) -> None:
+        """``base_counts``: the base's documents and chunks when known (a writer knows them from the manifest;
+        counting a million rows costs a second)."""
         self.base, self.delta, self.removed = base, delta, removed
+        self.base_counts = base_counts
         #: How many base chunks the tombstones hold (for :meth:`counts`).
         self.removed_chunks = removed_chunks
         self.overlay = base.overlay
@@ -274,7 +284,7 @@ class LayeredStore:
         return found
 
     def counts(self) -> tuple[int, int]:
-        docs, chunks = self.base.counts()
+        docs, chunks = self.base_counts or self.base.counts()
         docs, chunks = docs - len(self.removed), chunks - self.removed_chunks
         if self.delta is not None:
             more_docs, more_chunks = self.delta.counts()
