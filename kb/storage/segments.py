@@ -52,6 +52,9 @@ MERGE_FRACTION = 0.1
 #: Bases smaller than this are rewritten by every write as before (a copy costs little there, and one format is
 #: simpler to look at); tests lower it to exercise segments on a small corpus.
 MIN_BASE_CHUNKS = 5_000
+#: Postings whose BM25 weights a reader of base and delta keeps once computed (float32: 4 bytes each). A query's
+#: terms are weighed when first asked for; the most asked-for terms stay (80 MB at most).
+WEIGHTS_CACHED = 20_000_000
 #: A delta's vectors are never an inverted file.
 FLAT_ONLY = 2**62
 
@@ -438,8 +441,30 @@ class LayeredLexical(LexicalIndex):
         self._norm[~live] = np.inf  # a tombstoned row scores nothing
         self._delta_norm = K1 * (1 - B + B * delta_lengths / mean)
         chunk_ids = np.concatenate([base.ids[live], delta.ids])
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._cached = 0
         super().__init__(chunk_ids, sparse.csc_matrix((0, 0), dtype=np.float32),
                          _LiveTerms(self), Analyzer(base.splitter.changed(delta.vocabulary)))  # type: ignore[arg-type]  # fmt: skip
+
+    def _weights(self, segment: int, column: int) -> np.ndarray:
+        """The BM25 weights of one term column of the base (0) or the delta (1) with the version's statistics: what
+        a full build precomputes (:meth:`kb.lexical.LexicalIndex._weighted`), computed for the columns queries
+        read and kept (up to :data:`WEIGHTS_CACHED` postings), so a term's second query costs what it costs in
+        one index."""
+        cached = self._cache.get((segment, column))
+        if cached is not None:
+            return cached
+        tf, idf, norm = (self.base.tf, self._idf, self._norm) if segment == 0 else \
+            (self._delta_tf, self._delta_idf, self._delta_norm)  # fmt: skip
+        start, end = tf.indptr[column], tf.indptr[column + 1]
+        counts = tf.data[start:end]
+        data: np.ndarray = (counts * (K1 + 1) / (counts + norm[tf.indices[start:end]]) * idf[column]).astype(
+            np.float32
+        )
+        if self._cached + len(data) <= WEIGHTS_CACHED:
+            self._cache[(segment, column)] = data
+            self._cached += len(data)
+        return data
 
     def document_frequency(self, term: str) -> int:
         """In how many live chunks of the version ``term`` occurs."""
@@ -455,35 +480,30 @@ class LayeredLexical(LexicalIndex):
         if k <= 0:
             return []
         found_ids, found_scores = [], []
-        for ids, tf, terms, idf, norm, skip in (
-            (self.base.ids, self.base.tf, self.base.terms, self._idf, self._norm, None),
-            (self.delta.ids, self._delta_tf, self.delta.terms, self._delta_idf, self._delta_norm, self.base.terms),
+        for segment, ids, tf, terms in (
+            (0, self.base.ids, self.base.tf, self.base.terms),
+            (1, self.delta.ids, self._delta_tf, self.delta.terms),
         ):
             scores: np.ndarray | None = None
             for term, weight in weights.items():
                 column = terms.get(term)
                 if column is None:
                     continue
-                if skip is None and self._df[column] <= 0:
-                    continue
                 start, end = tf.indptr[column], tf.indptr[column + 1]
-                rows, counts = tf.indices[start:end], tf.data[start:end]
-                data = (counts * (K1 + 1) / (counts + norm[rows]) * idf[column]).astype(np.float32)
                 if scores is None:
                     scores = np.zeros(len(ids), dtype=np.float32)
-                scores[rows] += weight * data
+                scores[tf.indices[start:end]] += weight * self._weights(segment, column)
             if scores is not None:
                 rows = np.flatnonzero(scores > 0)
                 found_ids.append(ids[rows])
                 found_scores.append(scores[rows])
         if not found_ids:
             return []
+        # Delta chunk ids are above all base ids: the concatenation is in chunk id order, as one index's rows.
         chunk_ids, scores = np.concatenate(found_ids), np.concatenate(found_scores)
         if allowed is not None:
             keep = np.isin(chunk_ids, allowed)
             chunk_ids, scores = chunk_ids[keep], scores[keep]
-        order = np.argsort(chunk_ids, kind="stable")  # ties in chunk id order, as one index ranks them
-        chunk_ids, scores = chunk_ids[order], scores[order]
         candidates = np.arange(len(scores))
         if len(candidates) > k:
             candidates = candidates[np.argpartition(-scores, k - 1)[:k]]
