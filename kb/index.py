@@ -15,7 +15,8 @@ A version whose only change is documents' metadata (a curator's recommendation, 
 shares its data files with the version before it: they are hard links to the same immutable files, and the new
 metadata is ``metadata.json`` (document id → metadata), laid over the store's rows. So such a write copies no
 vectors, postings or chunks, and pruning an old version deletes only its names (a file lives while a kept version
-links it). The next write that changes chunks folds the overlay into its copy of the store.
+links it). The next write that changes chunks keeps the overlay (a delta segment) or folds it into its copy of the
+store (a small index, a merge).
 
 A version written after a base is its base's files (hard links) plus one small delta segment: the documents put
 since, tombstones of the base documents removed since (:mod:`kb.storage.segments`). A reader of such a version
