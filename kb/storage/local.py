@@ -544,8 +544,7 @@ class LocalWriter:
         signatures once (a base written before bands were kept) and linked by later versions."""
         path = self.build / BANDS_FILE
         if path.exists():
-            with np.load(path) as arrays:
-                return arrays["ids"], arrays["keys"]
+            return segments.read_bands(path)
         signatures = {d: b for d, b in view.base.signatures().items() if b}
         return _write_bands(path, signatures)
 

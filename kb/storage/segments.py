@@ -238,7 +238,7 @@ class LayeredStore:
         return known
 
     def locations(self) -> list[DocumentLocation]:
-        rows = [r for r in self.base.locations() if r.doc_id not in self.removed]
+        rows = [r for r in _base_locations(self.base) if r.doc_id not in self.removed]
         if self.delta is not None:
             rows = sorted(rows + self.delta.locations(), key=lambda r: r.key)
         return rows
@@ -300,12 +300,37 @@ class LayeredStore:
 _hashes: dict[tuple[int, ...], dict[str, KnownDocument]] = {}
 
 
+_locations: dict[tuple[int, ...], list[DocumentLocation]] = {}
+
+
 def _base_hashes(store: Store) -> dict[str, KnownDocument]:
     key = _file_key(store.path)
     if key not in _hashes:
         _hashes.clear()
         _hashes[key] = store.hashes()
     return _hashes[key]
+
+
+def _base_locations(store: Store) -> list[DocumentLocation]:
+    """The base's document locations (what ingestion checks for files gone), read once per base and process."""
+    key = _file_key(store.path)
+    if key not in _locations:
+        _locations.clear()
+        _locations[key] = store.locations()
+    return _locations[key]
+
+
+_bands: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def read_bands(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A base's near-duplicate band keys (:data:`BANDS_FILE`): document ids and keys, read once per base."""
+    key = _file_key(path)
+    if key not in _bands:
+        with np.load(path) as arrays:
+            _bands.clear()
+            _bands[key] = arrays["ids"], arrays["keys"]
+    return _bands[key]
 
 
 class LayeredVectors:
