@@ -55,6 +55,7 @@ from kb.storage.segments import (
     LayeredVectors,
     base_key,
     has_delta,
+    remember_splitter,
 )
 from kb.store import Store, StoredChunk, StoredDocument
 from kb.vectors import Vectors, deleted_file
@@ -294,6 +295,8 @@ class LoadedIndex:
             raise IndexUnavailableError(
                 f"The lexical index in {folder} is unreadable ({exc}); run `kb ingest --rebuild`."
             ) from exc
+        if lexical.analyzer.umlauts:  # the current analysis: what a writer's delta segment needs from this base
+            remember_splitter(folder, lexical.analyzer.splitter)
         documents = {doc.id: doc for doc in store.documents()}
         doc_chunks = {
             doc_id: np.asarray(ids, dtype=np.int64) for doc_id, ids in store.chunk_ids_by_document().items()

@@ -523,15 +523,17 @@ class LocalWriter:
             return {d: np.frombuffer(b, dtype=np.uint64) for d, b in view.signatures_of(ids).items() if b}
 
         def sharing_band(keys: np.ndarray) -> set[str]:
+            """Documents of the version sharing a band key with a row of ``keys``: the base's (band keys by band,
+            :func:`kb.storage.segments.read_bands`) and the delta's."""
+            delta = {d: np.frombuffer(b, dtype=np.uint64) for d, b in write.store.signatures().items() if b}
+            segments_ = [(bands_ids, bands)]
+            if delta:
+                segments_.append((np.asarray(list(delta)), duplicates.band_keys(np.stack(list(delta.values()))).T))
             found: set[str] = set()
-            delta_sigs = {d: b for d, b in write.store.signatures().items() if b}
-            for ids, rows in ((bands_ids, bands), *(((np.asarray(list(delta_sigs)),
-                              duplicates.band_keys(np.stack([np.frombuffer(b, dtype=np.uint64)
-                                                             for b in delta_sigs.values()]))),)
-                              if delta_sigs else ())):  # fmt: skip
+            for ids, by_band in segments_:
                 hits = np.zeros(len(ids), dtype=bool)
                 for band in range(keys.shape[1]):
-                    hits |= np.isin(rows[:, band], keys[:, band])
+                    hits |= np.isin(by_band[band], keys[:, band])
                 found.update(str(d) for d in ids[hits])
             return {d for d in found if view.has_document(d)}
 
@@ -540,8 +542,8 @@ class LocalWriter:
         write.store.set_near_duplicates(groups)
 
     def _base_bands(self, view: LayeredStore) -> tuple[np.ndarray, np.ndarray]:
-        """The base's document ids and near-duplicate band keys: from its bands file, or computed from its
-        signatures once (a base written before bands were kept) and linked by later versions."""
+        """The base's document ids and near-duplicate band keys (a row per band): from its bands file, or computed
+        from its signatures once (a base written before bands were kept) and linked by later versions."""
         path = self.build / BANDS_FILE
         if path.exists():
             return segments.read_bands(path)
@@ -692,4 +694,4 @@ def _write_bands(path: Path, signatures: dict[str, bytes]) -> tuple[np.ndarray, 
         keys = np.zeros((0, duplicates.NUM_PERM // duplicates.BAND_ROWS), dtype=np.uint64)
     with open(path, "wb") as handle:
         np.savez(handle, ids=ids, keys=keys)
-    return ids, keys
+    return ids, np.ascontiguousarray(keys.T)

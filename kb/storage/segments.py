@@ -176,6 +176,21 @@ def base_lexicon(folder: Path) -> tuple[CompoundSplitter, bool]:
     return _splitters[key]
 
 
+def remember_splitter(folder: Path, splitter: CompoundSplitter) -> None:
+    """Keep the compound splitter a reader built from a base's vocabulary for the writers of this process (a
+    server's first write then builds none)."""
+    key = base_key(folder)
+    if not key or key in _splitters:
+        return
+    try:
+        with np.load(folder / LEXICAL_MATRIX) as arrays:
+            counted = "tf_data" in arrays
+    except (OSError, ValueError):
+        return
+    _splitters.clear()
+    _splitters[key] = splitter, counted
+
+
 def has_counts(folder: Path) -> bool:
     """Whether a base's BM25 file holds the term counts of the current analysis (what a delta needs)."""
     return base_lexicon(folder)[1]
@@ -324,12 +339,13 @@ _bands: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def read_bands(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A base's near-duplicate band keys (:data:`BANDS_FILE`): document ids and keys, read once per base."""
+    """A base's near-duplicate band keys (:data:`BANDS_FILE`): document ids and one row of keys per band (each
+    band's keys contiguous, as a lookup reads them), read once per base and process."""
     key = _file_key(path)
     if key not in _bands:
         with np.load(path) as arrays:
             _bands.clear()
-            _bands[key] = arrays["ids"], arrays["keys"]
+            _bands[key] = arrays["ids"], np.ascontiguousarray(arrays["keys"].T)
     return _bands[key]
 
 
