@@ -43,6 +43,15 @@ PDF_PARTS = (
     REPO / "corpus" / "hochsauerlandkreis" / "konzept-uebergang-schule-beruf-neuzugewanderte.pdf",
 )
 KINDS = ("upload", "recommend", "review", "describe", "retire", "purge")
+#: Queries timed in process before the first write and with the delta segment of the writes present (local).
+SEARCHES = (
+    "Sprachförderung in der Kita",
+    "Elternarbeit mit neu zugewanderten Familien",
+    "Übergang Schule Beruf",
+    "Integrationskurs Anmeldung",
+    "Demokratiebildung Jugendliche",
+    "Beratung für Geflüchtete im Quartier",
+)
 
 
 class TimedEmbedder:
@@ -144,6 +153,9 @@ def measure(settings: Settings, embedder: Embedder, rounds: int) -> dict[str, An
         samples[kind].append(time.perf_counter() - started)
         return result
 
+    searches: dict[str, float] = {}
+    if not settings.database_url:
+        searches["search_base_ms"] = _search_p50(searcher)
     for n in range(rounds):
         data = ten_pages(n)
         timed.seconds = 0.0
@@ -155,13 +167,50 @@ def measure(settings: Settings, embedder: Embedder, rounds: int) -> dict[str, An
         clock("review", lambda: curator.update(principal, doc_id, {"review_by": f"2027-0{n % 9 + 1}-15"}))  # noqa: B023
         clock("describe", lambda: curator.update(principal, doc_id, {"contact": f"Büro {n}"}))  # noqa: B023
         clock("retire", lambda: curator.retire(principal, doc_id))  # noqa: B023
+        if n == 0 and not settings.database_url:
+            searches["search_delta_ms"] = _search_p50(searcher)  # the upload's delta segment present
         clock("purge", lambda: curator.purge(principal, doc_id))  # noqa: B023
     peak = process_status(os.getpid())["VmHWM"] / 1024
-    row: dict[str, Any] = {"rss_before_mb": round(before), "peak_mb": round(peak)}
+    row: dict[str, Any] = {"rss_before_mb": round(before), "peak_mb": round(peak), **searches}
+    if not settings.database_url:
+        row["merge_s"] = _merge_seconds(settings, embedder)
     for kind, values in samples.items():
         p50, _ = percentiles(values)
         row[kind] = {"p50_s": round(p50, 3), "max_s": round(max(values), 3)}
     return row
+
+
+def _search_p50(searcher: Searcher, repeats: int = 5) -> float:
+    """Median milliseconds of an in-process hybrid search of the live version over :data:`SEARCHES`, the queries
+    encoded beforehand and no result cache (what the index costs, not the encoder)."""
+    vectors = searcher.embedder.encode_queries(list(SEARCHES))
+    index = searcher.index
+    for query, vector in zip(SEARCHES, vectors, strict=True):  # warm up
+        searcher.search_encoded(query, vector, 10, index=index)
+    samples = []
+    for _ in range(repeats):
+        for query, vector in zip(SEARCHES, vectors, strict=True):
+            started = time.perf_counter()
+            searcher.search_encoded(query, vector, 10, index=index)
+            samples.append(time.perf_counter() - started)
+    return round(percentiles(samples)[0] * 1000, 2)
+
+
+def _merge_seconds(settings: Settings, embedder: Embedder) -> float:
+    """Seconds of a write that folds the delta segment into a new base (the local engine's merge), forced here
+    by a merge threshold of nothing: a purge of a document of the base."""
+    from kb.ingest import Ingestor
+    from kb.storage import segments
+
+    index = open_current(settings.index_dir)
+    victim = next(iter(index.documents.values())).key
+    threshold, segments.MERGE_FRACTION = segments.MERGE_FRACTION, -1.0  # any delta, even an empty one
+    try:
+        started = time.perf_counter()
+        Ingestor(settings, embedder).run([], purge=[victim])
+        return round(time.perf_counter() - started, 3)
+    finally:
+        segments.MERGE_FRACTION = threshold
 
 
 def run(work: Path, sizes: list[int], engines: list[str], rounds: int) -> list[dict[str, Any]]:

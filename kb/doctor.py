@@ -104,6 +104,7 @@ def check_model(settings: Settings) -> Check:
 
 def check_index(settings: Settings) -> Check:
     from kb.index import IndexDir, open_current
+    from kb.storage.segments import MERGE_FRACTION, LayeredStore
 
     index_dir = IndexDir(settings.index_dir)
     try:
@@ -114,6 +115,12 @@ def check_index(settings: Settings) -> Check:
     except KBError as exc:
         return Check("index", "FAIL", exc.message)
     manifest = index.manifest
+    segment = ""
+    if isinstance(index.store, LayeredStore) and index.store.delta is not None:  # kb/storage/segments.py
+        segment = (
+            f"; beside its base a delta segment of {index.store.delta.counts()[1]} chunks and "
+            f"{len(index.store.removed)} removed documents (merged once over {MERGE_FRACTION:.0%} of the base)"
+        )
     lock = index_dir.lock()
     try:
         lock.acquire(timeout=0)
@@ -126,6 +133,7 @@ def check_index(settings: Settings) -> Check:
         "OK",
         f"version {manifest.version} in {index.folder}: {manifest.documents} documents, {manifest.chunks} chunks, "
         + ("checksums match" if manifest.checksums else "sizes match (no checksums yet: `kb ingest --rebuild`)")
+        + segment
         + running,
     )
 

@@ -15,7 +15,12 @@ A version whose only change is documents' metadata (a curator's recommendation, 
 shares its data files with the version before it: they are hard links to the same immutable files, and the new
 metadata is ``metadata.json`` (document id → metadata), laid over the store's rows. So such a write copies no
 vectors, postings or chunks, and pruning an old version deletes only its names (a file lives while a kept version
-links it). The next write that changes chunks folds the overlay into its copy of the store.
+links it). The next write that changes chunks keeps the overlay (a delta segment) or folds it into its copy of the
+store (a small index, a merge).
+
+A version written after a base is its base's files (hard links) plus one small delta segment: the documents put
+since, tombstones of the base documents removed since (:mod:`kb.storage.segments`). A reader of such a version
+searches both; a reader of an earlier version with the same base takes over the base's loaded parts.
 
 These are the parts of the ``local`` storage engine; the rest of the program reaches them through
 :mod:`kb.storage` (:class:`kb.storage.local.LocalStorage`), except for ``kb doctor``, which checks the files.
@@ -38,6 +43,20 @@ from kb.documents import DocumentText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.files import file_sha256, fsync_path, write_atomic
 from kb.lexical import LEXICAL_MATRIX, LEXICAL_TERMS, LexicalIndex
+from kb.storage.segments import (
+    BANDS_FILE,
+    DELTA_FILES,
+    DELTA_STORE,
+    DELTA_VECTORS,
+    BaseCounts,
+    Delta,
+    LayeredLexical,
+    LayeredStore,
+    LayeredVectors,
+    base_key,
+    has_delta,
+    remember_splitter,
+)
 from kb.store import Store, StoredChunk, StoredDocument
 from kb.vectors import Vectors, deleted_file
 from kb.visibility import visible_to
@@ -161,7 +180,7 @@ class IndexDir:
 
     def publish(self, build: Path, version: int) -> Path:
         """Make a finished build the live version (atomic), then prune old versions."""
-        for name in (*DATA_FILES, OVERLAY_FILE, MANIFEST_FILE):
+        for name in (*DATA_FILES, BANDS_FILE, *DELTA_FILES, OVERLAY_FILE, MANIFEST_FILE):
             path = build / name
             if not path.exists() or path.stat().st_nlink > 1:
                 continue  # no overlay; or a link to a published version's file, made durable when it was published
@@ -182,13 +201,26 @@ class IndexDir:
 
 
 @dataclass
+class BaseParts:
+    """What a reader loaded of a base (the files of a full version): shared by every later reader of a version on
+    the same base, which then reads only its delta segment."""
+
+    key: tuple[tuple[int, ...], ...]
+    vectors: Vectors
+    documents: dict[str, StoredDocument]
+    doc_chunks: dict[str, np.ndarray]
+    overlay: dict[str, str]
+    counts: BaseCounts | None = None
+
+
+@dataclass
 class LoadedIndex:
     """One version, opened for reading; document metadata and the chunk ids of each document kept in memory."""
 
     folder: Path
     manifest: Manifest
-    store: Store
-    vectors: Vectors
+    store: Store | LayeredStore
+    vectors: Vectors | LayeredVectors
     lexical: LexicalIndex
     documents: dict[str, StoredDocument] = field(default_factory=dict)
     doc_chunks: dict[str, np.ndarray] = field(default_factory=dict)
@@ -236,14 +268,18 @@ class LoadedIndex:
         return owners_of(chunk_ids, self._chunk_order, self._chunk_owner, self._owners)
 
     overlay: dict[str, str] = field(default_factory=dict)  # metadata.json of the version (see the module)
+    base: BaseParts | None = None  # what was loaded of the base, for the next reader on the same base
 
     @classmethod
     def open(cls, folder: Path, previous: LoadedIndex | None = None) -> LoadedIndex:
         """``previous``: the reader of an earlier version; when this version shares its data files (hard links,
-        a metadata-only change), its vectors, BM25 and chunk maps are taken over instead of loaded again."""
+        a metadata-only change), its vectors, BM25 and chunk maps are taken over instead of loaded again; when it
+        shares the base only, the base's parts are taken over and only the delta segment is read."""
         manifest = Manifest.read(folder)
         if previous is not None and shares_data(previous.folder, folder):
             return cls._sharing(folder, manifest, previous)
+        if has_delta(manifest.files):
+            return cls._layered(folder, manifest, previous)
         verify_files(folder, manifest)
         overlay = read_overlay(folder)
         store = Store(folder / STORE_FILE, readonly=True, overlay=overlay)
@@ -259,12 +295,74 @@ class LoadedIndex:
             raise IndexUnavailableError(
                 f"The lexical index in {folder} is unreadable ({exc}); run `kb ingest --rebuild`."
             ) from exc
+        if lexical.analyzer.umlauts:  # the current analysis: what a writer's delta segment needs from this base
+            remember_splitter(folder, lexical.analyzer.splitter)
         documents = {doc.id: doc for doc in store.documents()}
         doc_chunks = {
             doc_id: np.asarray(ids, dtype=np.int64) for doc_id, ids in store.chunk_ids_by_document().items()
         }
         near = store.near_duplicates()
-        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, near, overlay=overlay)
+        base = BaseParts(base_key(folder), vectors, documents, doc_chunks, overlay)
+        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, near, overlay=overlay,
+                   base=base)  # fmt: skip
+
+    @classmethod
+    def _layered(cls, folder: Path, manifest: Manifest, previous: LoadedIndex | None) -> LoadedIndex:
+        """A version of a base and a delta segment: the base's parts taken over from ``previous`` when it read
+        the same base (else loaded), the delta read."""
+        key = base_key(folder)
+        base = previous.base if previous is not None and previous.base is not None else None
+        overlay = read_overlay(folder) if (folder / OVERLAY_FILE).exists() else {}
+        if base is None or base.key != key:
+            verify_files(folder, manifest)
+            base_store = Store(folder / STORE_FILE, readonly=True, overlay=dict(overlay))
+            base = BaseParts(
+                key,
+                Vectors.load(folder / VECTORS_FILE, mmap=True),
+                {doc.id: doc for doc in base_store.documents()},
+                {d: np.asarray(ids, dtype=np.int64) for d, ids in base_store.chunk_ids_by_document().items()},
+                dict(overlay),
+            )
+            base_store.close()
+        else:
+            verify_files(folder, manifest, only=(*DELTA_FILES, OVERLAY_FILE))
+        try:
+            if base.counts is None:
+                base.counts = BaseCounts.load(folder)
+            delta = Delta.load(folder)
+            delta_vectors = Vectors.load(folder / DELTA_VECTORS)
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexUnavailableError(
+                f"The delta segment or the BM25 counts in {folder} are unreadable ({exc}); "
+                "run `kb ingest --rebuild`."
+            ) from exc
+        store = LayeredStore(Store(folder / STORE_FILE, readonly=True, overlay=overlay),
+                             Store(folder / DELTA_STORE, readonly=True), delta.removed_documents,
+                             len(delta.removed_chunks))  # fmt: skip
+        assert store.delta is not None
+        removed = delta.removed_documents
+        documents = {d: doc for d, doc in base.documents.items() if d not in removed}
+        for doc_id in set(overlay) | set(base.overlay):
+            if doc_id not in removed and overlay.get(doc_id) != base.overlay.get(doc_id):
+                doc = store.base.document(doc_id)
+                if doc is not None:
+                    documents[doc_id] = doc
+        documents.update((doc.id, doc) for doc in store.delta.documents())
+        documents = dict(sorted(documents.items(), key=lambda item: item[1].key))
+        doc_chunks = {d: ids for d, ids in base.doc_chunks.items() if d not in removed}
+        doc_chunks.update(
+            (d, np.asarray(ids, dtype=np.int64)) for d, ids in store.delta.chunk_ids_by_document().items()
+        )
+        vectors = LayeredVectors(base.vectors, delta_vectors, delta.removed_chunks)
+        if vectors.dimension != manifest.dimension or len(vectors) != manifest.chunks:
+            raise IndexUnavailableError(
+                f"The index in {folder} does not match its manifest ({len(vectors)} vectors of dimension "
+                f"{vectors.dimension}); run `kb ingest --rebuild`."
+            )
+        lexical = LayeredLexical(base.counts, delta.lexical, delta.removed_chunks)
+        near = store.near_duplicates()
+        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, near, overlay=overlay,
+                   base=base)  # fmt: skip
 
     @classmethod
     def _sharing(cls, folder: Path, manifest: Manifest, previous: LoadedIndex) -> LoadedIndex:
@@ -272,7 +370,11 @@ class LoadedIndex:
         metadata overlay is read, and only the documents whose overlay entry changed are read again."""
         verify_files(folder, manifest, only=(OVERLAY_FILE,))
         overlay = read_overlay(folder)
-        store = Store(folder / STORE_FILE, readonly=True, overlay=overlay)
+        store: Store | LayeredStore = Store(folder / STORE_FILE, readonly=True, overlay=overlay)
+        if isinstance(previous.store, LayeredStore):
+            assert isinstance(store, Store)
+            store = LayeredStore(store, Store(folder / DELTA_STORE, readonly=True), previous.store.removed,
+                                 previous.store.removed_chunks)  # fmt: skip
         documents = dict(previous.documents)
         for doc_id in set(overlay) | set(previous.overlay):
             if overlay.get(doc_id) != previous.overlay.get(doc_id):
@@ -281,7 +383,7 @@ class LoadedIndex:
                     documents[doc_id] = doc
         return cls(folder, manifest, store, previous.vectors, previous.lexical, documents, previous.doc_chunks,
                    previous.near_duplicates, previous._chunk_order, previous._chunk_owner, previous._owners,
-                   overlay=overlay)  # fmt: skip
+                   overlay=overlay, base=previous.base)  # fmt: skip
 
     def check_model(self, model: str, dimension: int | None = None) -> None:
         """Fail with a clear message when this index was built with another model than the configured one."""
@@ -370,21 +472,30 @@ def write_overlay(folder: Path, overlay: dict[str, str]) -> None:
 
 
 def shares_data(a: Path, b: Path) -> bool:
-    """Whether two version folders hold the same data files (hard links of one file each)."""
-    try:
-        for name in DATA_FILES:
-            sa, sb = (a / name).stat(), (b / name).stat()
-            if (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino):
-                return False
-    except OSError:
-        return False
+    """Whether two version folders hold the same data files, delta segment included (hard links of one file
+    each; a file neither has is shared)."""
+    for name in (*DATA_FILES, *DELTA_FILES):
+        pa, pb = a / name, b / name
+        if not pa.exists() and not pb.exists():
+            continue
+        try:
+            sa, sb = pa.stat(), pb.stat()
+        except OSError:
+            return False
+        if (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino):
+            return False
     return True
 
 
-def link_data(source: Path, target: Path) -> None:
-    """The data files of version ``source`` into the build folder ``target``, as hard links (copies where the
-    file system has none)."""
-    for name in DATA_FILES:
+_ALL_DATA = (*DATA_FILES, BANDS_FILE, *DELTA_FILES)
+
+
+def link_data(source: Path, target: Path, names: tuple[str, ...] = _ALL_DATA) -> None:
+    """The data files of version ``source`` (those of ``names`` it has) into the build folder ``target``, as hard
+    links (copies where the file system has none)."""
+    for name in names:
+        if not (source / name).exists():
+            continue
         try:
             os.link(source / name, target / name)
         except OSError:

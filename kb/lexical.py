@@ -28,7 +28,7 @@ import re
 import unicodedata
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -123,6 +123,35 @@ def term(word: str) -> str:
     return "".join(_UMLAUT_OF[c] if m else c for c, m in zip(base, marked, strict=False))
 
 
+class _Changed(Mapping[str, int]):
+    """Counts of a dictionary with changes laid over it (a count of 0 or less is no entry): a changed vocabulary
+    without a copy of the whole one (:meth:`CompoundSplitter.changed`)."""
+
+    def __init__(self, base: Mapping[str, int], change: dict[str, int]) -> None:
+        self._base, self._change = base, change
+
+    def __getitem__(self, key: str) -> int:
+        count = self._base.get(key, 0) + self._change.get(key, 0)
+        if count <= 0:
+            raise KeyError(key)
+        return count
+
+    def get(self, key: str, default: int = 0) -> int:  # type: ignore[override]
+        count = self._base.get(key, 0) + self._change.get(key, 0)
+        return count if count > 0 else default
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._base:
+            if key not in self._change or self._base[key] + self._change[key] > 0:
+                yield key
+        for key, n in self._change.items():
+            if key not in self._base and n > 0:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class CompoundSplitter:
     """Splits German compounds into two known words of the corpus ("sprachbildung" → "sprach", "bildung")."""
 
@@ -137,6 +166,24 @@ class CompoundSplitter:
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> CompoundSplitter:
         return cls(dict(vocabulary_counts(texts)))
+
+    def changed(self, change: Mapping[str, int]) -> CompoundSplitter:
+        """A splitter of this vocabulary with word counts added (or, negative, taken off; words left with none
+        dropped): equal to one built from the changed vocabulary, at the cost of the change alone (its
+        dictionaries are views over this one's; a delta segment's vocabulary over its base's,
+        :mod:`kb.storage.segments`)."""
+        words: dict[str, int] = {}
+        folded: Counter[str] = Counter()
+        for word, n in change.items():
+            old = self.vocabulary.get(word, 0)
+            new = max(old + n, 0)
+            if new != old:
+                words[word] = new - old
+                folded[fold(word)] += new - old
+        splitter = CompoundSplitter({})
+        splitter.vocabulary = _Changed(self.vocabulary, words)  # type: ignore[assignment]
+        splitter._folded = _Changed(self._folded, dict(folded))  # type: ignore[assignment]
+        return splitter
 
     def _known(self, part: str) -> int:
         vocabulary = self._folded
@@ -467,6 +514,12 @@ class LexicalIndex:
 def _contains(terms: list[str], member: list[str]) -> bool:
     n = len(member)
     return any(terms[i : i + n] == member for i in range(len(terms) - n + 1))
+
+
+def term_counts(analyzer: Analyzer, texts: list[str], terms: dict[str, int]) -> sparse.csr_matrix:
+    """Rows of term counts for ``texts``; new terms are added to ``terms`` (a delta segment's rows,
+    :mod:`kb.storage.segments`)."""
+    return _term_counts(analyzer, texts, terms)
 
 
 def _term_counts(analyzer: Analyzer, texts: list[str], terms: dict[str, int]) -> sparse.csr_matrix:

@@ -71,6 +71,15 @@ _DOCUMENT_ROWS = (
     ("headings", "doc_id"),
 )
 
+#: The tables a delta segment's store holds rows of (:meth:`Store.absorb`), with their columns.
+_SEGMENT_COLUMNS = {
+    "documents": "id, key, path, content_hash, file_type, metadata, pages, words, ingested_at",
+    "chunks": "id, doc_id, ordinal, heading, page, page_end, text",
+    "signatures": "doc_id, sig",
+    "page_texts": "doc_id, page, ocr, text, confidence",
+    "headings": "doc_id, ordinal, page, text",
+}
+
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
     """Columns added to a table after a store was first written (a copy of an older version gets them)."""
@@ -193,6 +202,11 @@ class Store:
     def has_document(self, doc_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM documents WHERE id = ?", (doc_id,)))
 
+    def set_metadata(self, doc_id: str, metadata: str) -> None:
+        """Replace one document's metadata (JSON) in its row (a writable store)."""
+        with self._lock, self._db:
+            self._db.execute("UPDATE documents SET metadata = ? WHERE id = ?", (metadata, doc_id))
+
     def fold_overlay(self) -> None:
         """Write the metadata of :attr:`overlay` into the documents' rows (a writable copy), then forget it."""
         with self._lock, self._db:
@@ -290,10 +304,64 @@ class Store:
             headings=tuple(PageHeading(str(t), int(n)) for t, n in headings),
         )
 
+    def chunk_sequence(self) -> int:
+        """The largest chunk id this store ever gave out (never reused: the ``chunks`` table's AUTOINCREMENT)."""
+        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")
+        top = self._query("SELECT MAX(id) FROM chunks")[0][0]
+        return max(int(rows[0][0]) if rows else 0, int(top or 0))
+
+    def set_chunk_sequence(self, value: int) -> None:
+        """Make the next chunk id larger than ``value`` (a delta segment continues its base's ids)."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'chunks'")
+            self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('chunks', ?)", (value,))
+
+    def absorb(self, delta: Path, removed: Iterable[str]) -> None:
+        """Fold a delta segment's store into this (writable) copy of its base: the ``removed`` documents' rows
+        deleted, the delta's documents with all their rows and its near-duplicate groups taken over, chunk ids
+        kept (the vectors are keyed by them)."""
+        sequence = Store(delta, readonly=True)
+        top = sequence.chunk_sequence()
+        sequence.close()
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS delta", (f"file:{delta}?mode=ro",))
+            try:
+                with self._db:
+                    for doc_id in removed:
+                        self._delete_rows(doc_id)
+                    for table, columns in _SEGMENT_COLUMNS.items():
+                        self._db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM delta.{table}")
+                    self._db.execute("DELETE FROM near_duplicates")
+                    self._db.execute("INSERT INTO near_duplicates SELECT * FROM delta.near_duplicates")
+                    self._db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'chunks'", (top,))
+            finally:
+                self._db.execute("DETACH DATABASE delta")
+
     # -- near-duplicates --------------------------------------------------------------------------------------
     def signatures(self) -> dict[str, bytes]:
         """The stored MinHash signature of each document that has one (empty bytes: too short to have one)."""
         return {doc_id: bytes(sig) for doc_id, sig in self._query("SELECT doc_id, sig FROM signatures")}
+
+    def signatures_of(self, ids: Iterable[str]) -> dict[str, bytes]:
+        """The stored signatures of these documents (those that have one)."""
+        wanted, found = list(ids), {}
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for doc_id, sig in self._query(f"SELECT doc_id, sig FROM signatures WHERE doc_id IN ({marks})", batch):
+                found[str(doc_id)] = bytes(sig)
+        return found
+
+    def near_duplicate_groups(self) -> list[list[str]]:
+        """The near-duplicate groups as stored (each sorted, first member first)."""
+        try:
+            rows = self._query("SELECT doc_id, group_id FROM near_duplicates ORDER BY doc_id")
+        except sqlite3.OperationalError:
+            return []
+        members: dict[str, list[str]] = {}
+        for doc_id, group in rows:
+            members.setdefault(group, []).append(doc_id)
+        return sorted((sorted(g) for g in members.values()), key=lambda g: g[0])
 
     def put_signatures(self, signatures: dict[str, bytes]) -> None:
         with self._lock, self._db:

@@ -121,6 +121,20 @@ class Vectors:
         write_atomic(path, lambda tmp: faiss.write_index(index, str(tmp)))
         write_atomic(deleted_file(path), lambda tmp: _save_array(tmp, deleted))
 
+    def without(self, removed: np.ndarray) -> Vectors:
+        """A read-only view of these vectors with the ids ``removed`` (all stored here) left out of every search,
+        count and listing: a base segment searched beside its delta (:mod:`kb.storage.segments`). The index
+        itself is shared, not copied."""
+        view = Vectors(self._index, self.ann_threshold, np.union1d(self._deleted, removed))
+        view._mapped = True
+        return view
+
+    def stored(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and vectors of every live vector, in storage order (a delta segment folded into its base); a
+        copy, which outlives this object (a flat index's vectors are otherwise a view of its memory)."""
+        ids, vectors = self._live_vectors()
+        return ids, np.array(vectors, copy=True)
+
     @property
     def is_ann(self) -> bool:
         return self.kind != "flat"
@@ -188,6 +202,11 @@ class Vectors:
             bitmap = self._allowed_bitmap(np.asarray(allowed, dtype=np.int64))
             return self._scan_lists(ivf, q, k, bitmap) if bitmap is not None else []
         params: faiss.SearchParameters | None = None
+        if allowed is not None and len(self._deleted):  # a flat view with ids left out (:meth:`without`)
+            allowed = np.asarray(allowed, dtype=np.int64)
+            allowed = allowed[~np.isin(allowed, self._deleted)]
+            if not len(allowed):
+                return []
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
             params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
@@ -196,6 +215,8 @@ class Vectors:
             params = faiss.SearchParametersIVF(  # type: ignore[call-arg]
                 nprobe=min(IVF_NPROBE, int(ivf.nlist)), sel=self._skip_deleted()
             )
+        elif len(self._deleted):
+            params = faiss.SearchParameters(sel=self._skip_deleted())  # type: ignore[call-arg]
         return self._search(q, k, params)
 
     def _search(self, q: np.ndarray, k: int, params: faiss.SearchParameters | None) -> list[tuple[int, float]]:
