@@ -31,7 +31,7 @@ LEASE_S = 120.0
 ATTEMPTS = 3
 #: Why a claim was given up (``{attempts}``: how many times it was taken).
 ABANDONED = (
-    "the ingestion stopped {attempts} times while working on this file (the worker was killed, e.g. out of "
+    "the ingestion stopped while working on this file {attempts} time(s) (its worker was killed, e.g. out of "
     "memory, or its machine went away); not tried again until the next `kb ingest`"
 )
 
