@@ -64,7 +64,7 @@ class Claims:
         (:meth:`abandoned`): a file that kills every worker reading it is not passed on for ever."""
         self.storage, self.worker, self.lease_s = storage, worker or worker_name(), float(lease_s)
         self.attempts = int(attempts)
-        storage.migrate()
+        storage.migrated()
         self._conn: psycopg.Connection[TupleRow] = storage.connect(autocommit=True)
         self._lock = threading.Lock()  # the renewing thread and the worker share the connection
 

@@ -164,6 +164,12 @@ class PostgresStorage:
         with self.connect(autocommit=True) as conn:
             return migrate(conn)
 
+    def migrated(self) -> None:
+        """:meth:`migrate`, once per process and database (a connection and a lock less per write)."""
+        if self.url not in _MIGRATED:
+            self.migrate()
+            _MIGRATED.add(self.url)
+
     # -- the protocol -----------------------------------------------------------------------------------------
     def _live(self, conn: psycopg.Connection[TupleRow]) -> int | None:
         try:
@@ -192,9 +198,7 @@ class PostgresStorage:
         return _WriterLock(self, wait)
 
     def open_writer(self, *, model: str, dimension: Callable[[], int], rebuild: bool = False) -> PgWriter:
-        if self.url not in _MIGRATED:  # once per process and database: a connection and a lock less per write
-            self.migrate()
-            _MIGRATED.add(self.url)
+        self.migrated()
         conn = self.connect()
         try:
             live = self._live(conn)
