@@ -233,6 +233,28 @@ def _district_words() -> dict[str, str]:
     return {word: next(iter(names)) for word, names in owners.items() if len(names) == 1}
 
 
+#: Adjectives of a place that do not end in its name plus "-er" ("Münsteraner Schulen").
+_ADJECTIVES: Final = {"münsteraner": "münster"}
+#: Words that look like a district's adjective but are everyday words ("Hammer": the tool, not Hamm; "Sieger":
+#: the winner, not the Rhein-Sieg-Kreis).
+_NOT_ADJECTIVES: Final = frozenset({"hammer", "sieger"})
+
+
+def _district_adjective(word: str) -> str | None:
+    """The district a place adjective names ("Dortmunder", "Kölner", "Essener", "Mindener"), if any."""
+    folded = word.casefold()
+    if folded in _NOT_ADJECTIVES or not folded.endswith("er"):
+        return None
+    for stem in (_ADJECTIVES.get(folded, folded[:-2]), folded[:-1]):  # "Dortmund-er", "Herne-r"
+        district = districts.find(stem)
+        # A word of a longer name counts unless it is an adjective itself ("rheinisch" of Rhein-Sieg, Rheinisch-
+        # Bergischer Kreis): "Rheinischer Verband" names no district.
+        name = district.name if district else None if stem.endswith("isch") else _district_words().get(stem)
+        if name:
+            return name
+    return None
+
+
 def _districts(query: str) -> Iterable[Constraint]:
     key, label = fields.field("district").key, fields.field("district").label
     tokens = list(re.finditer(r"[\w-]+", query))
@@ -247,7 +269,7 @@ def _districts(query: str) -> Iterable[Constraint]:
             district = districts.find(phrase)
             name = district.name if district else None
             if name is None and n == 1:
-                name = _district_words().get(phrase.casefold())
+                name = _district_words().get(phrase.casefold()) or _district_adjective(phrase)
             if name is None:
                 continue
             before = tokens[i - 1].group(0).casefold() if i > 0 else ""

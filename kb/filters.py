@@ -53,7 +53,7 @@ class Filters:
             elif value is not None and not known[param].ranged:
                 values = (value,) if isinstance(value, str) else tuple(value)
                 if values:
-                    chosen[param] = values
+                    chosen[param] = tuple(dict.fromkeys(_canonical(known[param], v) for v in values))
         ordered = {param: chosen[param] for param in known if param in chosen}
         wanted: list[tuple[Field, frozenset[str]]] = []
         ranges: list[tuple[Field, int | None, int | None]] = []
@@ -144,6 +144,16 @@ def count_facets(documents: Iterable[StoredDocument]) -> dict[str, dict[str, int
     return {
         name: dict(sorted(counter.items(), key=lambda vc: (-vc[1], vc[0]))) for name, counter in counters.items()
     }
+
+
+def _canonical(field: Field, value: str) -> str:
+    """A filter value in the field's canonical form ("Herford" → "Kreis Herford"), so that a short form in a URL or
+    on the command line finds what the official name finds; a value the field does not know stays as it is (and
+    matches nothing)."""
+    try:
+        return field.normalized(value)
+    except ValueError:
+        return value
 
 
 def _fold(value: str) -> str:

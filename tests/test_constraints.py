@@ -64,6 +64,12 @@ def named(query: str) -> list[tuple[str, str, str]]:
         ("Rhein-Kreis Neuss Wohnen", [("district", "Rhein-Kreis Neuss", "Rhein-Kreis Neuss")]),
         ("Sprach-Kita Mülheim an der Ruhr", [("district", "Mülheim an der Ruhr", "Mülheim an der Ruhr")]),
         ("Elterncafé in Essen", [("district", "Essen", "Essen")]),
+        ("Dortmunder Elterncafé", [("district", "Dortmund", "Dortmunder")]),  # the place adjective
+        ("Kölner Sprachcafé", [("district", "Köln", "Kölner")]),
+        ("Essener Schulen", [("district", "Essen", "Essener")]),
+        ("Herner Seiteneinstieg", [("district", "Herne", "Herner")]),
+        ("Münsteraner Sprachcafé", [("district", "Münster", "Münsteraner")]),
+        ("Mindener Elterncafé", [("district", "Kreis Minden-Lübbecke", "Mindener")]),
         ("ab 2019 Sprachförderung", [("year", "2019..", "ab 2019")]),
         ("vor 2015 Elternarbeit", [("year", "..2014", "vor 2015")]),
         ("Berichte 2018–2020", [("year", "2018..2020", "2018–2020")]),
@@ -91,6 +97,9 @@ def test_recognises_grades_languages_districts_years_and_types(
         "5.000 Euro Förderung in den 2020er Jahren",
         "Wie unterrichte ich Deutsch als Zweitsprache?",  # German is not a preference
         "Elternarbeit mit Zuwanderungsgeschichte",
+        "Hammer und Nagel im Werkunterricht",  # not an adjective of Hamm
+        "Sieger des Lesewettbewerbs",  # not of the Rhein-Sieg-Kreis
+        "Rheinischer Verband der Lehrer",  # an adjective inside a district's name, not a district
     ],
 )
 def test_plain_text_names_no_constraint(query: str) -> None:
@@ -106,6 +115,13 @@ def test_the_vocabularies_come_from_the_registry_and_the_district_list() -> None
         assert ("doc_type", doc_type, word) in named(f"{word} zum Thema Sprache")
     for district in ("Kreis Siegen-Wittgenstein", "Oberbergischer Kreis", "Landesweit (LaKI)", "Bielefeld"):
         assert [c.value for c in recognise(f"Sprachförderung {district}")] == [district]
+
+
+def test_a_district_filter_takes_the_short_form_of_the_official_name() -> None:
+    # "?district=Herford" in a URL or "-f district=Herford" on the command line finds "Kreis Herford".
+    assert Filters(district="Herford").values("district") == ("Kreis Herford",)
+    assert Filters(district=("Stadt Köln", "Köln")).values("district") == ("Köln",)
+    assert Filters(district="Atlantis").values("district") == ("Atlantis",)  # unknown: kept, and matches nothing
 
 
 def test_a_field_turned_off_is_not_recognised_and_an_unknown_one_is_an_error() -> None:
