@@ -7,7 +7,9 @@ indexed query) and opens a reader of a newer one when it was published.
 
 Versions are row ranges (:mod:`kb.storage.pg_schema`): a writer is one transaction that adds rows stamped with
 the next version and stamps the rows it removes; publishing inserts the version's row and commits. A write costs
-what it changes (a metadata change rewrites one document's rows), not what the index holds.
+what it changes (a metadata change is one row of ``kb_metadata``; an upload reads only the vocabulary entries and
+documents it needs and regroups near-duplicates around the changed documents), not what the index holds, and a
+reader of the next version takes over the one before and reads only the rows changed (:meth:`PgReader._advanced`).
 
 Vectors live in ``kb_chunks.embedding`` at full precision; the approximate index is HNSW over ``halfvec`` of the
 model's dimension (measurements in docs/deployment.md), and the scores returned are computed from the full
