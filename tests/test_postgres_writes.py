@@ -199,6 +199,15 @@ def test_a_reader_advanced_by_the_changed_rows_equals_one_loaded_whole(
         ingestor.run([], purge=["c.md"])
         _same_reader(server.open_reader(), _fresh(url), embedder)
         assert len(advanced) == len(steps) + 1
+        behind = server.open_reader()
+        for key in ("g.md", "e.md", "a2.md"):  # rows removed since may be deleted by the third of these writes
+            ingestor.run([], purge=[key])
+        with server.read() as conn:  # two versions ahead, but a newer writer may have deleted rows it needs
+            again = PgReader.load(server, conn, behind.manifest.version + 2, behind)
+            whole = PgReader.load(server, conn, behind.manifest.version + 2)
+        _same_reader(again, whole, embedder)
+        _same_reader(server.open_reader(), _fresh(url), embedder)  # three versions ahead
+        assert len(advanced) == len(steps) + 1  # both loaded whole
     finally:
         server.close()
 
