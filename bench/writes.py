@@ -132,6 +132,11 @@ def postgres_database(work: Path, size: int, index: Path) -> tuple[Any, str]:
         with target.lock():
             copy_version(open_current(index), target)
         marker.write_text(json.dumps({"import_s": time.perf_counter() - started}))
+    from kb.storage.postgres import PostgresStorage
+
+    storage = PostgresStorage(url)  # a database kept from an earlier release: brought to this schema first
+    storage.migrate()
+    storage.close()
     return server, url
 
 

@@ -14,7 +14,6 @@ settings, which re-encode everything under the one writer's lock.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,7 +68,9 @@ class SharedIngestion:
         self.ingestor, self.settings = ingestor, ingestor.settings
         assert isinstance(ingestor.storage, PostgresStorage)
         self.storage: PostgresStorage = ingestor.storage
-        self.claims = Claims(self.storage, worker, ingestor.settings.ingest_lease_s)
+        self.claims = Claims(
+            self.storage, worker, ingestor.settings.ingest_lease_s, ingestor.settings.ingest_attempts
+        )
         self._curated: dict[str, dict[str, Any]] = {}
 
     def run(
@@ -85,8 +86,7 @@ class SharedIngestion:
         try:
             self._curated = self.ingestor.curation.overrides()
             excluded = self.ingestor.curation.excluded()
-            known = self.claims.live()
-            seen, gone = self._register(roots, known, excluded, report, on_file)
+            known, seen, gone = self._register(roots, excluded, purge, report, on_file)
             self._work(report, on_file)
             self._remove(roots, known, seen, gone | {k for k in purge if k in known}, report, wait)
             report.version, report.documents, report.chunks = self.claims.live_counts()
@@ -98,22 +98,28 @@ class SharedIngestion:
     def _register(
         self,
         roots: list[Path],
-        known: dict[str, str],
         excluded: set[str],
+        purge: Sequence[str],
         report: IngestReport,
         on_file: Callable[[str], None] | None,
-    ) -> tuple[set[str], set[str]]:
-        """The files found (keys) and the live documents to remove for exclusion; registers the changed ones."""
+    ) -> tuple[dict[str, str], set[str], set[str]]:
+        """The live documents this run may change (``key → content hash``: those of the files found, of
+        ``purge`` and those stored from under ``roots``; not every document), the files found (keys) and the
+        live documents to remove for exclusion; registers the changed files."""
         settings, limits = self.settings, self.ingestor.limits
-        seen: set[str] = set()
-        gone: set[str] = set()
-        todo: list[Claim] = []
+        found: list[tuple[str, Path]] = []
         for path in discover(roots):
             outside = _outside_problem(path, roots)
             if outside:
                 self._fail(report, _link_key(path, settings.corpus_dir), outside, on_file)
                 continue
-            key = path_key(path, settings.corpus_dir, settings.uploads_dir)
+            found.append((path_key(path, settings.corpus_dir, settings.uploads_dir), path))
+        keys = [key for key, _ in found] + list(purge)
+        known = self.claims.live_of(keys, [str(root) for root in roots])
+        seen: set[str] = set()
+        gone: set[str] = set()
+        todo: list[Claim] = []
+        for key, path in found:
             seen.add(key)
             if key in excluded:
                 report.excluded.append(key)
@@ -134,11 +140,13 @@ class SharedIngestion:
                 continue
             todo.append(Claim(key, content_hash, str(path)))
         self.claims.register(todo)
-        return seen, gone
+        return known, seen, gone
 
     # -- working --------------------------------------------------------------------------------------------------
     def _work(self, report: IngestReport, on_file: Callable[[str], None] | None) -> None:
         while True:
+            for claim, reason in self.claims.abandoned():  # its workers died on it: failed, not passed on again
+                self._fail(report, claim.key, reason, on_file)
             batch = self.claims.take(self.settings.ingest_claim_documents)
             if not batch:
                 left = self.claims.open_lease()
@@ -235,19 +243,20 @@ class SharedIngestion:
         wait: float,
     ) -> None:
         """Remove the documents excluded, purged, or whose files under ``roots`` are gone (one version)."""
-        prefixes = tuple(os.path.join(str(root), "") for root in roots)
-        exact = {str(root) for root in roots}
+        under = [str(root) for root in roots]
+        missing = {key for key in known if key not in seen} | remove
+        if not missing and self.claims.live_counts()[0]:
+            return  # nothing to remove (as after an upload): no lock, no writer
         with self.storage.lock(max(wait, self.settings.write_wait_s)):
             embedder = self.ingestor.embedder
             writer = self.storage.open_writer(model=self.settings.model, dimension=lambda: embedder.dimension)
             try:
-                for stored in writer.locations():
+                for stored in writer.locations_of(under=under):
                     if stored.key in seen or stored.key not in known:
                         continue
-                    path = stored.path
-                    if (path in exact or path.startswith(prefixes)) and not Path(path).exists():
+                    if not Path(stored.path).exists():
                         remove.add(stored.key)
-                live = {loc.key: loc.doc_id for loc in writer.locations()}
+                live = {loc.key: loc.doc_id for loc in writer.locations_of(keys=sorted(remove))}
                 for key in sorted(remove):
                     if key in live:
                         writer.remove_document(live[key])

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     ingest_lease_s: float = Field(
         120.0, gt=0, description="Seconds a crashed ingestion worker's files stay claimed before others take them."
     )
+    ingest_attempts: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Times a file of a shared ingestion is taken before one that stopped its "
+        "workers each time (killed while reading it) is reported as failed.",
+    )
     max_query_chars: int = Field(1000, ge=10, description="Longest accepted query, in characters.")
     max_k: int = Field(100, ge=1, le=1000, description="Largest number of results one search may ask for.")
     threads: int = Field(0, ge=0, description="Torch threads for encoding; 0 = all cores.")

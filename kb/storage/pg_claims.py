@@ -23,10 +23,17 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from kb.storage.postgres import PostgresStorage
+from kb.storage.postgres import PostgresStorage, live_documents
 
 #: Seconds a claim stays a worker's without renewal (the default of ``KB_INGEST_LEASE_S``).
 LEASE_S = 120.0
+#: Times a claim is taken before one whose lease ran out again is given up (the default of ``KB_INGEST_ATTEMPTS``).
+ATTEMPTS = 3
+#: Why a claim was given up (``{attempts}``: how many times it was taken).
+ABANDONED = (
+    "the ingestion stopped while working on this file {attempts} time(s) (its worker was killed, e.g. out of "
+    "memory, or its machine went away); not tried again until the next `kb ingest`"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -46,9 +53,18 @@ def worker_name() -> str:
 class Claims:
     """The claims table of ``storage``'s database as worker ``worker`` uses it (its own connection)."""
 
-    def __init__(self, storage: PostgresStorage, worker: str | None = None, lease_s: float = LEASE_S) -> None:
+    def __init__(
+        self,
+        storage: PostgresStorage,
+        worker: str | None = None,
+        lease_s: float = LEASE_S,
+        attempts: int = ATTEMPTS,
+    ) -> None:
+        """``attempts``: how many times a claim is taken before one whose lease ran out once more is given up
+        (:meth:`abandoned`): a file that kills every worker reading it is not passed on for ever."""
         self.storage, self.worker, self.lease_s = storage, worker or worker_name(), float(lease_s)
-        storage.migrate()
+        self.attempts = int(attempts)
+        storage.migrated()
         self._conn: psycopg.Connection[TupleRow] = storage.connect(autocommit=True)
         self._lock = threading.Lock()  # the renewing thread and the worker share the connection
 
@@ -66,6 +82,13 @@ class Claims:
                 "SELECT key, content_hash FROM kb_documents WHERE removed IS NULL AND key = ANY(%s)", (list(keys),)
             )
         return {str(k): str(h) for k, h in rows}
+
+    def live_of(self, keys: Sequence[str] = (), under: Sequence[str] = ()) -> dict[str, str]:
+        """``key → content hash`` of the live documents keyed ``keys`` or stored from a path under ``under`` (what
+        an ingestion of a few files compares with, instead of every document)."""
+        with self._lock:
+            rows = live_documents(self._conn, keys, under)
+        return {key: content_hash for _, key, _, content_hash in rows}
 
     def live_chunking(self) -> dict[str, Any] | None:
         """The chunking settings of the live version (None: no version yet)."""
@@ -106,6 +129,18 @@ class Claims:
             {"n": int(count), "w": self.worker, "lease": self.lease_s},
         )
         return sorted(Claim(str(k), str(h), str(p)) for k, h, p in rows)
+
+    def abandoned(self) -> list[tuple[Claim, str]]:
+        """The claims taken :attr:`attempts` times whose lease ran out again, now failed, with the reason (each
+        is returned to one worker only)."""
+        rows = self._execute(
+            "UPDATE kb_claims SET state = 'failed', worker = NULL, lease_until = NULL, "
+            "reason = replace(%(reason)s, '{attempts}', attempts::text) "
+            "WHERE state = 'claimed' AND lease_until < clock_timestamp() AND attempts >= %(n)s "
+            "RETURNING key, content_hash, path, reason",
+            {"reason": ABANDONED, "n": self.attempts},
+        )
+        return sorted((Claim(str(k), str(h), str(p)), str(r)) for k, h, p, r in rows)
 
     def open_lease(self) -> float | None:
         """Seconds until the first lease of another worker runs out (0: one already did), None when no claim is

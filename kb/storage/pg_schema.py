@@ -9,8 +9,12 @@ see all of a write or nothing of it. Rows removed more than :data:`KEEP_VERSIONS
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import psycopg
 
+from kb import duplicates
 from kb.errors import ConfigError
 
 #: Versions a reader may still hold open after a newer one was published (as the local engine keeps).
@@ -119,10 +123,56 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_claims_open ON kb_claims (state, lease_until);
     CREATE UNIQUE INDEX kb_documents_one_live ON kb_documents (id) WHERE removed IS NULL;
     """,
+    # 3: reserved for another branch's step (the lead merges it here).
+    "SELECT 1",
+    # 4: writes that cost what they change. Near-duplicate band keys per document (a writer finds the documents
+    # sharing a band with a changed one in one indexed query, kb.duplicates.regroup); metadata changes as
+    # versioned rows (a reader of an older version keeps its metadata); what a reader needs to read only the
+    # rows a newer version added or removed, and a writer only the vocabulary and documents it touches.
+    """
+    CREATE TABLE kb_bands (
+        doc_row bigint NOT NULL REFERENCES kb_documents (row_id) ON DELETE CASCADE,
+        band smallint NOT NULL,
+        key bigint NOT NULL,
+        PRIMARY KEY (doc_row, band)
+    );
+    CREATE INDEX kb_bands_key ON kb_bands (band, key) INCLUDE (doc_row);
+    CREATE TABLE kb_metadata (
+        doc_row bigint NOT NULL REFERENCES kb_documents (row_id) ON DELETE CASCADE,
+        metadata jsonb NOT NULL,
+        added integer NOT NULL,
+        removed integer
+    );
+    CREATE INDEX kb_metadata_doc ON kb_metadata (doc_row);
+    CREATE INDEX kb_metadata_added ON kb_metadata (added);
+    CREATE INDEX kb_metadata_removed ON kb_metadata (removed) WHERE removed IS NOT NULL;
+    CREATE INDEX kb_documents_added ON kb_documents (added);
+    CREATE INDEX kb_documents_live_path ON kb_documents (path text_pattern_ops) WHERE removed IS NULL;
+    CREATE INDEX kb_vocabulary_added ON kb_vocabulary (added);
+    CREATE INDEX kb_vocabulary_folded ON kb_vocabulary (translate(word, 'äöü', 'aou')) WHERE removed IS NULL;
+    """,
 )
 
 #: The schema version this release writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _fill_bands(conn: psycopg.Connection) -> None:
+    """Step 4: the band keys of every signed document row (they are derived from the signatures in Python)."""
+    with conn.cursor(name="kb_signatures") as rows, conn.cursor() as out:
+        rows.itersize = 10_000
+        rows.execute("SELECT row_id, signature FROM kb_documents WHERE length(signature) > 0")
+        while batch := rows.fetchmany(10_000):
+            doc_rows = [int(r) for r, _ in batch]
+            keys = duplicates.band_keys(np.stack([np.frombuffer(bytes(s), dtype=np.uint64) for _, s in batch]))
+            with out.copy("COPY kb_bands (doc_row, band, key) FROM STDIN") as copy:
+                for doc_row, row in zip(doc_rows, keys.view(np.int64).tolist(), strict=True):
+                    for band, key in enumerate(row):
+                        copy.write_row((doc_row, band, key))
+
+
+#: What a step fills in Python after its SQL ran (in the same transaction), from the rows already there.
+FILLS: dict[int, Callable[[psycopg.Connection], None]] = {4: _fill_bands}
 
 
 def schema_version(conn: psycopg.Connection) -> int:
@@ -150,5 +200,7 @@ def migrate(conn: psycopg.Connection) -> tuple[int, int]:
             )
         for number in range(before + 1, SCHEMA_VERSION + 1):
             conn.execute(MIGRATIONS[number - 1].encode())
+            if (fill := FILLS.get(number)) is not None:
+                fill(conn)
             conn.execute("INSERT INTO kb_schema (version) VALUES (%s)", (number,))
     return before, SCHEMA_VERSION

@@ -7,7 +7,9 @@ indexed query) and opens a reader of a newer one when it was published.
 
 Versions are row ranges (:mod:`kb.storage.pg_schema`): a writer is one transaction that adds rows stamped with
 the next version and stamps the rows it removes; publishing inserts the version's row and commits. A write costs
-what it changes (a metadata change rewrites one document's rows), not what the index holds.
+what it changes (a metadata change is one row of ``kb_metadata``; an upload reads only the vocabulary entries and
+documents it needs and regroups near-duplicates around the changed documents), not what the index holds, and a
+reader of the next version takes over the one before and reads only the rows changed (:meth:`PgReader._advanced`).
 
 Vectors live in ``kb_chunks.embedding`` at full precision; the approximate index is HNSW over ``halfvec`` of the
 model's dimension (measurements in docs/deployment.md), and the scores returned are computed from the full
@@ -39,7 +41,7 @@ from kb.chunking import passage_text
 from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, PageText
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.index import Manifest, check_model, owners_of
-from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts, words
+from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, fold, vocabulary_counts, words
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 from kb.visibility import visible_to
@@ -65,9 +67,21 @@ _MIGRATED: set[str] = set()
 #: Up to this many words a writer looks up in the vocabulary for the chunks it added (beyond: it reads it all).
 VOCABULARY_LOOKUPS = 200_000
 _DOC_COLUMNS = (
-    "d.id, d.key, d.path, d.content_hash, d.file_type, d.metadata, d.pages, d.words, "
+    "d.id, d.key, d.path, d.content_hash, d.file_type, coalesce(m.metadata, d.metadata), d.pages, d.words, "
     "(SELECT count(*) FROM kb_chunks c WHERE c.doc_row = d.row_id), d.ingested_at"
 )
+#: Document rows with the metadata of version ``%(v)s`` (a curator's change is a row of ``kb_metadata`` laid
+#: over the document row's metadata); the document rows' own visibility is :data:`_DOC_VISIBLE`.
+_DOCS_OF_VERSION = (
+    "kb_documents d LEFT JOIN kb_metadata m ON m.doc_row = d.row_id "
+    "AND m.added <= %(v)s AND (m.removed IS NULL OR m.removed > %(v)s)"
+)
+_DOC_VISIBLE = "d.added <= %(v)s AND (d.removed IS NULL OR d.removed > %(v)s)"
+#: The live document rows with their live metadata (a writer's view).
+_LIVE_DOCS = "kb_documents d LEFT JOIN kb_metadata m ON m.doc_row = d.row_id AND m.removed IS NULL"
+#: A reader takes over the one of an older version and reads only the rows changed since when it is at most this
+#: many versions behind (rows removed longer ago may be deleted; see :meth:`PgReader._advanced`).
+ADVANCE_VERSIONS = KEEP_VERSIONS - 1
 _CHUNK_COLUMNS = "id, doc_id, ordinal, heading, page, page_end, text"
 
 
@@ -152,6 +166,12 @@ class PostgresStorage:
         with self.connect(autocommit=True) as conn:
             return migrate(conn)
 
+    def migrated(self) -> None:
+        """:meth:`migrate`, once per process and database (a connection and a lock less per write)."""
+        if self.url not in _MIGRATED:
+            self.migrate()
+            _MIGRATED.add(self.url)
+
     # -- the protocol -----------------------------------------------------------------------------------------
     def _live(self, conn: psycopg.Connection[TupleRow]) -> int | None:
         try:
@@ -180,9 +200,7 @@ class PostgresStorage:
         return _WriterLock(self, wait)
 
     def open_writer(self, *, model: str, dimension: Callable[[], int], rebuild: bool = False) -> PgWriter:
-        if self.url not in _MIGRATED:  # once per process and database: a connection and a lock less per write
-            self.migrate()
-            _MIGRATED.add(self.url)
+        self.migrated()
         conn = self.connect()
         try:
             live = self._live(conn)
@@ -442,8 +460,9 @@ class PgReader:
         cls, storage: PostgresStorage, conn: psycopg.Connection[TupleRow], version: int,
         previous: PgReader | None = None,
     ) -> PgReader:  # fmt: skip
-        """``previous``: the reader of the version before; when only metadata changed since, its chunk map, BM25
-        statistics and analyzer are taken over and only the changed documents are read."""
+        """``previous``: the reader this process opened last; when it is of a version at most
+        :data:`ADVANCE_VERSIONS` older, it is taken over and only the rows changed since are read
+        (:meth:`_advanced`)."""
         if schema_version(conn) != SCHEMA_VERSION:
             raise IndexUnavailableError(
                 f"The database {_where(storage.read_url)} has schema version {schema_version(conn)}, this release "
@@ -456,9 +475,13 @@ class PgReader:
         ).fetchone()
         assert row is not None
         manifest = Manifest(**row[0])
-        if previous is not None and previous._version == version - 1 and manifest.metadata_changed is not None:
-            return previous._continued(conn, version, manifest)
-        docs = conn.execute(f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE {VISIBLE} ORDER BY d.key", v)
+        if previous is not None and 0 < version - previous._version <= ADVANCE_VERSIONS:
+            advanced = previous._advanced(conn, version, manifest, row)
+            if advanced is not None:
+                return advanced
+        docs = conn.execute(
+            f"SELECT {_DOC_COLUMNS} FROM {_DOCS_OF_VERSION} WHERE {_DOC_VISIBLE} ORDER BY d.key", v
+        )
         documents = {doc.id: doc for doc in map(_document, docs.fetchall())}
         chunk_rows = conn.execute(
             f"SELECT doc_id, id FROM kb_chunks WHERE {VISIBLE} ORDER BY doc_id, ordinal", v
@@ -474,24 +497,99 @@ class PgReader:
         near = {d: tuple(o) for d, o in row[3].items()}
         return cls(storage, version, manifest, documents, doc_chunks, near, lexical)
 
-    def _continued(self, conn: psycopg.Connection[TupleRow], version: int, manifest: Manifest) -> PgReader:
-        """The next version, in which only the metadata of ``manifest.metadata_changed`` changed."""
+    def _advanced(
+        self, conn: psycopg.Connection[TupleRow], version: int, manifest: Manifest, row: Sequence[Any]
+    ) -> PgReader | None:
+        """The newer ``version`` built from this reader and the rows added or removed since (documents, their
+        metadata and chunk ids, vocabulary entries): what a write changed, not what the index holds. None when
+        rows removed since may already be deleted (a writer deletes rows removed :data:`KEEP_VERSIONS` - 1
+        versions before the one it publishes): the caller loads the version whole."""
+        span = {"p": self._version, "v": version}
+        changed_rows = "(added > %(p)s AND added <= %(v)s) OR (removed > %(p)s AND removed <= %(v)s)"
+        touched = conn.execute(f"SELECT id FROM kb_documents WHERE {changed_rows}", span).fetchall()
+        structural = {str(d) for (d,) in touched}
+        touched = conn.execute(
+            "SELECT d.id FROM kb_metadata m JOIN kb_documents d ON d.row_id = m.doc_row "
+            "WHERE (m.added > %(p)s AND m.added <= %(v)s) OR (m.removed > %(p)s AND m.removed <= %(v)s)",
+            span,
+        ).fetchall()
+        ids = structural | {str(d) for (d,) in touched}
+        rows = conn.execute(
+            f"SELECT {_DOC_COLUMNS} FROM {_DOCS_OF_VERSION} WHERE d.id = ANY(%(ids)s) AND {_DOC_VISIBLE}",
+            {"ids": sorted(ids), "v": version},
+        ).fetchall()
+        changed = {doc.id: doc for doc in map(_document, rows)}
+        chunk_rows = conn.execute(
+            f"SELECT doc_id, id FROM kb_chunks WHERE doc_id = ANY(%(ids)s) AND {VISIBLE} ORDER BY doc_id, ordinal",
+            {"ids": sorted(structural), "v": version},
+        ).fetchall()
+        words = conn.execute(
+            f"SELECT word, count, added <= %(v)s AND (removed IS NULL OR removed > %(v)s) FROM kb_vocabulary "
+            f"WHERE {changed_rows}",
+            span,
+        ).fetchall()
+        newest = conn.execute("SELECT max(version) FROM kb_versions").fetchone()
+        if newest is None or newest[0] is None or int(newest[0]) - KEEP_VERSIONS + 1 > self._version:
+            return None  # a writer may have deleted rows removed after this reader's version: read it whole
         documents = dict(self.documents)
-        changed = manifest.metadata_changed or []
-        if changed:
-            rows = conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE d.id = ANY(%(ids)s) AND {VISIBLE}",
-                {"ids": changed, "v": version},
-            ).fetchall()
-            documents.update((doc.id, doc) for doc in map(_document, rows))
-        lexical = copy.copy(self.lexical)  # the same postings: the analyzer and the kept postings are shared
-        lexical._version = version
-        lexical.terms = _KnownTerms(lexical)  # type: ignore[assignment]
+        for doc_id in ids - changed.keys():
+            documents.pop(doc_id, None)
+        new = any(doc_id not in documents for doc_id in changed)
+        documents.update(changed)
+        if new:  # in the order of their keys, as a reader loaded whole has them
+            documents = dict(sorted(documents.items(), key=lambda item: item[1].key))
+        hidden = (self.hidden - ids) | {d for d, doc in changed.items() if not visible_to(doc)}
         reader = copy.copy(self)
-        reader._version, reader._manifest, reader.documents, reader.lexical = version, manifest, documents, lexical
-        reader.hidden = frozenset(d for d, doc in documents.items() if not visible_to(doc))
+        reader._version, reader._manifest, reader.documents, reader.hidden = version, manifest, documents, hidden
         reader.vectors = PgVectors(self._storage, version, manifest.dimension, manifest.chunks)
+        reader.near_duplicates = {d: tuple(o) for d, o in row[3].items()}
+        if structural:
+            reader._chunks_changed(structural, chunk_rows)
+        vocabulary = self.lexical.analyzer.splitter.vocabulary
+        updates: dict[str, int] = {}
+        for word, count, visible in words:
+            if visible:
+                updates[str(word)] = int(count)
+            else:
+                updates.setdefault(str(word), 0)
+        updates = {w: n for w, n in updates.items() if n != vocabulary.get(w, 0)}
+        if updates or structural:
+            splitter = _splitter_updated(self.lexical.analyzer.splitter, updates)
+            lexical = PgLexical(self._storage, version, int(row[1]), int(row[2]), {})
+            lexical.analyzer = Analyzer(splitter)
+        else:  # metadata alone: the same postings, the analyzer and the kept document frequencies are shared
+            lexical = copy.copy(self.lexical)
+            lexical._version = version
+            lexical.terms = _KnownTerms(lexical)  # type: ignore[assignment]
+        reader.lexical = lexical
         return reader
+
+    def _chunks_changed(self, doc_ids: set[str], rows: list[tuple[Any, ...]]) -> None:
+        """Replace the chunk ids of ``doc_ids`` by ``rows`` (``doc_id, chunk id`` of the new version, in order)."""
+        grouped: dict[str, list[int]] = defaultdict(list)
+        for doc_id, chunk_id in rows:
+            grouped[str(doc_id)].append(int(chunk_id))
+        doc_chunks = dict(self.doc_chunks)
+        gone = [doc_chunks.pop(d) for d in doc_ids if d in doc_chunks]
+        order, owner = self._chunk_order, self._chunk_owner
+        if gone:
+            keep = ~np.isin(order, np.concatenate(gone))
+            order, owner = order[keep], owner[keep]
+        owners = list(self._owners)
+        new_ids: list[np.ndarray] = []
+        new_owners: list[np.ndarray] = []
+        for doc_id, ids in grouped.items():
+            doc_chunks[doc_id] = np.asarray(ids, dtype=np.int64)
+            new_ids.append(doc_chunks[doc_id])
+            new_owners.append(np.full(len(ids), len(owners), dtype=np.int32))
+            owners.append(doc_id)  # the list only grows: a removed document's entry is never pointed at again
+        if new_ids:
+            ids_added, owned = np.concatenate(new_ids), np.concatenate(new_owners)
+            sort = np.argsort(ids_added, kind="stable")
+            ids_added, owned = ids_added[sort], owned[sort]
+            at = np.searchsorted(order, ids_added)  # new chunk ids come from a sequence: mostly appended
+            order, owner = np.insert(order, at, ids_added), np.insert(owner, at, owned)
+        self.doc_chunks, self._chunk_order, self._chunk_owner, self._owners = doc_chunks, order, owner, owners
 
     @property
     def name(self) -> str:
@@ -539,6 +637,25 @@ class PgReader:
         _check_model(self._storage.read_url, self._manifest, model, dimension)
 
 
+def _splitter_updated(splitter: CompoundSplitter, counts: dict[str, int]) -> CompoundSplitter:
+    """``splitter`` with the vocabulary counts of ``counts`` (0: the word is gone), without folding the whole
+    vocabulary again (what :class:`CompoundSplitter` does when built)."""
+    vocabulary = dict(splitter.vocabulary)
+    folded = dict(splitter._folded)
+    for word, count in counts.items():
+        key = fold(word)
+        total = folded.get(key, 0) - vocabulary.pop(word, 0) + count
+        if count > 0:
+            vocabulary[word] = count
+        if total > 0:
+            folded[key] = total
+        else:
+            folded.pop(key, None)
+    updated = copy.copy(splitter)
+    updated.vocabulary, updated._folded, updated._cache = vocabulary, folded, {}
+    return updated
+
+
 def _document_text(conn: psycopg.Connection[TupleRow], doc_row: int) -> DocumentText:
     pages = conn.execute(
         "SELECT page, text, ocr FROM kb_page_texts WHERE doc_row = %s ORDER BY page", (doc_row,)
@@ -553,6 +670,26 @@ def _document_text(conn: psycopg.Connection[TupleRow], doc_row: int) -> Document
 
 
 # -- writing ------------------------------------------------------------------------------------------------------
+def live_documents(
+    conn: psycopg.Connection[TupleRow], keys: Sequence[str] = (), under: Sequence[str] = ()
+) -> list[tuple[str, str, str, str]]:
+    """``(id, key, path, content hash)`` of the live documents keyed ``keys`` or whose path is one of ``under``
+    or lies below one of them (indexed: ``kb_documents_live``, ``kb_documents_live_path``)."""
+    clauses = ["key = ANY(%s)"]
+    params: list[Any] = [list(keys)]
+    for root in under:
+        prefix = root.rstrip("/") + "/"
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("path = %s OR path LIKE %s")
+        params.extend([root, escaped + "%"])
+    rows = conn.execute(
+        f"SELECT id, key, path, content_hash FROM kb_documents WHERE removed IS NULL AND ({' OR '.join(clauses)}) "
+        "ORDER BY key",
+        params,
+    ).fetchall()
+    return [(str(d), str(k), str(p), str(h)) for d, k, p, h in rows]
+
+
 class PgWriter:
     """Version ``version`` being written in one transaction on its own connection (rolled back by
     :meth:`discard` or when the process dies; nothing of it is visible before :meth:`publish` commits)."""
@@ -570,6 +707,9 @@ class PgWriter:
         self._added: dict[int, str] = {}
         #: Vocabulary counts of the German chunks this writer removed from earlier versions.
         self._removed_vocabulary: Counter[str] = Counter()
+        #: Documents this writer removed or replaced, and the document rows it signed (near-duplicates).
+        self._removed_ids: set[str] = set()
+        self._signed: set[int] = set()
         self._rows_finished = False
         self._rebuild = False
         #: A document or chunk was put or removed (else only metadata changed: nothing is analysed or grouped).
@@ -607,9 +747,14 @@ class PgWriter:
         rows = self._conn.execute("SELECT id, key, path FROM kb_documents WHERE removed IS NULL ORDER BY key")
         return [DocumentLocation(str(d), str(k), str(p)) for d, k, p in rows.fetchall()]
 
+    def locations_of(self, keys: Sequence[str] = (), under: Sequence[str] = ()) -> list[DocumentLocation]:
+        """The live documents keyed ``keys`` or stored from a path under one of the folders (or files)
+        ``under``: what a write of a few files needs instead of every document (:func:`live_documents`)."""
+        return [DocumentLocation(d, k, p) for d, k, p, _ in live_documents(self._conn, keys, under)]
+
     def document(self, doc_id: str) -> StoredDocument | None:
         row = self._conn.execute(
-            f"SELECT {_DOC_COLUMNS} FROM kb_documents d WHERE d.id = %s AND d.removed IS NULL", (doc_id,)
+            f"SELECT {_DOC_COLUMNS} FROM {_LIVE_DOCS} WHERE d.id = %s AND d.removed IS NULL", (doc_id,)
         ).fetchone()
         return _document(row) if row else None
 
@@ -701,6 +846,7 @@ class PgWriter:
                 "SELECT id, heading, text FROM kb_chunks WHERE doc_row = %s", (doc_row,)
             ).fetchall()
             self._documents -= 1
+            self._removed_ids.add(doc_id)
             self._chunks -= len(chunks)
             self._german -= len(chunks) if german else 0
             if added == self._version:  # written by this writer: no earlier version has it
@@ -737,16 +883,23 @@ class PgWriter:
         self._structural = True
 
     def set_metadata(self, doc_id: str, metadata: Metadata) -> None:
-        """Replace a live document's metadata in its row, keeping chunks, vectors and postings (the caller makes
-        sure title and language, part of what is searched, did not change). An UPDATE in this writer's
-        transaction: readers hold their version's metadata in memory, and a reader loading a version after this
-        one committed reads the newer metadata (rows are not versioned for metadata alone)."""
+        """Replace a live document's metadata, keeping chunks, vectors and postings (the caller makes sure title
+        and language, part of what is searched, did not change): a row of ``kb_metadata`` of this version laid
+        over the document row's metadata, the one before it stamped removed, so that a reader of an earlier
+        version keeps reading that version's metadata."""
         row = self._conn.execute(
-            "UPDATE kb_documents SET metadata = %s WHERE id = %s AND removed IS NULL RETURNING row_id",
-            (json.dumps(metadata.as_dict(), ensure_ascii=False), doc_id),
+            "SELECT row_id FROM kb_documents WHERE id = %s AND removed IS NULL", (doc_id,)
         ).fetchone()
         if row is None:
             raise KeyError(doc_id)
+        params = {"r": int(row[0]), "p": self._version, "m": json.dumps(metadata.as_dict(), ensure_ascii=False)}
+        self._conn.execute(
+            "WITH mine AS (DELETE FROM kb_metadata WHERE doc_row = %(r)s AND added = %(p)s), "
+            "earlier AS (UPDATE kb_metadata SET removed = %(p)s WHERE doc_row = %(r)s AND removed IS NULL "
+            "AND added < %(p)s) "
+            "INSERT INTO kb_metadata (doc_row, metadata, added) VALUES (%(r)s, %(m)s, %(p)s)",
+            params,
+        )
         self._metadata_changed.add(doc_id)
 
     def finish_rows(self) -> None:
@@ -807,6 +960,7 @@ class PgWriter:
         self._rows_finished = True
 
     def _near_duplicates(self) -> None:
+        """Sign the document rows without a signature (the ones this writer added) and store their band keys."""
         conn = self._conn
         unsigned = conn.execute(
             "SELECT d.row_id, c.text FROM kb_documents d JOIN kb_chunks c ON c.doc_row = d.row_id "
@@ -818,19 +972,66 @@ class PgWriter:
         empty = conn.execute("SELECT row_id FROM kb_documents WHERE removed IS NULL AND signature IS NULL")
         for (doc_row,) in empty.fetchall():  # documents without chunks have no text to sign
             texts.setdefault(int(doc_row), [])
+        signed: list[tuple[int, np.ndarray]] = []
         for doc_row, parts in texts.items():
             sig = duplicates.signature(parts)
             conn.execute(
                 "UPDATE kb_documents SET signature = %s WHERE row_id = %s",
                 (b"" if sig is None else sig.tobytes(), doc_row),
             )
+            self._signed.add(doc_row)
+            if sig is not None:
+                signed.append((doc_row, sig))
+        if signed:
+            keys = duplicates.band_keys(np.stack([sig for _, sig in signed])).view(np.int64).tolist()
+            with conn.cursor().copy("COPY kb_bands (doc_row, band, key) FROM STDIN") as copy:
+                for (doc_row, _), row in zip(signed, keys, strict=True):
+                    for band, key in enumerate(row):
+                        copy.write_row((doc_row, band, key))
 
     def _groups(self) -> dict[str, list[str]]:
-        rows = self._conn.execute(
-            "SELECT id, signature FROM kb_documents WHERE removed IS NULL AND length(signature) > 0"
+        """The near-duplicate groups of the new version: those of the version before, computed again around the
+        documents this writer changed only (:func:`kb.duplicates.regroup`; the candidates sharing a band with an
+        added document come from ``kb_bands`` in one indexed query)."""
+        conn = self._conn
+        previous: list[list[str]] = []
+        if not self._rebuild and self._base is not None:
+            row = conn.execute(
+                "SELECT near_duplicates FROM kb_versions WHERE version = %s", (self._version - 1,)
+            ).fetchone()
+            seen: set[tuple[str, ...]] = set()
+            for doc_id, others in (row[0] if row else {}).items():
+                seen.add(tuple(sorted({doc_id, *others})))
+            previous = sorted((list(group) for group in seen), key=lambda g: g[0])
+        rows = conn.execute(
+            "SELECT id, signature FROM kb_documents WHERE removed IS NULL AND length(signature) > 0 "
+            "AND (added = %(p)s OR row_id = ANY(%(signed)s))",
+            {"p": self._version, "signed": sorted(self._signed)},
         ).fetchall()
-        signatures = {str(d): np.frombuffer(bytes(s), dtype=np.uint64) for d, s in rows}
-        groups = duplicates.groups(signatures)
+        added = {str(d): np.frombuffer(bytes(s), dtype=np.uint64) for d, s in rows}
+
+        def signature_of(ids: set[str]) -> dict[str, np.ndarray]:
+            found = conn.execute(
+                "SELECT id, signature FROM kb_documents WHERE removed IS NULL AND length(signature) > 0 "
+                "AND id = ANY(%s)",
+                (sorted(ids),),
+            ).fetchall()
+            return {str(d): np.frombuffer(bytes(s), dtype=np.uint64) for d, s in found}
+
+        def sharing_band(keys: np.ndarray) -> set[str]:
+            bands = np.broadcast_to(np.arange(keys.shape[1], dtype=np.int16), keys.shape)
+            found = conn.execute(
+                "SELECT DISTINCT d.id FROM unnest(%s::smallint[], %s::bigint[]) AS q(band, key) "
+                "JOIN kb_bands b ON b.band = q.band AND b.key = q.key "
+                "JOIN kb_documents d ON d.row_id = b.doc_row AND d.removed IS NULL",
+                (bands.ravel().tolist(), np.ascontiguousarray(keys).view(np.int64).ravel().tolist()),
+            ).fetchall()
+            return {str(d) for (d,) in found}
+
+        if self._rebuild or self._base is None:  # every document is new: grouped at once
+            groups = duplicates.groups(added)
+        else:
+            groups = duplicates.regroup(previous, set(self._removed_ids), added, signature_of, sharing_band)
         return {d: sorted(o for o in group if o != d) for group in groups for d in group}
 
     def publish(self, *, model: str, chunking: dict[str, Any], encoder: str | None) -> Manifest:
@@ -861,6 +1062,7 @@ class PgWriter:
         conn.execute("DELETE FROM kb_documents WHERE removed <= %(old)s", gone)
         conn.execute("DELETE FROM kb_vocabulary WHERE removed <= %(old)s", gone)
         conn.execute("DELETE FROM kb_postings WHERE removed <= %(old)s", gone)
+        conn.execute("DELETE FROM kb_metadata WHERE removed <= %(old)s", gone)
         conn.commit()
         conn.close()
         self._done = True
