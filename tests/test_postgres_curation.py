@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 
 from kb.api.app import create_app
 from kb.cli import app as cli
-from kb.curation.db import CurationDB
+from kb.curation.db import CurationData, CurationDB
 from kb.curation.keys import authenticate, create_key
 from kb.curation.pg_db import PgCurationDB
+from kb.curation.service import Curator
+from kb.curation.sessions import login
 from kb.curation.store import open_curation
 from kb.documents import document_id
 from kb.embedder import Embedder
@@ -27,9 +29,11 @@ from kb.ingest import Ingestor
 from kb.search import Searcher
 from kb.settings import Settings
 from tests import factories
-from tests.conftest import make_small_corpus
+from tests.conftest import curated_installation, make_small_corpus
 
 pytestmark = pytest.mark.slow
+
+ZIRKUS = factories.markdown("Zirkusprojekt", "Wuppertal", "Kinder üben Jonglieren im Zirkuszelt.")
 
 
 def _replica(root: Path, url: str, corpus: Path) -> Settings:
@@ -219,3 +223,70 @@ def test_a_file_purged_through_one_replica_can_be_uploaded_again_through_the_oth
     assert again == doc
     assert replicas.client_a.get(f"/documents/{doc}").status_code == 200
     assert document_id(f"upload/{_rows(replicas.a.database_url, 'SELECT name FROM kb_upload_files')[0][0]}") == doc
+
+
+def test_import_local_and_export_local_move_the_curation_data_and_the_files(
+    tmp_path: Path, pg_url: str, embedder: Embedder
+) -> None:
+    local, secret = curated_installation(tmp_path / "local", embedder)
+    curator = Curator(Searcher(local, embedder))
+    principal = authenticate(curator.db, secret)
+    uploaded = curator.upload(principal, "zirkus.md", ZIRKUS.encode(), {"topics": ["Kultur"]}).document
+    curator.update(principal, uploaded.id, {"recommended": True})
+    purged = next(d for d in curator.searcher.index.documents.values() if not d.key.startswith("upload/"))
+    curator.purge(principal, purged.id)
+    login(curator.db, secret, 8)
+    before = curator.db.dump()
+    curator.db.close()
+    env = {"KB_DATABASE_URL": pg_url}
+
+    result = CliRunner().invoke(
+        cli, ["db", "import-local", str(local.index_dir), "--data-dir", str(local.data_dir)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    counts = f"{len(before.keys)} API key(s), {len(before.records)} curated document(s), {len(before.excluded)} "
+    assert counts + f"exclusion(s), {len(before.audit)} audit entries, 1 uploaded file(s)" in result.output
+    assert len(before.sessions) == 1 and len(before.audit) == 3  # create, recommend, purge
+    db = PgCurationDB(pg_url)
+    try:
+        assert _same_rows(db.dump(), before)
+        assert authenticate(db, secret).label == "Test"
+        assert db.excluded() == {purged.key}
+        assert db.record(uploaded.id) == (uploaded.key, {"topics": ["Kultur"], "recommended": True}, True)
+        assert db.file(uploaded.key.removeprefix("upload/")) == ZIRKUS.encode()
+        assert [e.action for e in db.audit()] == ["purge", "recommend", "create"]
+        with db.transaction() as tx:  # the log goes on after the imported entries
+            tx.audit("cli:test", "update", uploaded.id)
+        assert db.audit(limit=1)[0].id == max(row[0] for row in before.audit) + 1
+        in_database = db.dump()
+    finally:
+        db.close()
+
+    exported, data = tmp_path / "exported", tmp_path / "exported-data"
+    result = CliRunner().invoke(cli, ["db", "export-local", str(exported), "--data-dir", str(data)], env=env)
+    assert result.exit_code == 0, result.output
+    back = CurationDB(data)
+    try:
+        assert _same_rows(back.dump(), in_database)
+    finally:
+        back.close()
+    assert (data / "files" / uploaded.key.removeprefix("upload/")).read_bytes() == ZIRKUS.encode()
+
+
+def test_import_local_names_a_data_dir_without_curation_data(
+    tmp_path: Path, pg_url: str, small_settings: Settings
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["db", "import-local", str(small_settings.index_dir), "--data-dir", str(tmp_path)],
+        env={"KB_DATABASE_URL": pg_url},
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert str(tmp_path / "curation.sqlite") in result.output and "--data-dir" in result.output
+
+
+def _same_rows(got: CurationData, expected: CurationData) -> bool:
+    """The same rows in every table (keys created in the same second may come in either order)."""
+    return all(
+        sorted(map(repr, getattr(got, table))) == sorted(map(repr, getattr(expected, table)))
+        for table in ("keys", "records", "excluded", "audit", "sessions")
+    )

@@ -167,7 +167,7 @@ class PgCurationDB:
         )
         sessions = self._rows("SELECT hash, key_id, csrf, expires_at FROM kb_sessions")
         return CurationData(
-            keys=[(*r[:6], _stamp(r[6]), _stamp(r[7]) if r[7] else None) for r in keys],
+            keys=[(*r[:5], _stamp(r[5]), _stamp(r[6]) if r[6] else None) for r in keys],
             records=[(r[0], r[1], _sorted(r[2]), bool(r[3]), r[4], _stamp(r[5])) for r in records],
             excluded=[(r[0], r[1], _stamp(r[2]), r[3]) for r in excluded],
             audit=[
