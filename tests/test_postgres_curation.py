@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from kb.api.app import create_app
+from kb.backup_postgres import find_tool
 from kb.cli import app as cli
 from kb.curation.db import CurationData, CurationDB
 from kb.curation.keys import authenticate, create_key
@@ -23,13 +24,17 @@ from kb.curation.pg_db import PgCurationDB
 from kb.curation.service import Curator
 from kb.curation.sessions import login
 from kb.curation.store import open_curation
+from kb.doctor_postgres import check_database
 from kb.documents import document_id
 from kb.embedder import Embedder
+from kb.errors import BackupError
 from kb.ingest import Ingestor
 from kb.search import Searcher
 from kb.settings import Settings
+from kb.storage.pg_schema import SCHEMA_VERSION
 from tests import factories
 from tests.conftest import curated_installation, make_small_corpus
+from tests.pg import PgServer
 
 pytestmark = pytest.mark.slow
 
@@ -290,3 +295,74 @@ def _same_rows(got: CurationData, expected: CurationData) -> bool:
         sorted(map(repr, getattr(got, table))) == sorted(map(repr, getattr(expected, table)))
         for table in ("keys", "records", "excluded", "audit", "sessions")
     )
+
+
+def test_doctor_checks_the_database_its_live_version_and_the_curation_tables(replicas: Replicas) -> None:
+    settings, url = replicas.a, replicas.a.database_url
+    doc = _upload(replicas.client_a, replicas.keys["wuppertal"], "zirkus.md", ZIRKUS)
+    checks = {c.name: c for c in check_database(settings)}
+    live = Searcher(settings).index.manifest
+    assert checks["database"].status == "OK" and f"schema version {SCHEMA_VERSION}" in checks["database"].message
+    assert checks["index"].status == "OK", checks["index"].message
+    assert f"{live.documents} documents, {live.chunks} chunks" in checks["index"].message
+    assert checks["curation data"].status == "OK" and "2 API key(s)" in checks["curation data"].message
+
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE kb_chunks SET embedding = NULL WHERE id = (SELECT min(id) FROM kb_chunks)")
+        conn.execute("DELETE FROM kb_upload_files")
+    checks = {c.name: c for c in check_database(settings)}
+    assert checks["index"].status == "FAIL" and "1 chunk(s) have no vector" in checks["index"].message
+    assert checks["curation data"].status == "FAIL"
+    assert Searcher(settings).index.documents[doc].key in checks["curation data"].message
+
+    env = {"KB_DATABASE_URL": url, "KB_INDEX_DIR": str(settings.index_dir)}
+    result = CliRunner().invoke(cli, ["doctor"], env=env)
+    assert result.exit_code == 8 and "FAIL index: version" in result.output
+
+
+def test_doctor_names_a_database_that_cannot_be_reached() -> None:
+    checks = check_database(Settings(database_url="postgresql://kb@127.0.0.1:1/kb"))
+    assert [(c.name, c.status) for c in checks] == [("database", "FAIL")]
+    assert "127.0.0.1:1/kb cannot be reached" in checks[0].message and "KB_DATABASE_URL" in checks[0].message
+
+
+def test_backup_and_restore_of_a_postgres_installation(
+    replicas: Replicas, pg_server: PgServer, tmp_path: Path
+) -> None:
+    doc = _upload(replicas.client_a, replicas.keys["wuppertal"], "zirkus.md", ZIRKUS)
+    env = {"KB_DATABASE_URL": replicas.a.database_url}
+    folder = tmp_path / "backup"
+    result = CliRunner().invoke(cli, ["backup", str(folder)], env=env)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["engine"] == "postgres" and manifest["uploads"] == 1 and "database.dump" in manifest["files"]
+
+    restored_url = pg_server.create_database("kb_restored")
+    result = CliRunner().invoke(cli, ["restore", str(folder)], env={"KB_DATABASE_URL": restored_url})
+    assert result.exit_code == 0, result.output
+    restored = _replica(tmp_path / "r", restored_url, replicas.a.corpus_dir)
+    assert set(Searcher(restored).index.documents) == set(Searcher(replicas.a).index.documents)
+    db = PgCurationDB(restored_url)
+    try:
+        assert authenticate(db, replicas.keys["curator"]).label == "LaKI Redaktion"
+        assert [e.action for e in db.audit(doc)] == ["create"]
+        names = _rows(replicas.a.database_url, "SELECT name FROM kb_upload_files")
+        assert db.file_names() == [name for (name,) in names] and len(names) == 1
+    finally:
+        db.close()
+
+    again = CliRunner().invoke(cli, ["restore", str(folder)], env={"KB_DATABASE_URL": restored_url})
+    assert again.exit_code == 11 and "already holds an installation" in again.output and "--force" in again.output
+    forced = CliRunner().invoke(cli, ["restore", str(folder), "--force"], env={"KB_DATABASE_URL": restored_url})
+    assert forced.exit_code == 0, forced.output
+
+    local = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "local"), "restore", str(folder)], env={})
+    assert local.exit_code == 11 and "set KB_DATABASE_URL" in local.output
+
+
+def test_backup_without_a_new_enough_pg_dump_names_the_tools_and_the_docs() -> None:
+    with pytest.raises(BackupError) as raised:
+        find_tool("pg_dump", 99)  # no client of PostgreSQL 99 exists anywhere
+    message = str(raised.value)
+    assert "pg_dump of PostgreSQL 99" in message and "pg_dump -Fc" in message and "pg_basebackup" in message
+    assert "docs/deployment.md" in message

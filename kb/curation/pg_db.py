@@ -24,7 +24,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kb.curation.db import ApiKey, AuditEntry, CurationData
 from kb.errors import CurationUnavailableError
-from kb.storage.pg_schema import SCHEMA_VERSION, migrate, schema_version
+from kb.storage.pg_schema import SCHEMA_VERSION, schema_version
+from kb.storage.pg_schema import migrate as migrate_schema
 
 #: The advisory lock every curation transaction holds ("kbCU").
 CURATION_LOCK = 0x6B62_4355
@@ -42,7 +43,9 @@ def _where(url: str) -> str:
 class PgCurationDB:
     """The curation data in the PostgreSQL database ``url`` (a small pool of connections to the primary)."""
 
-    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+    def __init__(self, url: str, *, pool_size: int = 4, migrate: bool = True) -> None:
+        """``migrate``: bring the schema to this release's first (not for `kb doctor` and `kb backup`, which
+        change nothing)."""
         self.url = url
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
@@ -56,10 +59,10 @@ class PgCurationDB:
             reconnect_timeout=0,
         )
         self._pool.open(wait=False)
-        if url not in _MIGRATED:
+        if migrate and url not in _MIGRATED:
             with self._connection() as conn:
                 if schema_version(conn) < SCHEMA_VERSION:
-                    migrate(conn)
+                    migrate_schema(conn)
             _MIGRATED.add(url)
 
     def close(self) -> None:
