@@ -27,7 +27,7 @@ from kb.curation.store import open_curation
 from kb.doctor_postgres import check_database
 from kb.documents import document_id
 from kb.embedder import Embedder
-from kb.errors import BackupError
+from kb.errors import BackupError, CurationUnavailableError
 from kb.ingest import Ingestor
 from kb.search import Searcher
 from kb.settings import Settings
@@ -366,3 +366,10 @@ def test_backup_without_a_new_enough_pg_dump_names_the_tools_and_the_docs() -> N
     message = str(raised.value)
     assert "pg_dump of PostgreSQL 99" in message and "pg_dump -Fc" in message and "pg_basebackup" in message
     assert "docs/deployment.md" in message
+
+
+def test_curation_data_out_of_reach_is_a_503_that_names_the_server() -> None:
+    with pytest.raises(CurationUnavailableError) as raised:
+        PgCurationDB("postgresql://kb@127.0.0.1:1/kb")
+    assert raised.value.status_code == 503
+    assert "127.0.0.1:1/kb cannot be reached" in str(raised.value) and "KB_DATABASE_URL" in str(raised.value)

@@ -53,16 +53,20 @@ class PgCurationDB:
             max_size=pool_size,
             kwargs={"autocommit": True, "connect_timeout": 5},
             open=False,
-            timeout=10,
+            timeout=5,
             # as the engine's reader pool: while the server is away a request fails at once (503), not after the
             # pool's background retries
             reconnect_timeout=0,
         )
         self._pool.open(wait=False)
         if migrate and url not in _MIGRATED:
-            with self._connection() as conn:
-                if schema_version(conn) < SCHEMA_VERSION:
-                    migrate_schema(conn)
+            try:
+                with self._connection() as conn:
+                    if schema_version(conn) < SCHEMA_VERSION:
+                        migrate_schema(conn)
+            except BaseException:
+                self._pool.close()  # the next request opens a new one (the server may be back by then)
+                raise
             _MIGRATED.add(url)
 
     def close(self) -> None:
