@@ -23,7 +23,8 @@ runs may be in it partly (an upload's record without its file); ``kb ingest`` af
 **Restore** checks every file against the manifest first, refuses to overwrite an installation unless ``--force``,
 and writes the index version under a build name and the files and the database under temporary names; the switch
 of ``CURRENT`` comes last, so a crash leaves no half-restored index live (run the restore again with ``--force``).
-Only the local storage engine is backed up this way.
+Only the local storage engine is backed up this way; with ``KB_DATABASE_URL`` both commands dispatch to
+:mod:`kb.backup_postgres` (``pg_dump -Fc`` / ``pg_restore``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class BackupReport:
 
 def backup(settings: Settings, target: Path, *, with_corpus: bool = False) -> BackupReport:
     """Take a consistent copy of the running installation into the new or empty folder ``target``."""
+    if settings.database_url:  # PostgreSQL: pg_dump (kb/backup_postgres.py)
+        from kb.backup_postgres import backup_postgres
+
+        return backup_postgres(settings, target, with_corpus=with_corpus)
     _check_engine(settings)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BackupError(f"The backup folder {target} is not empty; name a new or empty folder.")
@@ -119,6 +124,10 @@ def backup(settings: Settings, target: Path, *, with_corpus: bool = False) -> Ba
 
 def restore(settings: Settings, source: Path, *, force: bool = False) -> BackupReport:
     """Bring the backup in ``source`` back into KB_INDEX_DIR and KB_DATA_DIR (and the corpus, if it holds one)."""
+    from kb.backup_postgres import ENGINE, backup_engine, restore_postgres
+
+    if settings.database_url or backup_engine(source) == ENGINE:  # PostgreSQL: pg_restore
+        return restore_postgres(settings, source, force=force)
     _check_engine(settings)
     manifest = read_manifest(source)
     verify_backup(source, manifest)

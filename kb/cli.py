@@ -98,12 +98,12 @@ def ingest(
     rebuild: Annotated[bool, typer.Option(help="Build a new index from scratch (after a model change).")] = False,
 ) -> None:
     """Add, update and remove documents; writes a new index version atomically."""
-    from kb.curation.db import CurationDB
+    from kb.curation.store import prepare_ingestion
     from kb.ingest import Ingestor, discover
     from kb.loaders.scans import page_list  # the pages named as ingestion logs them
 
     settings = _settings(ctx)
-    curation = CurationDB.open_existing(settings.data_dir)  # curated metadata and purges apply to every run
+    curation = prepare_ingestion(settings)  # curated metadata, purges and shared uploads apply to every run
     ingestor = Ingestor(settings, curation=curation)
     roots = paths or ingestor.default_roots()
     on_file = None

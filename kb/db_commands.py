@@ -3,8 +3,10 @@
 ::
 
     kb db migrate                 bring the schema of KB_DATABASE_URL to this release's (versioned, kb_schema)
-    kb db import-local INDEX_DIR  the live version of a local index into the database (no encoding)
-    kb db export-local DIR        the database's live version into a local index folder (no encoding)
+    kb db import-local INDEX_DIR [--data-dir DATA]   the live version of a local index into the database (no
+                                  encoding); with --data-dir also the curation data and uploaded files
+    kb db export-local DIR [--data-dir DATA]         the database's live version into a local index folder (no
+                                  encoding); with --data-dir also the curation data and uploaded files
 """
 
 from __future__ import annotations
@@ -46,10 +48,17 @@ def migrate_command(ctx: typer.Context) -> None:
     typer.echo(f"schema version {after}" + (f" (was {before})" if before != after else " (up to date)"))
 
 
+_DATA_DIR_HELP = (
+    "Also move the curation data (API keys, sessions, curated metadata, exclusions, audit log) and the uploaded "
+    "files of this KB_DATA_DIR (the folder holding curation.sqlite and files/); the target's are replaced."
+)
+
+
 @db_app.command("import-local")
 def import_local(
     ctx: typer.Context,
     index_dir: Annotated[Path, typer.Argument(help="A local index folder (KB_INDEX_DIR of the installation).")],
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_DATA_DIR_HELP)] = None,
 ) -> None:
     """Copy the live version of a local index into the database, vectors included (nothing is encoded)."""
     from kb.index import open_current
@@ -61,12 +70,22 @@ def import_local(
     with target.lock():
         manifest = copy_version(source, target)
     typer.echo(f"imported {manifest.documents} documents, {manifest.chunks} chunks as version {manifest.version}")
+    if data_dir is not None:
+        from kb.curation import transfer
+        from kb.curation.pg_db import PgCurationDB
+
+        curation = PgCurationDB(target.url)
+        try:
+            typer.echo("imported " + transfer.import_local(data_dir, curation).line())
+        finally:
+            curation.close()
 
 
 @db_app.command("export-local")
 def export_local(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="The local index folder to write (a new version in it).")],
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_DATA_DIR_HELP)] = None,
 ) -> None:
     """Copy the database's live version into a local index folder, vectors included (nothing is encoded)."""
     from kb.storage.local import LocalStorage
@@ -82,6 +101,15 @@ def export_local(
     finally:
         source.close()
     typer.echo(f"exported {manifest.documents} documents, {manifest.chunks} chunks to {folder}")
+    if data_dir is not None:
+        from kb.curation import transfer
+        from kb.curation.pg_db import PgCurationDB
+
+        curation = PgCurationDB(_database(settings))
+        try:
+            typer.echo(f"exported {transfer.export_local(curation, data_dir).line()} to {data_dir}")
+        finally:
+            curation.close()
 
 
 def register(app: typer.Typer, handle_errors: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:

@@ -192,11 +192,20 @@ def check_ocr(settings: Settings) -> Check:
     return Check("ocr", "OK", f"Tesseract ({settings.tesseract_cmd}) reads {languages}")
 
 
+def _index_checks(settings: Settings) -> Check | list[Check]:
+    """The index folder, or with ``KB_DATABASE_URL`` the database (kb/doctor_postgres.py)."""
+    if settings.database_url:
+        from kb.doctor_postgres import check_database
+
+        return check_database(settings)
+    return check_index(settings)
+
+
 def run_checks(settings: Settings) -> list[Check]:
     steps: list[Callable[[], Check | list[Check]]] = [
         check_versions,
         lambda: check_model(settings),
-        lambda: check_index(settings),
+        lambda: _index_checks(settings),
         lambda: check_settings(settings),
         lambda: check_ocr(settings),
     ]

@@ -20,10 +20,11 @@ message as ``detail``.
     ├── NotFoundError        a document id that does not exist
     ├── AuthError            no valid API key for a write (401)
     │   └── ForbiddenError       a valid key whose role or district does not allow this (403)
-    └── CurationError        an upload or metadata change that cannot be accepted (422)
-        ├── UploadTooLargeError  the file is larger than KB_MAX_UPLOAD_MB (413)
-        ├── UnsupportedFileError the content is not a format we read, or not what its name says (415)
-        └── ConflictError        the same file is already stored (409)
+    ├── CurationError        an upload or metadata change that cannot be accepted (422)
+    │   ├── UploadTooLargeError  the file is larger than KB_MAX_UPLOAD_MB (413)
+    │   ├── UnsupportedFileError the content is not a format we read, or not what its name says (415)
+    │   └── ConflictError        the same file is already stored (409)
+    └── CurationUnavailableError  the curation data's PostgreSQL database cannot be reached (503)
     BackupError              a backup that cannot be taken or restored (damaged, unfinished, occupied target)
 """
 
@@ -140,6 +141,14 @@ class UnsupportedFileError(CurationError):
 class ConflictError(CurationError):
     exit_code = 9
     status_code = 409
+
+
+class CurationUnavailableError(KBError):
+    """The database holding the curation data (``KB_DATABASE_URL``) cannot be reached; keys and sessions cannot
+    be checked, so the request is answered 503, not 401."""
+
+    exit_code = 4
+    status_code = 503
 
 
 class BackupError(KBError):

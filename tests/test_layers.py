@@ -39,7 +39,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("curation", ("kb.curation.*",)),
     # Where requests and commands come in and results go out.
     ("edge", ("kb", "kb.api.*", "kb.cli", "kb.__main__", "kb.doctor", "kb.metrics", "kb.backup",
-              "kb.db_commands")),
+              "kb.db_commands",
+              "kb.backup_postgres", "kb.doctor_postgres")),
 )  # fmt: skip
 
 #: Imports that the layers allow but the design does not: ``(importer prefix, imported prefix)``.

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kb.curation.db import CurationDB
 from kb.curation.keys import create_key
+from kb.curation.store import open_curation
 from kb.documents import document_id
 from kb.embedder import Embedder
 from kb.ingest import Ingestor
@@ -47,7 +47,7 @@ def _installation(root: Path, url: str, embedder: Embedder) -> tuple[Settings, s
         database_url=url,
     )  # fmt: skip
     Ingestor(settings, embedder).run()
-    db = CurationDB(settings.data_dir)
+    db = open_curation(settings)  # in the database: every server finds the key
     key = create_key(db, "curator", "Replicas")[1]
     db.close()
     return settings, key
@@ -69,8 +69,8 @@ Servers = tuple[subprocess.Popen[bytes], str, str, str]  # process A, URL of A, 
 
 @pytest.fixture
 def two_servers(tmp_path: Path, pg_url: str, embedder: Embedder) -> Iterator[Servers]:
-    """Two `kb serve` processes on one database (as on two machines; they share only the database and, for
-    the API keys, the curation folder)."""
+    """Two `kb serve` processes on one database (as on two machines; they share only the database, which holds
+    the API keys too)."""
     settings, key = _installation(tmp_path, pg_url, embedder)
     first, url_a = _start(_env(settings))
     try:

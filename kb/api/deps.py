@@ -10,10 +10,10 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from kb.api.session import COOKIE, check_csrf
-from kb.curation.db import CurationDB
 from kb.curation.keys import ANONYMOUS, Principal, authenticate
 from kb.curation.service import Curator
 from kb.curation.sessions import Session, resume
+from kb.curation.store import open_curation
 from kb.errors import AuthError
 from kb.search import Searcher
 
@@ -38,12 +38,13 @@ async def get_searcher(request: Request) -> Searcher:
 
 
 def get_curator(request: Request) -> Curator:
-    """The curator of this app, created on first use (it opens ``KB_DATA_DIR/curation.sqlite``)."""
+    """The curator of this app, created on first use (it opens the curation data: ``KB_DATA_DIR/curation.sqlite``,
+    or the PostgreSQL database of ``KB_DATABASE_URL``)."""
     state = request.app.state
     with _curator_lock:
         if getattr(state, "curator", None) is None:
             searcher = searcher_of(request)
-            state.curator = Curator(searcher, CurationDB(searcher.settings.data_dir))
+            state.curator = Curator(searcher, open_curation(searcher.settings))
     curator: Curator = state.curator
     return curator
 

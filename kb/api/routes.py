@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from kb.api.deps import PrincipalDep, SearcherDep
+from kb.api.deps import CuratorDep, PrincipalDep, SearcherDep
 from kb.api.schemas import (
     ConstraintOut,
     DocumentList,
@@ -173,9 +173,11 @@ def get_document_text(searcher: SearcherDep, principal: PrincipalDep, doc_id: st
 
 
 @router.get("/documents/{doc_id}/file", responses=ERRORS, tags=["documents"], response_class=FileResponse)
-def get_document_file(searcher: SearcherDep, principal: PrincipalDep, doc_id: str) -> FileResponse:
+def get_document_file(
+    searcher: SearcherDep, principal: PrincipalDep, curator: CuratorDep, doc_id: str
+) -> FileResponse:
     """The original file of a document, as it was ingested."""
-    document = visible_document(searcher, principal, doc_id)
+    document = curator.with_local_file(visible_document(searcher, principal, doc_id))
     path = safe_file_path(document, searcher.settings.corpus_dir, searcher.settings.uploads_dir)
     media = (
         _MEDIA_TYPES.get(document.file_type) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"

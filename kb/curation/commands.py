@@ -34,9 +34,9 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 def _db(ctx: typer.Context) -> Any:
-    from kb.curation.db import CurationDB
+    from kb.curation.store import open_curation
 
-    return CurationDB(_settings(ctx).data_dir)
+    return open_curation(_settings(ctx))
 
 
 def _curator(ctx: typer.Context) -> Any:

@@ -3,7 +3,9 @@
 Unlike an index version it is mutable and not regenerated, so it is opened in WAL mode with synchronous writes,
 and every change that belongs together happens in one transaction (:meth:`CurationDB.transaction` hands out the
 :class:`Changes` that may be made in it). All SQL on these tables is in this module; keys, the audit log and the
-Curator speak to the database through the methods here.
+Curator speak to the database through the methods here. With ``KB_DATABASE_URL`` set, the same data lives in
+PostgreSQL instead (:mod:`kb.curation.pg_db`, the twin of this module); :func:`kb.curation.store.open_curation`
+chooses, and both satisfy :class:`kb.curation.store.CurationStore`.
 """
 
 from __future__ import annotations
@@ -102,6 +104,64 @@ class CurationDB:
     def close(self) -> None:
         self._db.close()
 
+    def shared_files(self) -> None:
+        """Uploaded files stay in ``KB_DATA_DIR/files`` of this machine (nothing is shared)."""
+        return None
+
+    # -- moving the data between installations (``kb db import-local`` / ``export-local``) ---------------------
+    def dump(self) -> CurationData:
+        """Every row of every table, as :class:`CurationData`."""
+        return CurationData(
+            keys=[tuple(r) for r in self.query(f"SELECT hash, {_KEY_COLUMNS} FROM api_keys ORDER BY created_at")],
+            records=[
+                (r[0], r[1], _load(r[2]), bool(r[3]), r[4], r[5])
+                for r in self.query(
+                    "SELECT key, doc_id, metadata, uploaded, created_by, updated_at FROM records ORDER BY key"
+                )
+            ],
+            excluded=[tuple(r) for r in self.query("SELECT key, doc_id, at, actor FROM excluded ORDER BY key")],
+            audit=[
+                (int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6] and _load(r[6]), r[7] and _load(r[7]), r[8])
+                for r in self.query(
+                    "SELECT id, at, actor, action, doc_id, title, before, after, note FROM audit ORDER BY id"
+                )
+            ],
+            sessions=[tuple(r) for r in self.query("SELECT hash, key_id, csrf, expires_at FROM sessions")],
+        )
+
+    def load(self, data: CurationData) -> None:
+        """Replace every row of every table by ``data`` (one transaction)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("api_keys", "records", "excluded", "audit", "sessions"):
+                    self._db.execute(f"DELETE FROM {table}")
+                self._db.executemany(
+                    "INSERT INTO api_keys (hash, id, role, district, label, created_at, revoked_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    data.keys,
+                )
+                self._db.executemany(
+                    "INSERT INTO records (key, doc_id, metadata, uploaded, created_by, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(k, d, _json(m), int(u), c, t) for k, d, m, u, c, t in data.records],
+                )
+                self._db.executemany(
+                    "INSERT INTO excluded (key, doc_id, at, actor) VALUES (?, ?, ?, ?)", data.excluded
+                )
+                self._db.executemany(
+                    "INSERT INTO audit (id, at, actor, action, doc_id, title, before, after, note) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(*row[:6], _json_or_none(row[6]), _json_or_none(row[7]), row[8]) for row in data.audit],
+                )
+                self._db.executemany(
+                    "INSERT INTO sessions (hash, key_id, csrf, expires_at) VALUES (?, ?, ?, ?)", data.sessions
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement (for inspection; the application reads through the methods)."""
         with self._lock:
@@ -165,6 +225,23 @@ class CurationDB:
             AuditEntry(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6] and _load(r[6]), r[7] and _load(r[7]), r[8])
             for r in rows
         ]
+
+
+@dataclass
+class CurationData:
+    """All rows of a curation database in the engine-neutral form both databases read and write (times as ISO
+    text in UTC, metadata as dicts), for moving an installation between SQLite and PostgreSQL."""
+
+    #: ``(hash, id, role, district, label, created_at, revoked_at)``
+    keys: list[tuple[Any, ...]]
+    #: ``(key, doc_id, metadata, uploaded, created_by, updated_at)``
+    records: list[tuple[Any, ...]]
+    #: ``(key, doc_id, at, actor)``
+    excluded: list[tuple[Any, ...]]
+    #: ``(id, at, actor, action, doc_id, title, before, after, note)``
+    audit: list[tuple[Any, ...]]
+    #: ``(hash, key_id, csrf, expires_at)``
+    sessions: list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -310,6 +387,10 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _json_or_none(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else _json(value)
 
 
 def _load(text: str) -> dict[str, Any]:

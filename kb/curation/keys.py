@@ -13,13 +13,17 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from kb import districts
-from kb.curation.db import ApiKey, CurationDB
+from kb.curation.db import ApiKey
 from kb.errors import AuthError, CurationError, ForbiddenError, NotFoundError
 from kb.fields import STATUSES
 from kb.visibility import ANONYMOUS as ANONYMOUS_VIEWER
 from kb.visibility import LINKED, Viewer
+
+if TYPE_CHECKING:
+    from kb.curation.store import CurationStore
 
 KEY_PREFIX = "kbk_"
 
@@ -101,7 +105,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_key(db: CurationDB, role: str, label: str, district: str = "") -> tuple[ApiKey, str]:
+def create_key(db: CurationStore, role: str, label: str, district: str = "") -> tuple[ApiKey, str]:
     """A new key; returns its record and the secret, which is not stored and cannot be shown again."""
     try:
         chosen = Role(role)
@@ -129,18 +133,18 @@ def create_key(db: CurationDB, role: str, label: str, district: str = "") -> tup
     return get_key(db, key_id), secret
 
 
-def get_key(db: CurationDB, key_id: str) -> ApiKey:
+def get_key(db: CurationStore, key_id: str) -> ApiKey:
     key = db.key(key_id)
     if key is None:
         raise NotFoundError(f"There is no API key with id {key_id!r}; `kb keys list` shows the ids.")
     return key
 
 
-def list_keys(db: CurationDB) -> list[ApiKey]:
+def list_keys(db: CurationStore) -> list[ApiKey]:
     return db.keys()
 
 
-def revoke_key(db: CurationDB, key_id: str) -> ApiKey:
+def revoke_key(db: CurationStore, key_id: str) -> ApiKey:
     get_key(db, key_id)
     with db.transaction() as tx:
         tx.revoke_key(key_id)
@@ -148,7 +152,7 @@ def revoke_key(db: CurationDB, key_id: str) -> ApiKey:
     return get_key(db, key_id)
 
 
-def authenticate(db: CurationDB, secret: str) -> Principal:
+def authenticate(db: CurationStore, secret: str) -> Principal:
     """The principal of a key sent by a client; an unknown or revoked key is an :class:`AuthError`."""
     digest = _digest(secret.strip())
     found = db.key_by_hash(digest)

@@ -10,14 +10,15 @@ ingestion (`kb ingest`, or the next write) completes the change.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kb import fields
 from kb.curation import uploads
-from kb.curation.db import AuditEntry, CurationDB
+from kb.curation.db import AuditEntry
 from kb.curation.keys import Principal, Role
+from kb.curation.store import CurationStore, open_curation
 from kb.documents import Metadata, document_id
 from kb.errors import ConflictError, CurationError, IndexMissingError, LoaderError, NotFoundError
 from kb.ingest import UPLOAD_PREFIX, Ingestor, IngestReport
@@ -37,10 +38,12 @@ class UploadResult:
 class Curator:
     """Write access to the knowledge base; ``searcher`` gives the live index and is refreshed after each write."""
 
-    def __init__(self, searcher: Searcher, db: CurationDB | None = None) -> None:
+    def __init__(self, searcher: Searcher, db: CurationStore | None = None) -> None:
         self.searcher = searcher
         self.settings = searcher.settings
-        self.db = db or CurationDB(self.settings.data_dir)
+        self.db = db or open_curation(self.settings)
+        #: Uploaded files: this machine's folder, and with PostgreSQL the database every replica reads them from.
+        self.files = uploads.UploadFiles(self.settings.uploads_dir, self.db.shared_files())
 
     # -- reading ----------------------------------------------------------------------------------------------
     def _index(self) -> StorageReader:
@@ -95,7 +98,7 @@ class Curator:
             tx.add_upload(key, doc_id, changes, principal.actor)
             title = str(changes.get("title") or name)
             tx.audit(principal.actor, "create", doc_id, title, None, changes, note=name)
-        stored = uploads.store(data, self.settings.uploads_dir, suffix)
+        stored = self.files.store(data, suffix)
         try:
             report = self._ingest([stored.path])
             failure = next((f for f in report.failed if f.path == key), None)
@@ -151,6 +154,8 @@ class Curator:
             tx.audit(principal.actor, "purge", doc_id, document.metadata.title, document.metadata.as_dict(), None)
         if document.key.startswith(UPLOAD_PREFIX) or (record is not None and record[2]):
             Path(document.path).unlink(missing_ok=True)
+            if document.key.startswith(UPLOAD_PREFIX):  # this machine's copy and the shared one
+                self.files.remove(document.key.removeprefix(UPLOAD_PREFIX))
         report = self._ingest([], purge=[document.key])
         return int(report.version or 0)
 
@@ -169,7 +174,7 @@ class Curator:
             tx.set_curated(document.key, document.id, curated, principal.actor)
             earlier = {k: before.get(k) for k in changed}
             tx.audit(principal.actor, action, document.id, merged.title, earlier, changed)
-        path = Path(document.path)
+        path = self._file_of(document)
         if not path.is_file():
             raise NotFoundError(
                 f"The file of document {document.id} is gone from {path}; the change is saved and applies when "
@@ -198,6 +203,21 @@ class Curator:
             tx.unaudit_last(document_id(key), "create")
         if self._known(document_id(key)) is None:
             path.unlink(missing_ok=True)
+            self.files.remove(key.removeprefix(UPLOAD_PREFIX))
+
+    def with_local_file(self, document: StoredDocument) -> StoredDocument:
+        """``document`` with the path of its file on this machine (an upload through another replica is written
+        here from the shared copy first)."""
+        path = self._file_of(document)
+        return document if str(path) == document.path else replace(document, path=str(path))
+
+    def _file_of(self, document: StoredDocument) -> Path:
+        """The document's file on this machine: an upload stored through another replica (another
+        ``KB_DATA_DIR``) is written here from the shared copy first."""
+        path = Path(document.path)
+        if path.is_file() or not document.key.startswith(UPLOAD_PREFIX):
+            return path
+        return self.files.local(document.key.removeprefix(UPLOAD_PREFIX)) or path
 
     def _known(self, doc_id: str) -> StoredDocument | None:
         """The document if the live index has it (there may be no index yet: the first upload builds it)."""

@@ -13,8 +13,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from kb.curation.db import CurationDB
 from kb.curation.keys import Principal, authenticate, principal_of
+from kb.curation.store import CurationStore
 from kb.errors import AuthError
 
 
@@ -36,7 +36,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def login(db: CurationDB, secret: str, hours: float) -> Session:
+def login(db: CurationStore, secret: str, hours: float) -> Session:
     """A new session for the key ``secret`` (an :class:`AuthError` when it is unknown or revoked)."""
     principal = authenticate(db, secret)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
@@ -48,7 +48,7 @@ def login(db: CurationDB, secret: str, hours: float) -> Session:
     return Session(principal, token, csrf, expires)
 
 
-def resume(db: CurationDB, token: str) -> Session | None:
+def resume(db: CurationStore, token: str) -> Session | None:
     """The session of a cookie's token, if it exists, has not expired and its key is still valid."""
     if not token:
         return None
@@ -68,7 +68,7 @@ def resume(db: CurationDB, token: str) -> Session | None:
     return Session(principal, token, csrf, expires)
 
 
-def logout(db: CurationDB, token: str) -> None:
+def logout(db: CurationStore, token: str) -> None:
     """End the session of this token (an unknown token is ignored)."""
     with db.transaction() as tx:
         tx.end_session(_digest(token))

@@ -1,5 +1,10 @@
 """Uploaded files: the type is decided by the content (not the name), and files are kept under the sha256 of
-their bytes in ``KB_DATA_DIR/files`` (written to a hidden temporary name, fsynced, then renamed)."""
+their bytes in ``KB_DATA_DIR/files`` (written to a hidden temporary name, fsynced, then renamed).
+
+With PostgreSQL (``KB_DATABASE_URL``) the files are also kept in the database (:class:`UploadFiles` over the
+store's :class:`~kb.curation.store.SharedFiles`), and ``KB_DATA_DIR/files`` is each replica's local copy, written
+from the database whenever a replica needs a file it lacks (to ingest it again, or before ``kb ingest``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,13 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 from kb.errors import CurationError, UnsupportedFileError, UploadTooLargeError
 from kb.files import write_atomic
+
+if TYPE_CHECKING:
+    from kb.curation.store import SharedFiles
 
 _NAMED = {".pdf": "PDF", ".docx": "Word (.docx)", ".md": "Markdown", ".markdown": "Markdown"}
 _NAMED |= {".odt": "OpenDocument text (.odt)", ".pptx": "PowerPoint (.pptx)"}
@@ -132,3 +141,52 @@ def store(data: bytes, folder: Path, suffix: str) -> StoredUpload:
 
 def content_key(data: bytes, suffix: str) -> str:
     return f"{hashlib.sha256(data).hexdigest()}{suffix}"
+
+
+class UploadFiles:
+    """The uploaded files of an installation: ``folder`` (``KB_DATA_DIR/files``) on this machine, and ``shared``
+    where every replica finds them (None: this machine's folder is the only copy)."""
+
+    def __init__(self, folder: Path, shared: SharedFiles | None = None) -> None:
+        self.folder, self.shared = folder, shared
+
+    def store(self, data: bytes, suffix: str) -> StoredUpload:
+        """Keep ``data`` here and, when shared, in the shared place (first: a replica may ingest it at once)."""
+        stored_name = content_key(data, suffix)
+        if self.shared is not None:
+            self.shared.put_file(stored_name, data)
+        return store(data, self.folder, suffix)
+
+    def local(self, name: str) -> Path | None:
+        """The file ``name`` on this machine, written from the shared place if it is only there; None if it is
+        nowhere (or the shared copy does not match its hash)."""
+        path = self.folder / name
+        if path.is_file():
+            return path
+        if self.shared is None or not _safe_name(name):
+            return None
+        data = self.shared.file(name)
+        if data is None or not name.startswith(hashlib.sha256(data).hexdigest()):
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+        return path
+
+    def remove(self, name: str) -> None:
+        """Delete the file here and in the shared place (a purge, or an upload that could not be ingested)."""
+        if _safe_name(name):
+            (self.folder / name).unlink(missing_ok=True)
+        if self.shared is not None:
+            self.shared.delete_file(name)
+
+    def sync(self) -> int:
+        """Write every shared file this machine lacks into ``folder``; returns how many were written."""
+        if self.shared is None:
+            return 0
+        missing = [n for n in self.shared.file_names() if _safe_name(n) and not (self.folder / n).is_file()]
+        return sum(self.local(name) is not None for name in missing)
+
+
+def _safe_name(name: str) -> bool:
+    """A stored file's name, never a path (the names come from the database)."""
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")

@@ -151,7 +151,65 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_vocabulary_added ON kb_vocabulary (added);
     CREATE INDEX kb_vocabulary_folded ON kb_vocabulary (translate(word, 'äöü', 'aou')) WHERE removed IS NULL;
     """,
+    # 5: the curation data every replica shares (kb/curation/pg_db.py holds all SQL on these tables): API keys,
+    # login sessions, curated metadata, exclusions, the audit log and the uploaded files themselves.
+    """
+    CREATE TABLE kb_api_keys (
+        id text PRIMARY KEY,
+        hash text NOT NULL UNIQUE,
+        role text NOT NULL,
+        district text NOT NULL DEFAULT '',
+        label text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz
+    );
+    CREATE TABLE kb_curated (
+        key text PRIMARY KEY,
+        doc_id text NOT NULL UNIQUE,
+        metadata jsonb NOT NULL DEFAULT '{}',
+        uploaded boolean NOT NULL DEFAULT false,
+        created_by text NOT NULL DEFAULT '',
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE kb_excluded (
+        key text PRIMARY KEY,
+        doc_id text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now(),
+        actor text NOT NULL
+    );
+    CREATE TABLE kb_audit (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        actor text NOT NULL,
+        action text NOT NULL,
+        doc_id text NOT NULL DEFAULT '',
+        title text NOT NULL DEFAULT '',
+        before jsonb,
+        after jsonb,
+        note text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX kb_audit_doc ON kb_audit (doc_id, id);
+    CREATE TABLE kb_sessions (
+        hash text PRIMARY KEY,
+        key_id text NOT NULL,
+        csrf text NOT NULL,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX kb_sessions_key ON kb_sessions (key_id);
+    CREATE TABLE kb_upload_files (
+        name text PRIMARY KEY,
+        sha256 text NOT NULL,
+        size bigint NOT NULL,
+        data bytea NOT NULL,
+        stored_at timestamptz NOT NULL DEFAULT now()
+    );
+    -- PDFs, office files and images are compressed already: stored out of line as they are, not compressed again
+    ALTER TABLE kb_upload_files ALTER COLUMN data SET STORAGE EXTERNAL;
+    """,
 )
+
+#: The tables of the curation data (schema step 5), for ``kb doctor``.
+CURATION_TABLES = ("kb_api_keys", "kb_curated", "kb_excluded", "kb_audit", "kb_sessions", "kb_upload_files")
 
 #: The schema version this release writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
