@@ -21,12 +21,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
@@ -58,8 +59,9 @@ EF_SEARCH = 100
 #: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
 #: on until ``k`` rows pass the version filter.
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
-#: Document frequencies a reader keeps of the terms it was asked for (a version never changes).
-DF_CACHE_TERMS = 200_000
+#: Postings a reader keeps in memory for scoring BM25 (8 bytes each: a chunk id and its weight); the least recently
+#: used terms leave first. The postings of a whole 100,000-chunk index are about 9 million.
+CACHED_POSTINGS = 12_000_000
 #: Databases this process brought to its schema (a writer migrates only the first time).
 _MIGRATED: set[str] = set()
 #: Up to this many words a writer looks up in the vocabulary for the chunks it added (beyond: it reads it all).
@@ -315,8 +317,8 @@ class PgVectors:
 
 
 class _KnownTerms(Mapping[str, int]):
-    """The index's terms as :class:`LexicalIndex` asks for them (``term in terms``): looked up in the
-    database and kept (a version never changes)."""
+    """The index's terms as :class:`LexicalIndex` asks for them (``term in terms``): a term is known when the
+    version has postings of it (fetched once and kept, :meth:`PgLexical.df`)."""
 
     def __init__(self, lexical: PgLexical) -> None:
         self._lexical = lexical
@@ -336,9 +338,31 @@ class _KnownTerms(Mapping[str, int]):
         return 0
 
 
+class _Postings(NamedTuple):
+    """A term's postings in a version: chunk ids and their BM25 weights (a column of the local matrix)."""
+
+    ids: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return max(len(self.ids), 1)  # an unknown term still takes a place in the cache
+
+
+def _array(data: bytes, width: int) -> np.ndarray:
+    """The elements of a one-dimensional integer array in PostgreSQL's binary form (``array_send``): a header of
+    five int32 (dimensions, null flag, element type, length, lower bound), then a length and a big-endian value
+    per element."""
+    kind = np.dtype([("length", ">i4"), ("value", f">i{width}")])
+    return np.frombuffer(data, dtype=kind, offset=20)["value"] if len(data) > 20 else np.zeros(0, dtype=np.int64)
+
+
 class PgLexical(LexicalIndex):
     """BM25 over one version's German chunks: the analysis and query expansion of :class:`LexicalIndex`, the
-    postings in the database, scored there (:data:`_BM25`)."""
+    postings in the database. A term's postings are fetched once per reader (one query for all the terms of a
+    query the reader has not seen; a version never changes) and kept with their weights, as the local engine
+    keeps its matrix, up to :data:`CACHED_POSTINGS`; a query is scored here with numpy, in the local engine's
+    float32 arithmetic, so both engines give the same scores and the same order."""
 
     def __init__(self, storage: PostgresStorage, version: int, rows: int, total_length: int,
                  vocabulary: dict[str, int]) -> None:  # fmt: skip
@@ -348,68 +372,101 @@ class PgLexical(LexicalIndex):
         self._storage, self._version, self._rows = storage, version, rows
         #: The mean chunk length as the local engine divides by it (a float32).
         self._mean_length = float(np.float32(max(total_length / rows if rows else 1.0, 1e-6)))
-        self._df: dict[str, int] = {}
+        #: Postings by term, the least recently used first; shared with a reader of the next version when only
+        #: metadata changed (the same postings).
+        self._postings: OrderedDict[str, _Postings] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
+
+    def postings(self, terms: list[str]) -> dict[str, _Postings]:
+        """The postings of ``terms`` (empty for a term the version lacks); one query for those not kept."""
+        kept = self._postings
+        found: dict[str, _Postings] = {}
+        missing: list[str] = []
+        with self._lock:
+            for term in dict.fromkeys(terms):
+                got = kept.get(term)
+                if got is None:
+                    missing.append(term)
+                else:
+                    kept.move_to_end(term)
+                    found[term] = got
+        if missing:
+            fetched = self._fetch(missing)
+            with self._lock:
+                for term, got in fetched.items():
+                    if term not in kept:
+                        kept[term] = got
+                        self._cached += got.size
+                while self._cached > CACHED_POSTINGS and len(kept) > len(fetched):
+                    self._cached -= kept.popitem(last=False)[1].size
+            found.update(fetched)
+        return found
+
+    def _fetch(self, terms: list[str]) -> dict[str, _Postings]:
+        """The postings of ``terms`` from the database, weighted as :meth:`LexicalIndex._weighted` weighs them."""
+        with self._storage.read() as conn:
+            rows = (
+                conn.cursor(binary=True)
+                .execute(
+                    "SELECT term, array_send(array_agg(chunk_id)), array_send(array_agg(tf)), "
+                    f"array_send(array_agg(length)) FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE} "
+                    "GROUP BY term",
+                    {"t": terms, "v": self._version},
+                )
+                .fetchall()
+            )
+        none = _Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+        fetched = dict.fromkeys(terms, none)
+        rows_ = float(self._rows)
+        for term, ids_data, tf_data, length_data in rows:
+            ids = _array(bytes(ids_data), 8)
+            ids = ids.astype(np.int32) if ids.max() < 2**31 else ids.astype(np.int64)
+            tf = _array(bytes(tf_data), 4).astype(np.float32)
+            lengths = _array(bytes(length_data), 4).astype(np.float32)
+            df = len(ids)
+            # The local engine's arithmetic (kb.lexical.LexicalIndex._weighted): idf in double, then float32.
+            idf = np.float32(np.log1p((rows_ - df + 0.5) / (df + 0.5)))
+            norm = K1 * (1 - B + B * lengths / self._mean_length)
+            weights = (tf * (K1 + 1) / (tf + norm) * idf).astype(np.float32)
+            fetched[str(term)] = _Postings(ids, weights)
+        return fetched
 
     def df(self, terms: list[str]) -> dict[str, int]:
-        """How many chunks of the version have each term (counted in the database once per term and reader: a
-        version never changes)."""
-        known = self._df
-        found = {t: known[t] for t in terms if t in known}  # a dict read is safe while another thread fills it
-        missing = sorted({t for t in terms if t not in found})
-        if missing:
-            with self._storage.read() as conn:
-                rows = conn.execute(
-                    f"SELECT term, count(*) FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE} GROUP BY term",
-                    {"t": missing, "v": self._version},
-                ).fetchall()
-            counted = dict.fromkeys(missing, 0) | {str(t): int(n) for t, n in rows}
-            if len(known) > DF_CACHE_TERMS:
-                self._df = known = {}
-            known.update(counted)
-            found.update(counted)
-        return {t: found[t] for t in terms}
+        """How many chunks of the version have each term."""
+        found = self.postings(terms)
+        return {t: len(found[t].ids) for t in terms}
+
+    def query_terms(self, query: str) -> dict[str, float]:
+        self.postings(self.analyzer.terms(query))  # one query for the words the spelling check looks up
+        return super().query_terms(query)
 
     def coverage(self, query: str) -> float:
-        self.df(self.analyzer.terms(query))  # one query for all of them
+        self.postings(self.analyzer.terms(query))  # one query for all of them
         return super().coverage(query)
 
     def search(
         self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
+        """What :meth:`LexicalIndex.search` computes, over the chunk ids themselves: scores are added up in an
+        array indexed by chunk id in the order of the query's terms, and ties keep the order of the ids (the
+        local engine's rows are in the order of the ids)."""
         if k <= 0 or not weights:
             return []
-        counts = self.df(list(weights))
-        columns = [(t, w) for t, w in weights.items() if counts[t]]
+        found = self.postings(list(weights))
+        columns = [(found[t], w) for t, w in weights.items() if len(found[t].ids)]
         if not columns:
             return []
-        # The local engine's idf (kb.lexical.LexicalIndex._weighted): double precision, then float32.
-        idf = [float(np.float32(np.log1p((self._rows - counts[t] + 0.5) / (counts[t] + 0.5)))) for t, _ in columns]
-        params: dict[str, Any] = {
-            "terms": [t for t, _ in columns], "weights": [float(w) for _, w in columns], "idf": idf,
-            "v": self._version, "k": int(k), "k1": K1, "k1p": K1 + 1, "a": 1 - B, "b": B,
-            "mean": self._mean_length,
-        }  # fmt: skip
-        restrict = ""
+        scores = np.zeros(max(int(p.ids.max()) for p, _ in columns) + 1, dtype=np.float32)
+        for postings, weight in columns:
+            scores[postings.ids] += weight * postings.weights
+        candidates = np.flatnonzero(scores > 0)
         if allowed is not None:
-            params["ids"] = [int(i) for i in np.asarray(allowed).ravel()]
-            restrict = "AND p.chunk_id = ANY(%(ids)s)"
-        with self._storage.read() as conn:
-            rows = conn.execute(_BM25.format(restrict=restrict), params).fetchall()
-        return [(int(chunk_id), float(score)) for chunk_id, score in rows if score > 0]
-
-
-#: BM25 of a query's terms over a version's postings, in one query: the local engine's formula in its float32
-#: arithmetic (``real`` throughout: ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean)) * idf``, times
-#: the term's weight), summed per chunk in the order of the query's terms (the nested loop over ``q`` feeds each
-#: term's postings in turn), the ties broken by chunk id as the local engine's stable sort does.
-_BM25 = (
-    "SELECT p.chunk_id, sum(q.w * (p.tf::real * %(k1p)s::real / (p.tf::real + %(k1)s::real * (%(a)s::real "
-    "+ %(b)s::real * p.length::real / %(mean)s::real)) * q.idf)) AS score "
-    "FROM unnest(%(terms)s::text[], %(weights)s::real[], %(idf)s::real[]) AS q(term, w, idf) "
-    "CROSS JOIN LATERAL (SELECT chunk_id, tf, length FROM kb_postings WHERE term = q.term "
-    "AND added <= %(v)s AND (removed IS NULL OR removed > %(v)s)) p "
-    "WHERE true {restrict} GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(k)s"
-)
+            candidates = candidates[np.isin(candidates, np.asarray(allowed, dtype=np.int64))]
+        if len(candidates) > k:
+            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        return [(int(chunk_id), float(scores[chunk_id])) for chunk_id in order]
 
 
 class PgReader:
