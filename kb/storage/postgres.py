@@ -19,6 +19,7 @@ query scores the postings of its terms with the same formula and the same float3
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import threading
@@ -41,6 +42,7 @@ from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, P
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.index import Manifest, check_model, owners_of
 from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, vocabulary_counts, words
+from kb.lru import LRU
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 from kb.visibility import visible_to
@@ -54,8 +56,13 @@ UNREACHABLE = (
 )
 #: The number of the writer's advisory lock (one writer per database, whatever machine it runs on).
 WRITER_LOCK = 0x6B62_5752  # "kbWR"
-#: HNSW candidates per search (pgvector's ``hnsw.ef_search``); see docs/deployment.md for recall at this value.
-EF_SEARCH = 100
+#: Dense rows a search fetches at least: the depth hybrid ranking scales its scores over (kb.fusion's
+#: ``NORMALISE_DEPTH``), so that a query's evidence (100 rows) and its ranking (200) are one scan.
+DENSE_DEPTH = 200
+#: HNSW candidates per search (pgvector's ``hnsw.ef_search``): the rows a search fetches (docs/deployment.md).
+EF_SEARCH = DENSE_DEPTH
+#: Dense searches a reader keeps the result of (one per query being answered at the same time suffices).
+RECENT_SEARCHES = 16
 #: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
 #: on until ``k`` rows pass the version filter.
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
@@ -261,6 +268,9 @@ class PgVectors:
 
     def __init__(self, storage: PostgresStorage, version: int, dimension: int, count: int) -> None:
         self._storage, self._version, self._dimension, self._count = storage, version, dimension, count
+        #: The last searches (query vector, allowed ids → depth, result): a query asks for its evidence and then
+        #: for its ranking, deeper; both are answered by one scan of :data:`DENSE_DEPTH` rows.
+        self._recent: LRU[tuple[bytes, bytes | None], tuple[int, list[tuple[int, float]]]] = LRU(RECENT_SEARCHES)
 
     @property
     def dimension(self) -> int:
@@ -274,22 +284,37 @@ class PgVectors:
     ) -> list[tuple[int, float]]:
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
-        params: dict[str, Any] = {"v": self._version, "q": _vector(query), "k": int(k)}
+        vector = np.asarray(query, dtype=np.float32).ravel()
+        ids = None if allowed is None else np.asarray(allowed, dtype=np.int64).ravel()
+        key = (vector.tobytes(), None if ids is None else hashlib.blake2b(ids.tobytes(), digest_size=16).digest())
+        kept = self._recent.get(key)
+        if kept is not None and (len(kept[1]) >= k or len(kept[1]) < kept[0]):  # deep enough, or all there is
+            return kept[1][:k]
+        depth = max(k, DENSE_DEPTH)
+        scored = self._search(vector, depth, ids)
+        self._recent.put(key, (depth, scored))
+        return scored[:k]
+
+    def _search(self, vector: np.ndarray, k: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
+        params: dict[str, Any] = {"v": self._version, "q": _vector(vector), "k": int(k)}
         dim = int(self._dimension)
         with self._storage.read() as conn:
-            if allowed is None:
-                if k > EF_SEARCH:  # HNSW never returns more than ef_search rows per scan step
-                    conn.execute(f"SET hnsw.ef_search = {int(k)}")
-                rows = conn.execute(
+            if ids is None:
+                sql = (
                     f"SELECT id, embedding <#> %(q)s::vector FROM kb_chunks WHERE {VISIBLE} "
                     f"AND embedding IS NOT NULL ORDER BY embedding::halfvec({dim}) <#> %(q)s::halfvec({dim}) "
-                    "LIMIT %(k)s",
-                    params,
-                ).fetchall()
-                if k > EF_SEARCH:
-                    conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+                    "LIMIT %(k)s"
+                )
+                if k > EF_SEARCH:  # HNSW never returns more than ef_search rows per scan step
+                    with conn.pipeline():  # the three statements in one round trip
+                        conn.execute(f"SET hnsw.ef_search = {int(k)}")
+                        cursor = conn.execute(sql, params)
+                        conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+                    rows = cursor.fetchall()
+                else:
+                    rows = conn.execute(sql, params).fetchall()
             else:  # exact: the subquery (OFFSET 0 keeps the planner from the approximate index)
-                params["ids"] = [int(i) for i in np.asarray(allowed).ravel()]
+                params["ids"] = ids.tolist()
                 rows = conn.execute(
                     "SELECT id, d FROM (SELECT id, embedding <#> %(q)s::vector AS d FROM kb_chunks "
                     f"WHERE id = ANY(%(ids)s) AND {VISIBLE} AND embedding IS NOT NULL OFFSET 0) s "
