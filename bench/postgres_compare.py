@@ -31,11 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import psycopg
 
+from bench.loopback import free_port
 from bench.server import kb_serve
 from bench.synthetic import StubEncoder, synthetic_documents
+from bench.timing import process_status
 from kb.documents import Chunk, Document, Metadata, Section, document_id
 from kb.embedder import Embedder
 from kb.ingest import IndexWriter
@@ -147,10 +150,76 @@ def _searches(engines: dict[str, Settings], texts: list[str], out: dict[str, Any
         print(name, "http", out[f"{name}/http"], "first pass", out[f"{name}/http_first"], flush=True)
 
 
+def _side_by_side(engines: dict[str, Settings], texts: list[str], out: dict[str, Any]) -> None:
+    """As :func:`_searches` without writes, the engines taking turns query by query (which engine goes first
+    alternates), in process and over HTTP from two ``kb serve`` processes running at the same time: on a shared
+    machine whose load changes by the minute, both engines see the same load."""
+    embedder = Embedder(next(iter(engines.values())))
+    encoded = embedder.encode_queries(texts)
+    searchers = {name: Searcher(settings, embedder) for name, settings in engines.items()}
+    names = list(engines)
+    for text, vector in list(zip(texts, encoded, strict=True))[:10]:  # warm up
+        for searcher in searchers.values():
+            searcher.search_encoded(text, vector, 10, mode="hybrid")
+    for mode in ("hybrid", "dense", "lexical"):
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for n, (text, vector) in enumerate(zip(texts, encoded, strict=True)):
+            for name in names if n % 2 == 0 else names[::-1]:
+                started = time.perf_counter()
+                searchers[name].search_encoded(text, vector, 10, mode=mode)
+                times[name].append(time.perf_counter() - started)
+        for name in names:
+            out[f"{name}/search_{mode}"] = _percentiles(times[name])
+            print(name, mode, out[f"{name}/search_{mode}"], flush=True)
+    del searchers
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    try:
+        for name, settings in engines.items():
+            ports[name] = free_port()
+            env = {**os.environ, "KB_INDEX_DIR": str(settings.index_dir), "KB_DATA_DIR": str(settings.data_dir),
+                   "KB_PORT": str(ports[name]), "KB_LOG_FORMAT": "json", "KB_QUERY_CACHE_SIZE": "0",
+                   "KB_RESULT_CACHE_SIZE": "0", "KB_DATABASE_URL": settings.database_url or ""}  # fmt: skip
+            processes[name] = subprocess.Popen([sys.executable, "-m", "kb", "serve"], env=env,
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        clients = {
+            name: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) for name, port in ports.items()
+        }
+        for name, client in clients.items():
+            while True:
+                try:
+                    if client.get("/health").json().get("status") == "ready":
+                        break
+                except httpx.TransportError:
+                    pass
+                if processes[name].poll() is not None:
+                    raise RuntimeError(f"kb serve ({name}) exited with {processes[name].returncode}")
+                time.sleep(0.2)
+        for label in ("http_first", "http"):  # a just-started server, then the steady state (counted)
+            times = {name: [] for name in names}
+            for n, text in enumerate(texts):
+                for name in names if n % 2 == 0 else names[::-1]:
+                    started = time.perf_counter()
+                    clients[name].get("/search", params={"q": text, "k": 10}).raise_for_status()
+                    times[name].append(time.perf_counter() - started)
+            for name in names:
+                out[f"{name}/{label}"] = _percentiles(times[name])
+                print(name, label, out[f"{name}/{label}"], flush=True)
+        for name, process in processes.items():
+            out[f"{name}/serve_rss_mb"] = round(process_status(process.pid)["VmRSS"] / 1024)
+        for client in clients.values():
+            client.close()
+    finally:
+        for process in processes.values():
+            process.terminate()
+            process.wait(30)
+
+
 def existing(size: int, pool_dir: Path, index_dir: Path, pg_folder: Path, database: str) -> dict[str, Any]:
-    """Search only (in process, HTTP, memory, disk) on indexes built before: the local index in ``index_dir``
-    and the database ``database`` of the PostgreSQL data folder ``pg_folder`` (as ``compare`` with a KEEP_DIR
-    leaves them), without building or writing (no metadata change; the local folder is only read)."""
+    """Search only (in process, HTTP, memory, disk; the engines side by side, :func:`_side_by_side`) on indexes
+    built before: the local index in ``index_dir`` and the database ``database`` of the PostgreSQL data folder
+    ``pg_folder`` (as ``compare`` with a KEEP_DIR leaves them), without building or writing (no metadata change;
+    the local folder is only read)."""
     pool = [tuple(row) for row in json.loads((pool_dir / "pool.json").read_text(encoding="utf-8"))]
     out: dict[str, Any] = {"chunks": size}
     server = PgServer(pg_folder).start()
