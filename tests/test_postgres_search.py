@@ -48,6 +48,7 @@ QUERIES: list[dict[str, float]] = [
     {"elterncafé": 1.0, "schul": 0.5, "unbekannt": 1.0},
     {"abschnitt3": 1.0, "teil1": 1.0},
     {"unbekannt": 1.0},
+    {"abschnitt4": 1.0},  # only in documents the write of test_a_write_… leaves alone
 ]
 
 
@@ -133,9 +134,9 @@ def test_kept_postings_are_bounded_and_change_no_ranking(
 
     monkeypatch.setattr(lexical, "_fetch", counted)
     assert [_ranked(remote, weights, 50) for weights in QUERIES] == expected
-    assert sorted(fetched[0]) == ["sprach"] and len(fetched) == 5  # one query per search with new terms
+    assert sorted(fetched[0]) == ["sprach"] and len(fetched) == 6  # one query per search with new terms
     [_ranked(remote, weights, 50) for weights in QUERIES]
-    assert len(fetched) == 5  # all kept: no query again
+    assert len(fetched) == 6  # all kept: no query again
 
     largest = max(sum(p.size for p in lexical.postings(list(w)).values()) for w in QUERIES)  # one query's
     monkeypatch.setattr(pg, "CACHED_POSTINGS", 20)
@@ -154,11 +155,13 @@ def test_a_write_gives_the_next_reader_new_statistics(engines: tuple[Storage, Po
     for weights in QUERIES:
         _ranked(before, weights, 20)  # postings of the first version kept by its reader
     for engine in engines:
-        _write(
-            engine, put=[3, 5], remove=(0, 1, 2, 7)
-        )  # replaced, removed: document frequencies and lengths change
+        # replaced and removed documents: document frequencies, chunk count and mean length change
+        _write(engine, put=[3, 5], remove=(0, 1, 2, 7))
     after_local, after_remote = local.open_reader(), remote.open_reader()
     assert after_remote.name != before.name
+    kept = after_remote.lexical._postings
+    assert "abschnitt4" in kept and kept["abschnitt4"] is before.lexical._postings["abschnitt4"]
+    assert not {"sprach", "kind", "abschnitt3", "dokument"} & kept.keys()  # terms of chunks added or removed
     for weights in QUERIES:
         _same(_ranked(after_local, weights, 20), _ranked(after_remote, weights, 20))
     assert document_id(DOCUMENTS[0][0]) not in {

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -69,6 +69,8 @@ _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed
 #: Postings a reader keeps in memory for scoring BM25 (8 bytes each: a chunk id and its weight); the least recently
 #: used terms leave first. The postings of a whole 100,000-chunk index are about 9 million.
 CACHED_POSTINGS = 12_000_000
+#: Up to this many chunks added and removed since its version, a reader hands its kept postings to the next one.
+CARRIED_CHANGES = 20_000
 #: Databases this process brought to its schema (a writer migrates only the first time).
 _MIGRATED: set[str] = set()
 #: Up to this many words a writer looks up in the vocabulary for the chunks it added (beyond: it reads it all).
@@ -364,10 +366,11 @@ class _KnownTerms(Mapping[str, int]):
 
 
 class _Postings(NamedTuple):
-    """A term's postings in a version: chunk ids and their BM25 weights (a column of the local matrix)."""
+    """A term's postings: chunk ids, term counts and chunk lengths (what its BM25 weights are computed from)."""
 
     ids: np.ndarray
-    weights: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
 
     @property
     def size(self) -> int:
@@ -382,26 +385,54 @@ def _array(data: bytes, width: int) -> np.ndarray:
     return np.frombuffer(data, dtype=kind, offset=20)["value"] if len(data) > 20 else np.zeros(0, dtype=np.int64)
 
 
+_NONE = _Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
+
+
 class PgLexical(LexicalIndex):
     """BM25 over one version's German chunks: the analysis and query expansion of :class:`LexicalIndex`, the
-    postings in the database. A term's postings are fetched once per reader (one query for all the terms of a
-    query the reader has not seen; a version never changes) and kept with their weights, as the local engine
-    keeps its matrix, up to :data:`CACHED_POSTINGS`; a query is scored here with numpy, in the local engine's
-    float32 arithmetic, so both engines give the same scores and the same order."""
+    postings in the database. A term's postings are fetched once (one query for all the terms of a query not
+    seen before) and kept, as the local engine keeps its matrix, up to :data:`CACHED_POSTINGS`; a query is
+    scored here with numpy in the local engine's float32 arithmetic, so both engines give the same scores and
+    the same order. The weights are computed at each search from the version's statistics (chunks, mean
+    length, a term's document frequency: the length of its postings), so the reader of the next version keeps
+    the postings of every term a write did not touch (:meth:`following`)."""
 
     def __init__(self, storage: PostgresStorage, version: int, rows: int, total_length: int,
                  vocabulary: dict[str, int]) -> None:  # fmt: skip
         empty = sparse.csc_matrix((0, 1), dtype=np.float32)
         super().__init__(np.zeros(0, dtype=np.int64), empty, {}, Analyzer(CompoundSplitter(vocabulary)))
         self.terms = _KnownTerms(self)  # type: ignore[assignment]
-        self._storage, self._version, self._rows = storage, version, rows
-        #: The mean chunk length as the local engine divides by it (a float32).
-        self._mean_length = float(np.float32(max(total_length / rows if rows else 1.0, 1e-6)))
-        #: Postings by term, the least recently used first; shared with a reader of the next version when only
-        #: metadata changed (the same postings).
+        self._storage, self._version = storage, version
+        self._statistics(rows, total_length)
+        #: Postings by term, the least recently used first.
         self._postings: OrderedDict[str, _Postings] = OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
+
+    def _statistics(self, rows: int, total_length: int) -> None:
+        self._rows = rows
+        #: The mean chunk length as the local engine divides by it (a float32).
+        self._mean_length = float(np.float32(max(total_length / rows if rows else 1.0, 1e-6)))
+
+    def following(
+        self, version: int, rows: int, total_length: int, changed: Iterable[str], analyzer: Analyzer | None = None
+    ) -> PgLexical:
+        """The lexical search of a newer ``version`` with ``rows`` German chunks of ``total_length`` terms in
+        all, whose postings differ from this version's only in the terms ``changed`` (the terms of the chunks
+        added and removed since, :func:`changed_terms`): the postings of every other term are kept (shared,
+        never copied). ``analyzer``: the newer version's (its vocabulary); None keeps this one's."""
+        following = copy.copy(self)
+        following._version = version
+        if analyzer is not None:
+            following.analyzer, following._speller = analyzer, None
+        following._statistics(rows, total_length)
+        following.terms = _KnownTerms(following)  # type: ignore[assignment]
+        gone = set(changed)
+        with self._lock:
+            following._postings = OrderedDict((t, p) for t, p in self._postings.items() if t not in gone)
+        following._cached = sum(p.size for p in following._postings.values())
+        following._lock = threading.Lock()
+        return following
 
     def postings(self, terms: list[str]) -> dict[str, _Postings]:
         """The postings of ``terms`` (empty for a term the version lacks); one query for those not kept."""
@@ -429,7 +460,8 @@ class PgLexical(LexicalIndex):
         return found
 
     def _fetch(self, terms: list[str]) -> dict[str, _Postings]:
-        """The postings of ``terms`` from the database, weighted as :meth:`LexicalIndex._weighted` weighs them."""
+        """The postings of ``terms`` from the database (term counts and lengths as float32, as the local engine
+        computes with them)."""
         with self._storage.read() as conn:
             rows = (
                 conn.cursor(binary=True)
@@ -441,21 +473,21 @@ class PgLexical(LexicalIndex):
                 )
                 .fetchall()
             )
-        none = _Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
-        fetched = dict.fromkeys(terms, none)
-        rows_ = float(self._rows)
+        fetched = dict.fromkeys(terms, _NONE)
         for term, ids_data, tf_data, length_data in rows:
             ids = _array(bytes(ids_data), 8)
             ids = ids.astype(np.int32) if ids.max() < 2**31 else ids.astype(np.int64)
             tf = _array(bytes(tf_data), 4).astype(np.float32)
-            lengths = _array(bytes(length_data), 4).astype(np.float32)
-            df = len(ids)
-            # The local engine's arithmetic (kb.lexical.LexicalIndex._weighted): idf in double, then float32.
-            idf = np.float32(np.log1p((rows_ - df + 0.5) / (df + 0.5)))
-            norm = K1 * (1 - B + B * lengths / self._mean_length)
-            weights = (tf * (K1 + 1) / (tf + norm) * idf).astype(np.float32)
-            fetched[str(term)] = _Postings(ids, weights)
+            fetched[str(term)] = _Postings(ids, tf, _array(bytes(length_data), 4).astype(np.float32))
         return fetched
+
+    def _weights(self, postings: _Postings) -> np.ndarray:
+        """A term's BM25 weights in this version, as :meth:`LexicalIndex._weighted` computes them (idf in double,
+        then float32; the rest in float32)."""
+        df = len(postings.ids)
+        idf = np.float32(np.log1p((self._rows - df + 0.5) / (df + 0.5)))
+        norm = K1 * (1 - B + B * postings.lengths / self._mean_length)
+        return (postings.tf * (K1 + 1) / (postings.tf + norm) * idf).astype(np.float32)
 
     def df(self, terms: list[str]) -> dict[str, int]:
         """How many chunks of the version have each term."""
@@ -484,7 +516,7 @@ class PgLexical(LexicalIndex):
             return []
         scores = np.zeros(max(int(p.ids.max()) for p, _ in columns) + 1, dtype=np.float32)
         for postings, weight in columns:
-            scores[postings.ids] += weight * postings.weights
+            scores[postings.ids] += weight * self._weights(postings)
         candidates = np.flatnonzero(scores > 0)
         if allowed is not None:
             candidates = candidates[np.isin(candidates, np.asarray(allowed, dtype=np.int64))]
@@ -492,6 +524,19 @@ class PgLexical(LexicalIndex):
             candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
         order = candidates[np.argsort(-scores[candidates], kind="stable")]
         return [(int(chunk_id), float(scores[chunk_id])) for chunk_id in order]
+
+
+def changed_terms(conn: psycopg.Connection[TupleRow], chunk_ids: Sequence[int] | np.ndarray) -> list[str]:
+    """The terms of the chunks ``chunk_ids`` (those added and removed between two versions): the terms whose
+    postings differ between them (:meth:`PgLexical.following`). Removed postings are kept until
+    :data:`KEEP_VERSIONS` versions later, so the chunks removed since a reader at most that many versions old
+    still have theirs."""
+    if not len(chunk_ids):
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT term FROM kb_postings WHERE chunk_id = ANY(%s)", ([int(c) for c in chunk_ids],)
+    ).fetchall()
+    return [str(t) for (t,) in rows]
 
 
 class PgReader:
@@ -554,7 +599,24 @@ class PgReader:
         )
         lexical = PgLexical(storage, version, int(row[1]), int(row[2]), vocabulary)
         near = {d: tuple(o) for d, o in row[3].items()}
-        return cls(storage, version, manifest, documents, doc_chunks, near, lexical)
+        reader = cls(storage, version, manifest, documents, doc_chunks, near, lexical)
+        if previous is not None and 0 < version - previous._version < KEEP_VERSIONS:
+            reader.lexical = previous._postings_carried(conn, reader, int(row[1]), int(row[2]))
+        return reader
+
+    def _postings_carried(
+        self, conn: psycopg.Connection[TupleRow], newer: PgReader, rows: int, total_length: int
+    ) -> PgLexical:
+        """``newer``'s lexical search with the postings this reader kept of the terms no chunk added or removed
+        since has (what a write did not touch; :meth:`PgLexical.following`)."""
+        changed = np.setxor1d(self._chunk_order, newer._chunk_order, assume_unique=True)
+        if len(changed) > CARRIED_CHANGES:
+            return newer.lexical
+        terms = changed_terms(conn, changed)
+        newest = conn.execute("SELECT max(version) FROM kb_versions").fetchone()
+        if newest is None or newest[0] is None or int(newest[0]) - KEEP_VERSIONS + 1 > self._version:
+            return newer.lexical  # a writer may have deleted postings removed since this version
+        return self.lexical.following(newer._version, rows, total_length, terms, newer.lexical.analyzer)
 
     def _continued(self, conn: psycopg.Connection[TupleRow], version: int, manifest: Manifest) -> PgReader:
         """The next version, in which only the metadata of ``manifest.metadata_changed`` changed."""
