@@ -229,9 +229,7 @@ def existing(size: int, pool_dir: Path, index_dir: Path, pg_folder: Path, databa
                              query_cache_size=0)  # fmt: skip
             remote = local.model_copy(update={"database_url": server.url(database),
                                               "index_dir": Path(tmp) / "pg-index"})  # fmt: skip
-            _searches(
-                {"local": local, "postgres": remote}, [title for title, _, _ in pool[:150]], out, writes=False
-            )
+            _side_by_side({"local": local, "postgres": remote}, [title for title, _, _ in pool[:150]], out)
         out["local/disk_mb"] = round(_disk_mb(index_dir))
         with psycopg.connect(server.url(database)) as conn:
             row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
