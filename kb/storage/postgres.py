@@ -12,8 +12,9 @@ what it changes (a metadata change rewrites one document's rows), not what the i
 Vectors live in ``kb_chunks.embedding`` at full precision; the approximate index is HNSW over ``halfvec`` of the
 model's dimension (measurements in docs/deployment.md), and the scores returned are computed from the full
 vectors. BM25: German analysis stays in Python (:mod:`kb.lexical`); the database holds each chunk's analysed
-terms with their counts (``kb_postings``) and the vocabulary of the compound splitter (``kb_vocabulary``), and a
-query scores the postings of its terms with the same formula and the same float32 arithmetic as the local engine.
+terms with their counts (``kb_postings``) and the vocabulary of the compound splitter (``kb_vocabulary``); a
+reader fetches the postings of a query's terms once, keeps them, and scores them with the same formula and the
+same float32 arithmetic as the local engine (:class:`PgLexical`).
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ RECENT_SEARCHES = 16
 #: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
 #: on until ``k`` rows pass the version filter.
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
-#: Postings a reader keeps in memory for scoring BM25 (8 bytes each: a chunk id and its weight); the least recently
-#: used terms leave first. The postings of a whole 100,000-chunk index are about 9 million.
-CACHED_POSTINGS = 12_000_000
+#: Postings a reader keeps in memory for scoring BM25 (12 bytes each: chunk id, term count, chunk length); the
+#: least recently used terms leave first. A whole 100,000-chunk index has about 9 million (docs/deployment.md).
+CACHED_POSTINGS = 10_000_000
 #: Up to this many chunks added and removed since its version, a reader hands its kept postings to the next one.
 CARRIED_CHANGES = 20_000
 #: Databases this process brought to its schema (a writer migrates only the first time).
