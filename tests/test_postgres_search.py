@@ -102,7 +102,11 @@ def _allowed(reader: StorageReader, keys: list[str]) -> np.ndarray:
     return np.concatenate([reader.doc_chunks[document_id(key)] for key in keys])
 
 
-def test_bm25_in_the_reader_ranks_and_scores_as_the_local_engine(engines: tuple[Storage, PostgresStorage]) -> None:
+@pytest.mark.parametrize("id_range", [pg.ID_RANGE_FACTOR, 0], ids=["over-the-id-range", "over-distinct-ids"])
+def test_bm25_in_the_reader_ranks_and_scores_as_the_local_engine(
+    engines: tuple[Storage, PostgresStorage], id_range: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg, "ID_RANGE_FACTOR", id_range)  # 0: scores over the distinct ids, however dense
     local, remote = (engine.open_reader() for engine in engines)
     some = [key for key, _, _ in DOCUMENTS[::3]]
     for weights in QUERIES:

@@ -70,6 +70,9 @@ _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed
 #: Postings a reader keeps in memory for scoring BM25 (12 bytes each: chunk id, term count, chunk length); the
 #: least recently used terms leave first. A whole 100,000-chunk index has about 9 million (docs/deployment.md).
 CACHED_POSTINGS = 10_000_000
+#: A search adds its scores in an array over the range of its chunk ids up to this many times their number (else
+#: over the distinct ids: a sort, but no array as large as every id ever given).
+ID_RANGE_FACTOR = 8
 #: Up to this many chunks added and removed since its version, a reader hands its kept postings to the next one.
 CARRIED_CHANGES = 20_000
 #: Databases this process brought to its schema (a writer migrates only the first time).
@@ -507,24 +510,39 @@ class PgLexical(LexicalIndex):
         self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
         """What :meth:`LexicalIndex.search` computes, over the chunk ids themselves: scores are added up in an
-        array indexed by chunk id in the order of the query's terms, and ties keep the order of the ids (the
-        local engine's rows are in the order of the ids)."""
+        array in the order of the ids (:func:`_slots`), term after term in the order of the query's terms, and
+        ties keep the order of the ids (the local engine's rows are in the order of the ids)."""
         if k <= 0 or not weights:
             return []
         found = self.postings(list(weights))
         columns = [(found[t], w) for t, w in weights.items() if len(found[t].ids)]
         if not columns:
             return []
-        scores = np.zeros(max(int(p.ids.max()) for p, _ in columns) + 1, dtype=np.float32)
-        for postings, weight in columns:
-            scores[postings.ids] += weight * self._weights(postings)
+        slots, chunk_of = _slots([postings.ids for postings, _ in columns])
+        scores = np.zeros(len(chunk_of), dtype=np.float32)
+        for (postings, weight), slot in zip(columns, slots, strict=True):
+            scores[slot] += weight * self._weights(postings)
         candidates = np.flatnonzero(scores > 0)
         if allowed is not None:
-            candidates = candidates[np.isin(candidates, np.asarray(allowed, dtype=np.int64))]
+            candidates = candidates[np.isin(chunk_of[candidates], np.asarray(allowed, dtype=np.int64))]
         if len(candidates) > k:
             candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
         order = candidates[np.argsort(-scores[candidates], kind="stable")]
-        return [(int(chunk_id), float(scores[chunk_id])) for chunk_id in order]
+        return [(int(chunk_of[slot]), float(scores[slot])) for slot in order]
+
+
+def _slots(ids: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Where each posting's score is added (per term), and the chunk id of each place, in the order of the ids:
+    the range of the query's chunk ids when it is at most :data:`ID_RANGE_FACTOR` times their number (chunk ids
+    are mostly dense), else the distinct ids (a range that years of writes spread out)."""
+    low = min(int(part.min()) for part in ids)
+    high = max(int(part.max()) for part in ids)
+    total = sum(len(part) for part in ids)
+    if high - low < ID_RANGE_FACTOR * total:
+        return [part - low for part in ids], np.arange(low, high + 1, dtype=np.int64)
+    chunk_of, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+    bounds = np.cumsum([len(part) for part in ids])[:-1]
+    return list(np.split(inverse, bounds)), chunk_of.astype(np.int64)
 
 
 def changed_terms(conn: psycopg.Connection[TupleRow], chunk_ids: Sequence[int] | np.ndarray) -> list[str]:
