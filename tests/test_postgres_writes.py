@@ -249,7 +249,8 @@ def test_migrate_brings_a_step_2_database_up_to_date(settings: Settings, embedde
         bands = conn.execute("SELECT doc_row, band, key FROM kb_bands ORDER BY doc_row, band").fetchall()
         conn.execute(
             "DROP TABLE kb_bands, kb_metadata; DROP INDEX kb_documents_added, kb_documents_live_path, "
-            "kb_vocabulary_added, kb_vocabulary_folded; DELETE FROM kb_schema WHERE version > 2"
+            "kb_vocabulary_added, kb_vocabulary_folded; DROP TABLE kb_api_keys, kb_curated, kb_excluded, "
+            "kb_audit, kb_sessions, kb_upload_files; DELETE FROM kb_schema WHERE version > 2"
         )
     assert len(bands) == 6 * (duplicates.NUM_PERM // duplicates.BAND_ROWS) and SCHEMA_VERSION >= 4
     result = CliRunner().invoke(app, ["db", "migrate"], env={"KB_DATABASE_URL": url})

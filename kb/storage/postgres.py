@@ -14,21 +14,24 @@ reader of the next version takes over the one before and reads only the rows cha
 Vectors live in ``kb_chunks.embedding`` at full precision; the approximate index is HNSW over ``halfvec`` of the
 model's dimension (measurements in docs/deployment.md), and the scores returned are computed from the full
 vectors. BM25: German analysis stays in Python (:mod:`kb.lexical`); the database holds each chunk's analysed
-terms with their counts (``kb_postings``) and the vocabulary of the compound splitter (``kb_vocabulary``), and a
-query scores the postings of its terms with the same formula and the same float32 arithmetic as the local engine.
+terms with their counts (``kb_postings``) and the vocabulary of the compound splitter (``kb_vocabulary``); a
+reader fetches the postings of a query's terms once, keeps them, and scores them with the same formula and the
+same float32 arithmetic as the local engine (:class:`PgLexical`).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
+import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
@@ -42,6 +45,7 @@ from kb.documents import Chunk, Document, DocumentText, Metadata, PageHeading, P
 from kb.errors import IndexMissingError, IndexUnavailableError, IngestLockedError
 from kb.index import Manifest, check_model, owners_of
 from kb.lexical import GERMAN, K1, Analyzer, B, CompoundSplitter, LexicalIndex, fold, vocabulary_counts, words
+from kb.lru import LRU
 from kb.storage.pg_schema import KEEP_VERSIONS, SCHEMA_VERSION, VISIBLE, migrate, schema_version
 from kb.store import DocumentLocation, KnownDocument, StoredChunk, StoredDocument
 from kb.visibility import visible_to
@@ -55,13 +59,24 @@ UNREACHABLE = (
 )
 #: The number of the writer's advisory lock (one writer per database, whatever machine it runs on).
 WRITER_LOCK = 0x6B62_5752  # "kbWR"
-#: HNSW candidates per search (pgvector's ``hnsw.ef_search``); see docs/deployment.md for recall at this value.
-EF_SEARCH = 100
+#: Dense rows a search fetches at least: the depth hybrid ranking scales its scores over (kb.fusion's
+#: ``NORMALISE_DEPTH``), so that a query's evidence (100 rows) and its ranking (200) are one scan.
+DENSE_DEPTH = 200
+#: HNSW candidates per search (pgvector's ``hnsw.ef_search``): the rows a search fetches (docs/deployment.md).
+EF_SEARCH = DENSE_DEPTH
+#: Dense searches a reader keeps the result of (one per query being answered at the same time suffices).
+RECENT_SEARCHES = 16
 #: Set once per reader connection (not per query: each ``SET`` is a round trip). ``relaxed_order``: HNSW scans
 #: on until ``k`` rows pass the version filter.
 _SEARCH_OPTIONS = f"-c hnsw.ef_search={EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
-#: Document frequencies a reader keeps of the terms it was asked for (a version never changes).
-DF_CACHE_TERMS = 200_000
+#: Postings a reader keeps in memory for scoring BM25 (12 bytes each: chunk id, term count, chunk length); the
+#: least recently used terms leave first. A whole 100,000-chunk index has about 9 million (docs/deployment.md).
+CACHED_POSTINGS = 10_000_000
+#: A search adds its scores in an array over the range of its chunk ids up to this many times their number (else
+#: over the distinct ids: a sort, but no array as large as every id ever given).
+ID_RANGE_FACTOR = 8
+#: Up to this many chunks added and removed since its version, a reader hands its kept postings to the next one.
+CARRIED_CHANGES = 20_000
 #: Databases this process brought to its schema (a writer migrates only the first time).
 _MIGRATED: set[str] = set()
 #: Up to this many words a writer looks up in the vocabulary for the chunks it added (beyond: it reads it all).
@@ -277,6 +292,9 @@ class PgVectors:
 
     def __init__(self, storage: PostgresStorage, version: int, dimension: int, count: int) -> None:
         self._storage, self._version, self._dimension, self._count = storage, version, dimension, count
+        #: The last searches (query vector, allowed ids → depth, result): a query asks for its evidence and then
+        #: for its ranking, deeper; both are answered by one scan of :data:`DENSE_DEPTH` rows.
+        self._recent: LRU[tuple[bytes, bytes | None], tuple[int, list[tuple[int, float]]]] = LRU(RECENT_SEARCHES)
 
     @property
     def dimension(self) -> int:
@@ -290,22 +308,37 @@ class PgVectors:
     ) -> list[tuple[int, float]]:
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
-        params: dict[str, Any] = {"v": self._version, "q": _vector(query), "k": int(k)}
+        vector = np.asarray(query, dtype=np.float32).ravel()
+        ids = None if allowed is None else np.asarray(allowed, dtype=np.int64).ravel()
+        key = (vector.tobytes(), None if ids is None else hashlib.blake2b(ids.tobytes(), digest_size=16).digest())
+        kept = self._recent.get(key)
+        if kept is not None and (len(kept[1]) >= k or len(kept[1]) < kept[0]):  # deep enough, or all there is
+            return kept[1][:k]
+        depth = max(k, DENSE_DEPTH)
+        scored = self._search(vector, depth, ids)
+        self._recent.put(key, (depth, scored))
+        return scored[:k]
+
+    def _search(self, vector: np.ndarray, k: int, ids: np.ndarray | None) -> list[tuple[int, float]]:
+        params: dict[str, Any] = {"v": self._version, "q": _vector(vector), "k": int(k)}
         dim = int(self._dimension)
         with self._storage.read() as conn:
-            if allowed is None:
-                if k > EF_SEARCH:  # HNSW never returns more than ef_search rows per scan step
-                    conn.execute(f"SET hnsw.ef_search = {int(k)}")
-                rows = conn.execute(
+            if ids is None:
+                sql = (
                     f"SELECT id, embedding <#> %(q)s::vector FROM kb_chunks WHERE {VISIBLE} "
                     f"AND embedding IS NOT NULL ORDER BY embedding::halfvec({dim}) <#> %(q)s::halfvec({dim}) "
-                    "LIMIT %(k)s",
-                    params,
-                ).fetchall()
-                if k > EF_SEARCH:
-                    conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+                    "LIMIT %(k)s"
+                )
+                if k > EF_SEARCH:  # HNSW never returns more than ef_search rows per scan step
+                    with conn.pipeline():  # the three statements in one round trip
+                        conn.execute(f"SET hnsw.ef_search = {int(k)}")
+                        cursor = conn.execute(sql, params)
+                        conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+                    rows = cursor.fetchall()
+                else:
+                    rows = conn.execute(sql, params).fetchall()
             else:  # exact: the subquery (OFFSET 0 keeps the planner from the approximate index)
-                params["ids"] = [int(i) for i in np.asarray(allowed).ravel()]
+                params["ids"] = ids.tolist()
                 rows = conn.execute(
                     "SELECT id, d FROM (SELECT id, embedding <#> %(q)s::vector AS d FROM kb_chunks "
                     f"WHERE id = ANY(%(ids)s) AND {VISIBLE} AND embedding IS NOT NULL OFFSET 0) s "
@@ -333,8 +366,8 @@ class PgVectors:
 
 
 class _KnownTerms(Mapping[str, int]):
-    """The index's terms as :class:`LexicalIndex` asks for them (``term in terms``): looked up in the
-    database and kept (a version never changes)."""
+    """The index's terms as :class:`LexicalIndex` asks for them (``term in terms``): a term is known when the
+    version has postings of it (fetched once and kept, :meth:`PgLexical.df`)."""
 
     def __init__(self, lexical: PgLexical) -> None:
         self._lexical = lexical
@@ -354,80 +387,193 @@ class _KnownTerms(Mapping[str, int]):
         return 0
 
 
+class _Postings(NamedTuple):
+    """A term's postings: chunk ids, term counts and chunk lengths (what its BM25 weights are computed from)."""
+
+    ids: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return max(len(self.ids), 1)  # an unknown term still takes a place in the cache
+
+
+def _array(data: bytes, width: int) -> np.ndarray:
+    """The elements of a one-dimensional integer array in PostgreSQL's binary form (``array_send``): a header of
+    five int32 (dimensions, null flag, element type, length, lower bound), then a length and a big-endian value
+    per element."""
+    kind = np.dtype([("length", ">i4"), ("value", f">i{width}")])
+    return np.frombuffer(data, dtype=kind, offset=20)["value"] if len(data) > 20 else np.zeros(0, dtype=np.int64)
+
+
+_NONE = _Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
+
+
 class PgLexical(LexicalIndex):
     """BM25 over one version's German chunks: the analysis and query expansion of :class:`LexicalIndex`, the
-    postings in the database, scored there (:data:`_BM25`)."""
+    postings in the database. A term's postings are fetched once (one query for all the terms of a query not
+    seen before) and kept, as the local engine keeps its matrix, up to :data:`CACHED_POSTINGS`; a query is
+    scored here with numpy in the local engine's float32 arithmetic, so both engines give the same scores and
+    the same order. The weights are computed at each search from the version's statistics (chunks, mean
+    length, a term's document frequency: the length of its postings), so the reader of the next version keeps
+    the postings of every term a write did not touch (:meth:`following`)."""
 
     def __init__(self, storage: PostgresStorage, version: int, rows: int, total_length: int,
                  vocabulary: dict[str, int]) -> None:  # fmt: skip
         empty = sparse.csc_matrix((0, 1), dtype=np.float32)
         super().__init__(np.zeros(0, dtype=np.int64), empty, {}, Analyzer(CompoundSplitter(vocabulary)))
         self.terms = _KnownTerms(self)  # type: ignore[assignment]
-        self._storage, self._version, self._rows = storage, version, rows
+        self._storage, self._version = storage, version
+        self._statistics(rows, total_length)
+        #: Postings by term, the least recently used first.
+        self._postings: OrderedDict[str, _Postings] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
+
+    def _statistics(self, rows: int, total_length: int) -> None:
+        self._rows = rows
         #: The mean chunk length as the local engine divides by it (a float32).
         self._mean_length = float(np.float32(max(total_length / rows if rows else 1.0, 1e-6)))
-        self._df: dict[str, int] = {}
+
+    def following(
+        self, version: int, rows: int, total_length: int, changed: Iterable[str], analyzer: Analyzer | None = None
+    ) -> PgLexical:
+        """The lexical search of a newer ``version`` with ``rows`` German chunks of ``total_length`` terms in
+        all, whose postings differ from this version's only in the terms ``changed`` (the terms of the chunks
+        added and removed since, :func:`changed_terms`): the postings of every other term are kept (shared,
+        never copied). ``analyzer``: the newer version's (its vocabulary); None keeps this one's."""
+        following = copy.copy(self)
+        following._version = version
+        if analyzer is not None:
+            following.analyzer, following._speller = analyzer, None
+        following._statistics(rows, total_length)
+        following.terms = _KnownTerms(following)  # type: ignore[assignment]
+        gone = set(changed)
+        with self._lock:
+            following._postings = OrderedDict((t, p) for t, p in self._postings.items() if t not in gone)
+        following._cached = sum(p.size for p in following._postings.values())
+        following._lock = threading.Lock()
+        return following
+
+    def postings(self, terms: list[str]) -> dict[str, _Postings]:
+        """The postings of ``terms`` (empty for a term the version lacks); one query for those not kept."""
+        kept = self._postings
+        found: dict[str, _Postings] = {}
+        missing: list[str] = []
+        with self._lock:
+            for term in dict.fromkeys(terms):
+                got = kept.get(term)
+                if got is None:
+                    missing.append(term)
+                else:
+                    kept.move_to_end(term)
+                    found[term] = got
+        if missing:
+            fetched = self._fetch(missing)
+            with self._lock:
+                for term, got in fetched.items():
+                    if term not in kept:
+                        kept[term] = got
+                        self._cached += got.size
+                while self._cached > CACHED_POSTINGS and len(kept) > len(fetched):
+                    self._cached -= kept.popitem(last=False)[1].size
+            found.update(fetched)
+        return found
+
+    def _fetch(self, terms: list[str]) -> dict[str, _Postings]:
+        """The postings of ``terms`` from the database (term counts and lengths as float32, as the local engine
+        computes with them)."""
+        with self._storage.read() as conn:
+            rows = (
+                conn.cursor(binary=True)
+                .execute(
+                    "SELECT term, array_send(array_agg(chunk_id)), array_send(array_agg(tf)), "
+                    f"array_send(array_agg(length)) FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE} "
+                    "GROUP BY term",
+                    {"t": terms, "v": self._version},
+                )
+                .fetchall()
+            )
+        fetched = dict.fromkeys(terms, _NONE)
+        for term, ids_data, tf_data, length_data in rows:
+            ids = _array(bytes(ids_data), 8)
+            ids = ids.astype(np.int32) if ids.max() < 2**31 else ids.astype(np.int64)
+            tf = _array(bytes(tf_data), 4).astype(np.float32)
+            fetched[str(term)] = _Postings(ids, tf, _array(bytes(length_data), 4).astype(np.float32))
+        return fetched
+
+    def _weights(self, postings: _Postings) -> np.ndarray:
+        """A term's BM25 weights in this version, as :meth:`LexicalIndex._weighted` computes them (idf in double,
+        then float32; the rest in float32)."""
+        df = len(postings.ids)
+        idf = np.float32(np.log1p((self._rows - df + 0.5) / (df + 0.5)))
+        norm = K1 * (1 - B + B * postings.lengths / self._mean_length)
+        return (postings.tf * (K1 + 1) / (postings.tf + norm) * idf).astype(np.float32)
 
     def df(self, terms: list[str]) -> dict[str, int]:
-        """How many chunks of the version have each term (counted in the database once per term and reader: a
-        version never changes)."""
-        known = self._df
-        found = {t: known[t] for t in terms if t in known}  # a dict read is safe while another thread fills it
-        missing = sorted({t for t in terms if t not in found})
-        if missing:
-            with self._storage.read() as conn:
-                rows = conn.execute(
-                    f"SELECT term, count(*) FROM kb_postings WHERE term = ANY(%(t)s) AND {VISIBLE} GROUP BY term",
-                    {"t": missing, "v": self._version},
-                ).fetchall()
-            counted = dict.fromkeys(missing, 0) | {str(t): int(n) for t, n in rows}
-            if len(known) > DF_CACHE_TERMS:
-                self._df = known = {}
-            known.update(counted)
-            found.update(counted)
-        return {t: found[t] for t in terms}
+        """How many chunks of the version have each term."""
+        found = self.postings(terms)
+        return {t: len(found[t].ids) for t in terms}
+
+    def query_terms(self, query: str) -> dict[str, float]:
+        self.postings(self.analyzer.terms(query))  # one query for the words the spelling check looks up
+        return super().query_terms(query)
 
     def coverage(self, query: str) -> float:
-        self.df(self.analyzer.terms(query))  # one query for all of them
+        self.postings(self.analyzer.terms(query))  # one query for all of them
         return super().coverage(query)
 
     def search(
         self, weights: dict[str, float], k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
+        """What :meth:`LexicalIndex.search` computes, over the chunk ids themselves: scores are added up in an
+        array in the order of the ids (:func:`_slots`), term after term in the order of the query's terms, and
+        ties keep the order of the ids (the local engine's rows are in the order of the ids)."""
         if k <= 0 or not weights:
             return []
-        counts = self.df(list(weights))
-        columns = [(t, w) for t, w in weights.items() if counts[t]]
+        found = self.postings(list(weights))
+        columns = [(found[t], w) for t, w in weights.items() if len(found[t].ids)]
         if not columns:
             return []
-        # The local engine's idf (kb.lexical.LexicalIndex._weighted): double precision, then float32.
-        idf = [float(np.float32(np.log1p((self._rows - counts[t] + 0.5) / (counts[t] + 0.5)))) for t, _ in columns]
-        params: dict[str, Any] = {
-            "terms": [t for t, _ in columns], "weights": [float(w) for _, w in columns], "idf": idf,
-            "v": self._version, "k": int(k), "k1": K1, "k1p": K1 + 1, "a": 1 - B, "b": B,
-            "mean": self._mean_length,
-        }  # fmt: skip
-        restrict = ""
+        slots, chunk_of = _slots([postings.ids for postings, _ in columns])
+        scores = np.zeros(len(chunk_of), dtype=np.float32)
+        for (postings, weight), slot in zip(columns, slots, strict=True):
+            scores[slot] += weight * self._weights(postings)
+        candidates = np.flatnonzero(scores > 0)
         if allowed is not None:
-            params["ids"] = [int(i) for i in np.asarray(allowed).ravel()]
-            restrict = "AND p.chunk_id = ANY(%(ids)s)"
-        with self._storage.read() as conn:
-            rows = conn.execute(_BM25.format(restrict=restrict), params).fetchall()
-        return [(int(chunk_id), float(score)) for chunk_id, score in rows if score > 0]
+            candidates = candidates[np.isin(chunk_of[candidates], np.asarray(allowed, dtype=np.int64))]
+        if len(candidates) > k:
+            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        return [(int(chunk_of[slot]), float(scores[slot])) for slot in order]
 
 
-#: BM25 of a query's terms over a version's postings, in one query: the local engine's formula in its float32
-#: arithmetic (``real`` throughout: ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean)) * idf``, times
-#: the term's weight), summed per chunk in the order of the query's terms (the nested loop over ``q`` feeds each
-#: term's postings in turn), the ties broken by chunk id as the local engine's stable sort does.
-_BM25 = (
-    "SELECT p.chunk_id, sum(q.w * (p.tf::real * %(k1p)s::real / (p.tf::real + %(k1)s::real * (%(a)s::real "
-    "+ %(b)s::real * p.length::real / %(mean)s::real)) * q.idf)) AS score "
-    "FROM unnest(%(terms)s::text[], %(weights)s::real[], %(idf)s::real[]) AS q(term, w, idf) "
-    "CROSS JOIN LATERAL (SELECT chunk_id, tf, length FROM kb_postings WHERE term = q.term "
-    "AND added <= %(v)s AND (removed IS NULL OR removed > %(v)s)) p "
-    "WHERE true {restrict} GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(k)s"
-)
+def _slots(ids: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Where each posting's score is added (per term), and the chunk id of each place, in the order of the ids:
+    the range of the query's chunk ids when it is at most :data:`ID_RANGE_FACTOR` times their number (chunk ids
+    are mostly dense), else the distinct ids (a range that years of writes spread out)."""
+    low = min(int(part.min()) for part in ids)
+    high = max(int(part.max()) for part in ids)
+    total = sum(len(part) for part in ids)
+    if high - low < ID_RANGE_FACTOR * total:
+        return [part - low for part in ids], np.arange(low, high + 1, dtype=np.int64)
+    chunk_of, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+    bounds = np.cumsum([len(part) for part in ids])[:-1]
+    return list(np.split(inverse, bounds)), chunk_of.astype(np.int64)
+
+
+def changed_terms(conn: psycopg.Connection[TupleRow], chunk_ids: Sequence[int] | np.ndarray) -> list[str]:
+    """The terms of the chunks ``chunk_ids`` (those added and removed between two versions): the terms whose
+    postings differ between them (:meth:`PgLexical.following`). Removed postings are kept until
+    :data:`KEEP_VERSIONS` versions later, so the chunks removed since a reader at most that many versions old
+    still have theirs."""
+    if not len(chunk_ids):
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT term FROM kb_postings WHERE chunk_id = ANY(%s)", ([int(c) for c in chunk_ids],)
+    ).fetchall()
+    return [str(t) for (t,) in rows]
 
 
 class PgReader:
@@ -495,7 +641,24 @@ class PgReader:
         )
         lexical = PgLexical(storage, version, int(row[1]), int(row[2]), vocabulary)
         near = {d: tuple(o) for d, o in row[3].items()}
-        return cls(storage, version, manifest, documents, doc_chunks, near, lexical)
+        reader = cls(storage, version, manifest, documents, doc_chunks, near, lexical)
+        if previous is not None and 0 < version - previous._version < KEEP_VERSIONS:
+            reader.lexical = previous._postings_carried(conn, reader, int(row[1]), int(row[2]))
+        return reader
+
+    def _postings_carried(
+        self, conn: psycopg.Connection[TupleRow], newer: PgReader, rows: int, total_length: int
+    ) -> PgLexical:
+        """``newer``'s lexical search with the postings this reader kept of the terms no chunk added or removed
+        since has (what a write did not touch; :meth:`PgLexical.following`)."""
+        changed = np.setxor1d(self._chunk_order, newer._chunk_order, assume_unique=True)
+        if len(changed) > CARRIED_CHANGES:
+            return newer.lexical
+        terms = changed_terms(conn, changed)
+        newest = conn.execute("SELECT max(version) FROM kb_versions").fetchone()
+        if newest is None or newest[0] is None or int(newest[0]) - KEEP_VERSIONS + 1 > self._version:
+            return newer.lexical  # a writer may have deleted postings removed since this version
+        return self.lexical.following(newer._version, rows, total_length, terms, newer.lexical.analyzer)
 
     def _advanced(
         self, conn: psycopg.Connection[TupleRow], version: int, manifest: Manifest, row: Sequence[Any]
@@ -554,9 +717,18 @@ class PgReader:
                 updates.setdefault(str(word), 0)
         updates = {w: n for w, n in updates.items() if n != vocabulary.get(w, 0)}
         if updates or structural:
-            splitter = _splitter_updated(self.lexical.analyzer.splitter, updates)
-            lexical = PgLexical(self._storage, version, int(row[1]), int(row[2]), {})
-            lexical.analyzer = Analyzer(splitter)
+            analyzer = Analyzer(_splitter_updated(self.lexical.analyzer.splitter, updates))
+            # The postings kept of every term the write did not touch go on to the newer version: the terms of
+            # the chunks removed (this reader's chunks of the changed documents) and added (``chunk_rows``).
+            touched_ids = [self.doc_chunks[d] for d in structural if d in self.doc_chunks]
+            touched_ids.append(np.asarray([int(c) for _, c in chunk_rows], dtype=np.int64))
+            changed_ids = np.concatenate(touched_ids)
+            if len(changed_ids) <= CARRIED_CHANGES:
+                terms = changed_terms(conn, changed_ids)
+                lexical = self.lexical.following(version, int(row[1]), int(row[2]), terms, analyzer)
+            else:
+                lexical = PgLexical(self._storage, version, int(row[1]), int(row[2]), {})
+                lexical.analyzer = analyzer
         else:  # metadata alone: the same postings, the analyzer and the kept document frequencies are shared
             lexical = copy.copy(self.lexical)
             lexical._version = version
