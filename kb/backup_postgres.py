@@ -1,7 +1,7 @@
 """``kb backup DIR`` and ``kb restore DIR`` of an installation on PostgreSQL (``KB_DATABASE_URL``).
 
 Everything that must not be lost is in the database: the index versions, the curation data and the uploaded
-files (schema step 5). A backup is therefore one ``pg_dump -Fc`` of it (a consistent snapshot while the servers
+files (schema step 4). A backup is therefore one ``pg_dump -Fc`` of it (a consistent snapshot while the servers
 keep writing), next to a ``manifest.json`` in the format of the local engine's backups (written last, with the
 dump's size and sha256; ``engine: postgres``)::
 

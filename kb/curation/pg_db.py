@@ -2,7 +2,7 @@
 replica on the database, so a key created through one replica works on all, a login through one is a login on
 all, and an upload through one can be ingested again by any other (the file itself is in ``kb_upload_files``).
 
-The tables are created by schema step 5 (:mod:`kb.storage.pg_schema`); all SQL on them is in this module. Reads
+The tables are created by schema step 4 (:mod:`kb.storage.pg_schema`); all SQL on them is in this module. Reads
 and writes go to the primary (``KB_DATABASE_URL``, never ``KB_DATABASE_READ_URL``): a key created or a session
 opened a moment ago must be found at once. Every transaction takes one advisory lock first, so curation changes
 are serialised across replicas as SQLite's ``BEGIN IMMEDIATE`` serialises them on one machine (a curator's change

@@ -123,9 +123,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_claims_open ON kb_claims (state, lease_until);
     CREATE UNIQUE INDEX kb_documents_one_live ON kb_documents (id) WHERE removed IS NULL;
     """,
-    # 3: reserved for another branch's step (the lead merges it here).
-    "SELECT 1",
-    # 4: writes that cost what they change. Near-duplicate band keys per document (a writer finds the documents
+    # 3: writes that cost what they change. Near-duplicate band keys per document (a writer finds the documents
     # sharing a band with a changed one in one indexed query, kb.duplicates.regroup); metadata changes as
     # versioned rows (a reader of an older version keeps its metadata); what a reader needs to read only the
     # rows a newer version added or removed, and a writer only the vocabulary and documents it touches.
@@ -151,7 +149,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_vocabulary_added ON kb_vocabulary (added);
     CREATE INDEX kb_vocabulary_folded ON kb_vocabulary (translate(word, 'äöü', 'aou')) WHERE removed IS NULL;
     """,
-    # 5: the curation data every replica shares (kb/curation/pg_db.py holds all SQL on these tables): API keys,
+    # 4: the curation data every replica shares (kb/curation/pg_db.py holds all SQL on these tables): API keys,
     # login sessions, curated metadata, exclusions, the audit log and the uploaded files themselves.
     """
     CREATE TABLE kb_api_keys (
@@ -208,7 +206,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: The tables of the curation data (schema step 5), for ``kb doctor``.
+#: The tables of the curation data (schema step 4), for ``kb doctor``.
 CURATION_TABLES = ("kb_api_keys", "kb_curated", "kb_excluded", "kb_audit", "kb_sessions", "kb_upload_files")
 
 #: The schema version this release writes and reads.
@@ -230,7 +228,7 @@ def _fill_bands(conn: psycopg.Connection) -> None:
 
 
 #: What a step fills in Python after its SQL ran (in the same transaction), from the rows already there.
-FILLS: dict[int, Callable[[psycopg.Connection], None]] = {4: _fill_bands}
+FILLS: dict[int, Callable[[psycopg.Connection], None]] = {3: _fill_bands}
 
 
 def schema_version(conn: psycopg.Connection) -> int:
