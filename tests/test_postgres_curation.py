@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,29 @@ def test_a_key_and_a_login_made_through_one_replica_work_on_the_other(replicas: 
     b.cookies.clear()
 
 
+def _found_within(client: TestClient, query: str, doc_id: str, seconds: float) -> bool:
+    """Whether ``client`` ranks ``doc_id`` first for ``query`` within ``seconds`` (a replica looks for a newer
+    version every 0.5 s)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        hits = client.get("/search", params={"q": query, "k": 1}).json()["results"]
+        if hits and hits[0]["document_id"] == doc_id:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _status_within(client: TestClient, path: str, status: int, seconds: float) -> bool:
+    """Whether ``GET path`` answers ``status`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while client.get(path).status_code != status:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_an_upload_through_one_replica_is_ingested_again_by_the_other_without_its_folder(
     replicas: Replicas,
 ) -> None:
@@ -155,8 +179,7 @@ def test_an_upload_through_one_replica_is_ingested_again_by_the_other_without_it
         factories.markdown("Zirkusprojekt", "Wuppertal", "Kinder üben Jonglieren im Zirkuszelt."),
     )  # fmt: skip
     b = replicas.client_b
-    hits = b.get("/search", params={"q": "Jonglieren im Zirkuszelt", "k": 1}).json()["results"]
-    assert hits and hits[0]["document_id"] == doc
+    assert _found_within(b, "Jonglieren im Zirkuszelt", doc, 2.0)  # replicas see a write within 2 s (issue 16)
     shutil.rmtree(replicas.a.data_dir)  # machine A's folder is gone: B has only the database
     assert not replicas.b.uploads_dir.exists()
 
@@ -165,7 +188,10 @@ def test_an_upload_through_one_replica_is_ingested_again_by_the_other_without_it
     # a new title is part of what is searched: B reads the file again (from the database) and encodes it
     renamed = b.patch(f"/documents/{doc}", json={"title": "Zirkus im Quartier"}, headers=replicas.auth("curator"))
     assert renamed.status_code == 200, renamed.text
-    assert replicas.client_a.get(f"/documents/{doc}").json()["title"] == "Zirkus im Quartier"
+    deadline = time.monotonic() + 2.0  # A sees B's write within 2 s
+    while replicas.client_a.get(f"/documents/{doc}").json()["title"] != "Zirkus im Quartier":
+        assert time.monotonic() < deadline, "replica A did not see the new title within 2 s"
+        time.sleep(0.1)
     stored = Searcher(replicas.b).index.documents[doc]
     assert Path(stored.path).parent == replicas.b.uploads_dir.resolve()
 
@@ -220,13 +246,14 @@ def test_a_file_purged_through_one_replica_can_be_uploaded_again_through_the_oth
     """A purge through A keeps the file out of B's ingestion; uploading it again through B brings it back."""
     text = factories.markdown("Sprachcafé", "Wuppertal", "Jeden Mittwoch sprechen Eltern Deutsch beim Kaffee.")
     doc = _upload(replicas.client_a, replicas.keys["wuppertal"], "cafe.md", text)
-    a = replicas.client_a
+    a, b = replicas.client_a, replicas.client_b
+    assert _status_within(b, f"/documents/{doc}", 200, 2.0)  # B sees the upload
     purged = a.delete(f"/documents/{doc}", params={"purge": True}, headers=replicas.auth("curator"))
     assert purged.status_code == 200
-    assert replicas.client_b.get(f"/documents/{doc}").status_code == 404
-    again = _upload(replicas.client_b, replicas.keys["wuppertal"], "cafe.md", text)
+    assert _status_within(b, f"/documents/{doc}", 404, 2.0)  # and then the purge
+    again = _upload(b, replicas.keys["wuppertal"], "cafe.md", text)
     assert again == doc
-    assert replicas.client_a.get(f"/documents/{doc}").status_code == 200
+    assert _status_within(a, f"/documents/{doc}", 200, 2.0)
     assert document_id(f"upload/{_rows(replicas.a.database_url, 'SELECT name FROM kb_upload_files')[0][0]}") == doc
 
 
