@@ -107,6 +107,15 @@ def _server_pss_mb(server: PgServer) -> float:
     return total / 1024
 
 
+def _sizes(index_dir: Path, server: PgServer, url: str, out: dict[str, Any]) -> None:
+    """The disk of both engines (the index folder; ``pg_database_size``) and the database server's memory."""
+    out["local/disk_mb"] = round(_disk_mb(index_dir))
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    out["postgres/disk_mb"] = round(int(row[0]) / 2**20) if row else None
+    out["postgres/server_pss_mb"] = round(_server_pss_mb(server))
+
+
 def _served(settings: Settings, texts: list[str]) -> dict[str, float]:
     """A real ``kb serve`` on ``settings``' engine (the variables it reads are set for the child only)."""
     saved = os.environ.get("KB_DATABASE_URL")
@@ -230,11 +239,7 @@ def existing(size: int, pool_dir: Path, index_dir: Path, pg_folder: Path, databa
             remote = local.model_copy(update={"database_url": server.url(database),
                                               "index_dir": Path(tmp) / "pg-index"})  # fmt: skip
             _side_by_side({"local": local, "postgres": remote}, [title for title, _, _ in pool[:150]], out)
-        out["local/disk_mb"] = round(_disk_mb(index_dir))
-        with psycopg.connect(server.url(database)) as conn:
-            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-        out["postgres/disk_mb"] = round(int(row[0]) / 2**20) if row else None
-        out["postgres/server_pss_mb"] = round(_server_pss_mb(server))
+        _sizes(index_dir, server, server.url(database), out)
     finally:
         server.stop()
     return out
@@ -260,11 +265,7 @@ def compare(size: int, pool_dir: Path, keep: Path | None = None) -> dict[str, An
                 print(name, "built", out[f"{name}/build_s"], flush=True)
             texts = [title for title, _, _ in pool[:150]]
             _searches(engines, texts, out, writes=True)
-            out["local/disk_mb"] = round(_disk_mb(local.index_dir))
-            with psycopg.connect(remote.database_url or "") as conn:
-                row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-            out["postgres/disk_mb"] = round(int(row[0]) / 2**20) if row else None
-            out["postgres/server_pss_mb"] = round(_server_pss_mb(server))
+            _sizes(local.index_dir, server, remote.database_url or "", out)
         finally:
             server.stop()
     return out

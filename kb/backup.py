@@ -111,13 +111,7 @@ def backup(settings: Settings, target: Path, *, with_corpus: bool = False) -> Ba
         target, manifest.version, version_name, manifest.documents, manifest.chunks, uploads, missing,
         corpus_files, created_at=created_at,
     )  # fmt: skip
-    checksums = {
-        p.relative_to(target).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
-        for p in sorted(target.rglob("*"))
-        if p.is_file()
-    }
-    for path in target.rglob("*"):
-        fsync_path(path)
+    checksums = synced_checksums(target)
     write_atomic(target / BACKUP_MANIFEST, json.dumps(_manifest(report, checksums), indent=2) + "\n")
     return report
 
@@ -307,6 +301,18 @@ def _occupied(settings: Settings, with_corpus: bool) -> list[Path]:
     if with_corpus and settings.corpus_dir.is_dir() and any(settings.corpus_dir.iterdir()):
         occupied.append(settings.corpus_dir)
     return occupied
+
+
+def synced_checksums(target: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file in the backup folder ``target`` (by path relative to it), each file and folder
+    flushed to disk first: what the backup's manifest records and ``kb restore`` checks, whatever the engine."""
+    for path in target.rglob("*"):
+        fsync_path(path)
+    return {
+        p.relative_to(target).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
+        for p in sorted(target.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _manifest(report: BackupReport, files: dict[str, dict[str, Any]]) -> dict[str, Any]:

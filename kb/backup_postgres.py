@@ -32,10 +32,18 @@ from typing import Any
 import psycopg
 
 from kb import __version__
-from kb.backup import BACKUP_MANIFEST, CORPUS, FORMAT, FORMAT_VERSION, BackupReport, read_manifest
+from kb.backup import (
+    BACKUP_MANIFEST,
+    CORPUS,
+    FORMAT,
+    FORMAT_VERSION,
+    BackupReport,
+    read_manifest,
+    synced_checksums,
+)
 from kb.curation.pg_db import PgCurationDB
 from kb.errors import BackupError, ConfigError
-from kb.files import file_sha256, fsync_path, write_atomic
+from kb.files import file_sha256, write_atomic
 from kb.settings import Settings
 
 ENGINE = "postgres"
@@ -73,13 +81,7 @@ def backup_postgres(settings: Settings, target: Path, *, with_corpus: bool = Fal
         target, live["version"], f"v{live['version']:06d}", live["documents"], live["chunks"], live["uploads"],
         corpus_files=corpus_files, created_at=created_at,
     )  # fmt: skip
-    files = {
-        p.relative_to(target).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
-        for p in sorted(target.rglob("*"))
-        if p.is_file()
-    }
-    for path in target.rglob("*"):
-        fsync_path(path)
+    files = synced_checksums(target)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kb_version": __version__, "engine": ENGINE,
         "created_at": created_at, "server_version": server, "index_version": report.index_version,
