@@ -53,13 +53,22 @@ UPLOAD_PREFIX = "upload/"
 LAST_INGEST_FILE = "last-ingest.json"
 
 
+class UploadSource(Protocol):
+    """Uploaded files kept where every machine reaches them (the PostgreSQL curation data): name → bytes."""
+
+    def file(self, name: str) -> bytes | None: ...
+
+
 class CuratedOverrides(Protocol):
     """What curators decided about files, asked for afresh by every ingestion while it holds the writer lock:
-    metadata laid over a file's own (``key → fields``) and the keys of purged files, never ingested again."""
+    metadata laid over a file's own (``key → fields``), the keys of purged files, never ingested again, and where
+    uploads received by another machine can be read (None: uploads are this machine's own)."""
 
     def overrides(self) -> dict[str, dict[str, Any]]: ...
 
     def excluded(self) -> set[str]: ...
+
+    def shared_files(self) -> UploadSource | None: ...
 
 
 class NoCuration:
@@ -70,6 +79,9 @@ class NoCuration:
 
     def excluded(self) -> set[str]:
         return set()
+
+    def shared_files(self) -> UploadSource | None:
+        return None
 
 
 @dataclass(frozen=True)

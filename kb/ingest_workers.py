@@ -24,7 +24,9 @@ import numpy as np
 from kb.chunking import chunk_sections, passage_text
 from kb.documents import Chunk, Document, document_id
 from kb.errors import LoaderError
+from kb.files import write_atomic
 from kb.ingest import (
+    UPLOAD_PREFIX,
     Ingestor,
     IngestReport,
     OcrNote,
@@ -170,6 +172,8 @@ class SharedIngestion:
             if claim in finished:
                 continue
             path = Path(claim.path)
+            if not path.is_file():
+                path = self._upload_here(claim) or path
             try:
                 current = _hash_file(path, self._curated.get(claim.key))
             except OSError:
@@ -203,6 +207,24 @@ class SharedIngestion:
         vectors = embedder.encode_documents(texts, self.settings.batch_size) if texts else np.zeros((0, 0))
         self._commit(ready, vectors, report)
         self.claims.done([claim for claim, _, _ in ready])
+
+    def _upload_here(self, claim: Claim) -> Path | None:
+        """The file of an upload that another machine received (the claim holds its path there), written into this
+        machine's uploads folder from the shared copy, so that any worker can take any claim; None when the claim
+        is no upload or no shared copy exists (the file is then gone, and a newer claim or the removal has it)."""
+        name = claim.key.removeprefix(UPLOAD_PREFIX)
+        if not claim.key.startswith(UPLOAD_PREFIX) or not name or "/" in name or name.startswith("."):
+            return None
+        local = self.settings.uploads_dir / name
+        if local.is_file():
+            return local
+        shared = self.ingestor.curation.shared_files()
+        data = shared.file(name) if shared is not None else None
+        if data is None:
+            return None
+        local.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(local, data)
+        return local
 
     def _commit(
         self, ready: list[tuple[Claim, Document, list[Chunk]]], vectors: np.ndarray, report: IngestReport

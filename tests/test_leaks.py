@@ -271,6 +271,9 @@ class _Overrides:
     def excluded(self) -> set[str]:
         return set()
 
+    def shared_files(self) -> None:
+        return None
+
 
 @pytest.fixture(scope="module")
 def shuffled(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Shuffled]:

@@ -4,6 +4,7 @@ audit log and the uploaded files are in the database, so every replica on it sha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -29,10 +30,12 @@ from kb.doctor_postgres import check_database
 from kb.documents import document_id
 from kb.embedder import Embedder
 from kb.errors import BackupError, CurationUnavailableError
-from kb.ingest import Ingestor
+from kb.ingest import UPLOAD_PREFIX, Ingestor, _hash_file
 from kb.search import Searcher
 from kb.settings import Settings
+from kb.storage.pg_claims import Claim, Claims
 from kb.storage.pg_schema import SCHEMA_VERSION
+from kb.storage.postgres import PostgresStorage
 from tests import factories
 from tests.conftest import curated_installation, make_small_corpus
 from tests.pg import PgServer
@@ -400,3 +403,44 @@ def test_curation_data_out_of_reach_is_a_503_that_names_the_server() -> None:
         PgCurationDB("postgresql://kb@127.0.0.1:1/kb")
     assert raised.value.status_code == 503
     assert "127.0.0.1:1/kb cannot be reached" in str(raised.value) and "KB_DATABASE_URL" in str(raised.value)
+
+
+def test_a_worker_on_another_machine_ingests_an_upload_from_the_shared_copy(
+    pg_url: str, tmp_path: Path, embedder: Embedder
+) -> None:
+    """Machine A received an upload (its file in A's folder and in the database) and registered its claim; a worker
+    on machine B takes the claim: it writes the file from the database into its own folder and ingests it."""
+    a, b = (
+        Settings(index_dir=tmp_path / m / "index", data_dir=tmp_path / m / "data", database_url=pg_url)
+        for m in ("a", "b")
+    )
+    data = factories.markdown("Zirkusprojekt", "Wuppertal", "Kinder üben Jonglieren im Zirkuszelt.").encode()
+    name = hashlib.sha256(data).hexdigest() + ".md"
+    store_a = open_curation(a)
+    try:
+        shared = store_a.shared_files()
+        assert shared is not None
+        shared.put_file(name, data)
+    finally:
+        store_a.close()
+    received = a.uploads_dir / name
+    received.parent.mkdir(parents=True)
+    received.write_bytes(data)
+    key = UPLOAD_PREFIX + name
+    storage = PostgresStorage(pg_url)
+    try:
+        with Claims(storage, "machine-a", lease_s=30) as claims:
+            claims.register([Claim(key, _hash_file(received), str(received))])
+    finally:
+        storage.close()
+    shutil.rmtree(a.data_dir)  # the path in the claim exists on machine A only
+
+    store_b = open_curation(b)
+    try:
+        report = Ingestor(b, embedder, store_b).run([])
+    finally:
+        store_b.close()
+    assert report.added == [key] and report.failed == []
+    assert (b.uploads_dir / name).read_bytes() == data
+    stored = Searcher(b, embedder).index.documents[document_id(key)]
+    assert stored.metadata.title == "Zirkusprojekt" and Path(stored.path) == (b.uploads_dir / name).resolve()
