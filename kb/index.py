@@ -28,11 +28,13 @@ These are the parts of the ``local`` storage engine; the rest of the program rea
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,26 @@ class BaseParts:
     doc_chunks: dict[str, np.ndarray]
     overlay: dict[str, str]
     counts: BaseCounts | None = None
+    #: The base's chunk id → document map (:func:`chunk_map`), built once for every reader of the base.
+    _map: tuple[np.ndarray, np.ndarray, list[str]] | None = None
+
+    def chunk_map(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The base's chunk ids sorted, each one's owner index, and the owners (document ids)."""
+        if self._map is None:
+            self._map = chunk_map(self.doc_chunks)
+        return self._map
+
+
+def chunk_map(doc_chunks: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A compact chunk id → document map: the chunk ids sorted, the index of each one's document in ``owners``,
+    and ``owners`` (:func:`owners_of` looks chunk ids up in it)."""
+    owners = list(doc_chunks)
+    if not owners:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), owners
+    ids = np.concatenate([doc_chunks[d] for d in owners])
+    own = np.concatenate([np.full(len(doc_chunks[d]), i, dtype=np.int32) for i, d in enumerate(owners)])
+    order = np.argsort(ids, kind="stable")
+    return ids[order], own[order], owners
 
 
 @dataclass
@@ -233,17 +255,9 @@ class LoadedIndex:
     def __post_init__(self) -> None:
         """A compact chunk id → document map (sorted ids and owner indexes) for grouping results in memory."""
         self.hidden = frozenset(d for d, doc in self.documents.items() if not visible_to(doc))
-        if self._owners:  # taken over from the reader of a version with the same chunks
+        if self._owners:  # taken over from the reader of a version with the same chunks, or built from a base's
             return
-        self._owners = list(self.doc_chunks)
-        if not self._owners:
-            return
-        ids = np.concatenate([self.doc_chunks[d] for d in self._owners])
-        owners = np.concatenate(
-            [np.full(len(self.doc_chunks[d]), i, dtype=np.int32) for i, d in enumerate(self._owners)]
-        )
-        order = np.argsort(ids, kind="stable")
-        self._chunk_order, self._chunk_owner = ids[order], owners[order]
+        self._chunk_order, self._chunk_owner, self._owners = chunk_map(self.doc_chunks)
 
     @property
     def name(self) -> str:
@@ -347,12 +361,18 @@ class LoadedIndex:
                 doc = store.base.document(doc_id)
                 if doc is not None:
                     documents[doc_id] = doc
-        documents.update((doc.id, doc) for doc in store.delta.documents())
-        documents = dict(sorted(documents.items(), key=lambda item: item[1].key))
+        # The base's documents are in the order of their keys (as a reader loaded whole has them); the delta's few
+        # are merged in rather than sorting every document again (a merge is linear in the base, a sort is not).
+        added = sorted(store.delta.documents(), key=attrgetter("key"))
+        if added:
+            merged = heapq.merge(documents.values(), added, key=attrgetter("key"))
+            documents = {doc.id: doc for doc in merged}
         doc_chunks = {d: ids for d, ids in base.doc_chunks.items() if d not in removed}
-        doc_chunks.update(
-            (d, np.asarray(ids, dtype=np.int64)) for d, ids in store.delta.chunk_ids_by_document().items()
-        )
+        delta_chunks = {
+            d: np.asarray(ids, dtype=np.int64) for d, ids in store.delta.chunk_ids_by_document().items()
+        }
+        doc_chunks.update(delta_chunks)
+        chunk_order, chunk_owner, owners = _layered_chunk_map(base, removed, delta_chunks)
         vectors = LayeredVectors(base.vectors, delta_vectors, delta.removed_chunks)
         if vectors.dimension != manifest.dimension or len(vectors) != manifest.chunks:
             raise IndexUnavailableError(
@@ -361,8 +381,8 @@ class LoadedIndex:
             )
         lexical = LayeredLexical(base.counts, delta.lexical, delta.removed_chunks)
         near = store.near_duplicates()
-        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, near, overlay=overlay,
-                   base=base)  # fmt: skip
+        return cls(folder, manifest, store, vectors, lexical, documents, doc_chunks, near, chunk_order,
+                   chunk_owner, owners, overlay=overlay, base=base)  # fmt: skip
 
     @classmethod
     def _sharing(cls, folder: Path, manifest: Manifest, previous: LoadedIndex) -> LoadedIndex:
@@ -500,6 +520,30 @@ def link_data(source: Path, target: Path, names: tuple[str, ...] = _ALL_DATA) ->
             os.link(source / name, target / name)
         except OSError:
             shutil.copy2(source / name, target / name)
+
+
+def _layered_chunk_map(
+    base: BaseParts, removed: set[str], delta_chunks: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The chunk map of a base and a delta: the base's map (built once per base) without the removed documents'
+    chunks, the delta's chunks inserted in order; the owners list only grows (a removed document's entry is never
+    pointed at again)."""
+    order, owner, base_owners = base.chunk_map()
+    if removed:
+        gone = np.fromiter((d in removed for d in base_owners), dtype=bool, count=len(base_owners))
+        keep = ~gone[owner]
+        order, owner = order[keep], owner[keep]
+    owners = [*base_owners, *delta_chunks]
+    if delta_chunks:
+        ids = np.concatenate(list(delta_chunks.values()))
+        own = np.concatenate(
+            [np.full(len(c), len(base_owners) + i, dtype=np.int32) for i, c in enumerate(delta_chunks.values())]
+        )
+        by_id = np.argsort(ids, kind="stable")
+        ids, own = ids[by_id], own[by_id]
+        at = np.searchsorted(order, ids)
+        order, owner = np.insert(order, at, ids), np.insert(owner, at, own)
+    return order, owner, owners
 
 
 def owners_of(chunk_ids: list[int], order: np.ndarray, owner: np.ndarray, owners: list[str]) -> dict[int, str]:

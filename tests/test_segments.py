@@ -24,7 +24,9 @@ from kb.documents import Metadata, document_id
 from kb.index import (
     DATA_FILES,
     LoadedIndex,
+    chunk_map,
     open_current,
+    owners_of,
 )
 from kb.lexical import CompoundSplitter, LexicalIndex
 from kb.settings import Settings
@@ -239,6 +241,15 @@ def test_a_reader_of_the_version_before_is_taken_over(segmented: LocalStorage) -
     assert third.lexical.base is second.lexical.base  # the base's term counts are read once
     fresh = LoadedIndex.open(third.folder)
     assert list(fresh.documents) == list(third.documents)
+    every_id = [int(i) for ids in first.doc_chunks.values() for i in ids] + [
+        int(i) for ids in third.doc_chunks.values() for i in ids
+    ]
+    whole = owners_of(every_id, *chunk_map(third.doc_chunks))  # the map built from every document's chunks
+    assert third.doc_of(every_id) == fresh.doc_of(every_id) == whole
+    assert set(whole.values()) == set(third.documents)
+    assert {d: list(ids) for d, ids in third.doc_chunks.items()} == {
+        d: list(ids) for d, ids in fresh.doc_chunks.items()
+    }
     assert fresh.lexical.search(fresh.lexical.query_terms("Lotsen"), 5) == third.lexical.search(
         third.lexical.query_terms("Lotsen"), 5
     )
