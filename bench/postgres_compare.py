@@ -36,7 +36,7 @@ import numpy as np
 import psycopg
 
 from bench.loopback import free_port
-from bench.server import kb_serve
+from bench.server import kb_serve, wait_ready
 from bench.synthetic import StubEncoder, synthetic_documents
 from bench.timing import process_status
 from kb.documents import Chunk, Document, Metadata, Section, document_id
@@ -195,15 +195,7 @@ def _side_by_side(engines: dict[str, Settings], texts: list[str], out: dict[str,
             name: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) for name, port in ports.items()
         }
         for name, client in clients.items():
-            while True:
-                try:
-                    if client.get("/health").json().get("status") == "ready":
-                        break
-                except httpx.TransportError:
-                    pass
-                if processes[name].poll() is not None:
-                    raise RuntimeError(f"kb serve ({name}) exited with {processes[name].returncode}")
-                time.sleep(0.2)
+            wait_ready(client, processes[name], f"kb serve ({name})")
         for label in ("http_first", "http"):  # a just-started server, then the steady state (counted)
             times = {name: [] for name in names}
             for n, text in enumerate(texts):

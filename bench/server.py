@@ -62,6 +62,19 @@ def _client_process(url: str, texts: list[str], clients: int, per_client: int) -
     return clients * per_client / (time.perf_counter() - started)
 
 
+def wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], name: str = "kb serve") -> None:
+    """Until the server ``process`` behind ``client`` says ready on /health (a RuntimeError if it exits first)."""
+    while True:
+        try:
+            if client.get("/health").json().get("status") == "ready":
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}")
+        time.sleep(0.2)
+
+
 def kb_serve(settings: Settings, texts: list[str]) -> dict[str, float]:
     """A real ``kb serve`` process on the index: seconds until /health says ready, its memory (whole process:
     model, SQLite, BM25, vectors) after answering every query once, and its latency over HTTP.
@@ -86,15 +99,7 @@ def kb_serve(settings: Settings, texts: list[str]) -> dict[str, float]:
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            while True:
-                try:
-                    if client.get("/health").json().get("status") == "ready":
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None:
-                    raise RuntimeError(f"kb serve exited with {process.returncode}")
-                time.sleep(0.2)
+            wait_ready(client, process)
             ready_s = time.perf_counter() - started
             status = process_status(process.pid)
             first_p50, first_p95 = searches_over_http(client, texts)

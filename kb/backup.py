@@ -203,9 +203,9 @@ def read_manifest(source: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_backup(source: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest lists is there with its size and sha256; nothing is restored otherwise."""
-    files: dict[str, dict[str, Any]] = manifest.get("files", {})
+def verify_checksums(source: Path, files: dict[str, dict[str, Any]]) -> None:
+    """Every file of ``files`` (a backup manifest's, by path relative to ``source``) is there with its size and
+    sha256, whatever the engine that wrote the backup."""
     for relative, expected in files.items():
         path = source / relative
         if ".." in Path(relative).parts or not path.is_file():
@@ -215,6 +215,12 @@ def verify_backup(source: Path, manifest: dict[str, Any]) -> None:
                 f"The backup file {path} does not match its checksum in {BACKUP_MANIFEST} (changed or damaged); "
                 "use another backup."
             )
+
+
+def verify_backup(source: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists is there with its size and sha256; nothing is restored otherwise."""
+    files: dict[str, dict[str, Any]] = manifest.get("files", {})
+    verify_checksums(source, files)
     name = str(manifest.get("index_name", ""))
     if not re.fullmatch(r"v\d+", name) or not any(r.startswith(f"{INDEX}/versions/{name}/") for r in files):
         raise BackupError(f"The backup in {source} holds no index version; take a new backup with `kb backup`.")

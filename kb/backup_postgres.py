@@ -40,10 +40,11 @@ from kb.backup import (
     BackupReport,
     read_manifest,
     synced_checksums,
+    verify_checksums,
 )
 from kb.curation.pg_db import PgCurationDB
 from kb.errors import BackupError, ConfigError
-from kb.files import file_sha256, write_atomic
+from kb.files import write_atomic
 from kb.settings import Settings
 
 ENGINE = "postgres"
@@ -235,12 +236,4 @@ def _verify(source: Path, manifest: dict[str, Any]) -> None:
     files: dict[str, dict[str, Any]] = manifest.get("files", {})
     if DUMP not in files:
         raise BackupError(f"The backup in {source} holds no {DUMP}; take a new backup with `kb backup`.")
-    for relative, expected in files.items():
-        path = source / relative
-        if ".." in Path(relative).parts or not path.is_file():
-            raise BackupError(f"The backup file {path} is missing; the backup is damaged, use another backup.")
-        if path.stat().st_size != expected["size"] or file_sha256(path) != expected["sha256"]:
-            raise BackupError(
-                f"The backup file {path} does not match its checksum in {BACKUP_MANIFEST} (changed or damaged); "
-                "use another backup."
-            )
+    verify_checksums(source, files)
